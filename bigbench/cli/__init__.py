@@ -1,0 +1,49 @@
+"""The ``bigbench`` command line. Commands import their heavy modules (torch) inside themselves
+so ``bigbench --help`` and ``bigbench config validate`` start fast."""
+
+from __future__ import annotations
+
+import typer
+
+import bigbench
+from bigbench.cli import config_cmd, info_cmd, train_cmd
+
+app = typer.Typer(
+    name="bigbench",
+    help="Train and benchmark neural networks and report what each run cost: throughput, "
+    "latency, memory and energy.\n\n"
+    "Examples:\n\n"
+    "  bigbench train configs/cnn.yaml\n\n"
+    "  bigbench config validate configs/rnn.yaml\n\n"
+    "  bigbench models",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"bigbench {bigbench.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """bigbench: what training and running a model really costs."""
+
+
+app.command("train")(train_cmd.train)
+app.add_typer(config_cmd.app, name="config")
+app.command("models")(info_cmd.models)
+app.command("data")(info_cmd.data)
+app.command("devices")(info_cmd.devices)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

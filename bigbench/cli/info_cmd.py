@@ -1,0 +1,120 @@
+"""``bigbench models``, ``bigbench data`` and ``bigbench devices``."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import typer
+
+from bigbench.cli.common import out_console, print_json
+
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _fmt_defaults(defaults: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in defaults.items())
+
+
+def models(json_: bool = JSON_OPTION) -> None:
+    """List registered models with their default arguments and parameter counts.
+
+    Parameter counts are for each model's reference input (28×28 grey images in 10 classes for
+    cnn; length-20 sequences over 10 tokens in 2 classes for rnn/lstm/gru).
+
+    Example: bigbench models --json
+    """
+    from bigbench.models import MODELS, build_model
+
+    rows = []
+    for spec in MODELS:
+        reference = spec.extras["reference_data"]
+        built = build_model(spec.config_class(name=spec.name), reference)
+        rows.append({"name": spec.name, "family": spec.extras["family"], "params": built.params,
+                     "reference_input": list(reference.sample_shape),
+                     "summary": spec.summary, "defaults": spec.defaults()})
+    if json_:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title="Models", show_lines=True)
+    for column in ("name", "params", "summary", "defaults"):
+        table.add_column(column, justify="right" if column == "params" else "left")
+    for row in rows:
+        table.add_row(row["name"], f"{row['params']:,}", row["summary"],
+                      _fmt_defaults(row["defaults"]))
+    out_console().print(table)
+
+
+def data(json_: bool = JSON_OPTION) -> None:
+    """List registered datasets and their arguments.
+
+    Example: bigbench data
+    """
+    from bigbench.data import DATASETS
+
+    rows = []
+    for spec in DATASETS:
+        fields = spec.config_class.model_fields
+        arguments = {k: {"default": None if f.is_required() else f.default,
+                         "required": f.is_required(), "description": f.description}
+                     for k, f in fields.items() if k != "name"}
+        rows.append({"name": spec.name, "summary": spec.summary, "arguments": arguments})
+    if json_:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title="Datasets", show_lines=True)
+    for column in ("name", "summary", "arguments"):
+        table.add_column(column)
+    for row in rows:
+        args = ", ".join(f"{k} (required)" if a["required"] else f"{k}={json.dumps(a['default'])}"
+                         for k, a in row["arguments"].items())
+        table.add_row(row["name"], row["summary"], args)
+    out_console().print(table)
+
+
+def devices(json_: bool = JSON_OPTION) -> None:
+    """Show the CPU, CUDA devices and whether NVML (GPU power/energy) answers.
+
+    Example: bigbench devices
+    """
+    import torch
+
+    from bigbench.devices import cpu_model_name, cuda_devices
+    from bigbench.measure.energy.nvml import probe
+
+    cuda = [d.as_dict() for d in cuda_devices()]
+    info = {
+        "cpu": {"name": cpu_model_name(), "logical_cpus": os.cpu_count(),
+                "torch_threads": torch.get_num_threads()},
+        "torch": torch.__version__,
+        "cuda_available": torch.cuda.is_available(),
+        "cuda_build": torch.version.cuda,
+        "cuda_devices": cuda,
+        "nvml": probe(),
+    }
+    if json_:
+        print_json(info)
+        return
+    console = out_console()
+    cpu = info["cpu"]
+    console.print(f"[bold]CPU[/]   {cpu['name']} — {cpu['logical_cpus']} logical CPUs, "
+                  f"torch uses {cpu['torch_threads']} threads")
+    console.print(f"[bold]torch[/] {info['torch']} (CUDA build: {info['cuda_build'] or 'none'})")
+    if cuda:
+        for d in cuda:
+            gib = d["total_memory_bytes"] / 2**30
+            console.print(f"[bold]cuda:{d['index']}[/] {d['name']} — {gib:.1f} GiB, "
+                          f"compute {d['capability']}, {d['uuid']}")
+    else:
+        console.print("[bold]CUDA[/]  no CUDA devices visible")
+    nvml = info["nvml"]
+    if nvml["available"]:
+        console.print(f"[bold]NVML[/]  driver {nvml['driver_version']}, "
+                      f"{nvml['device_count']} GPU(s)")
+    else:
+        console.print(f"[bold]NVML[/]  unavailable: {nvml['reason']}")

@@ -1,0 +1,58 @@
+"""The live progress bar of ``bigbench train`` (on stderr, so stdout stays machine-readable)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bigbench.engine import LogEvent
+from bigbench.train import TrainCallbacks
+
+
+class TrainProgress:
+    """A rich progress bar fed by the training callbacks; use as a context manager."""
+
+    def __init__(self, console: Any, description: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+        )
+        self._description = description
+        self._task: Any = None
+
+    def __enter__(self) -> TrainProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)
+
+    def callbacks(self) -> TrainCallbacks:
+        """The callbacks to hand to ``run_training``."""
+        return TrainCallbacks(on_start=self._start, on_step=self._step, on_log=self._log,
+                              on_eval=self._eval)
+
+    def _start(self, total_steps: int) -> None:
+        self._task = self._progress.add_task(self._description, total=total_steps,
+                                             loss="–", rate="")
+
+    def _step(self, step: int) -> None:
+        self._progress.update(self._task, completed=step)
+
+    def _log(self, event: LogEvent) -> None:
+        rate = f"{event.samples_per_s:,.0f} samples/s" if event.samples_per_s else ""
+        self._progress.update(self._task, loss=f"{event.loss:.4f}", rate=rate)
+
+    def _eval(self, result: dict[str, Any]) -> None:
+        self._progress.console.print(
+            f"epoch {result['epoch'] + 1}: test accuracy {result['accuracy']:.2%}, "
+            f"test loss {result['loss']:.4f}")

@@ -1,0 +1,70 @@
+"""``bigbench train``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from bigbench.cli.common import err_console, out_console, print_json, user_errors
+from bigbench.cli.config_cmd import CONFIG_ARG, SET_OPTION
+
+
+@user_errors
+def train(
+    config: Path = CONFIG_ARG,
+    device: str | None = typer.Option(
+        None, "--device", help="auto, cpu, cuda or cuda:N (overrides the config's device)."),
+    set_: list[str] = SET_OPTION,
+    out: Path | None = typer.Option(
+        None, "--out", help="Use this (new or empty) directory as the run directory instead of "
+        "output.dir/<UTC time>-<name>."),
+    seed: int | None = typer.Option(None, "--seed", help="Override train.seed."),
+    json_: bool = typer.Option(False, "--json", help="Print run.json to stdout instead of the "
+                               "summary table."),
+) -> None:
+    """Train a model from a YAML config and report what the run cost.
+
+    Writes a run directory with config.yaml, run.json, metrics.jsonl and model.safetensors.
+    Ctrl-C stops after the current step and still writes run.json (status "interrupted",
+    exit code 130).
+
+    Examples:
+
+      bigbench train configs/cnn.yaml
+
+      bigbench train configs/rnn.yaml --device cpu --set train.epochs=1 --json
+    """
+    from bigbench.config import load_config
+    from bigbench.results import check_out_dir
+
+    overrides = list(set_)
+    if device is not None:
+        overrides.append(f"device={device}")
+    if seed is not None:
+        overrides.append(f"train.seed={seed}")
+    cfg = load_config(config, overrides)
+    if out is not None:
+        check_out_dir(out)  # fail before any expensive work
+
+    from bigbench.cli.progress import TrainProgress
+    from bigbench.cli.summary import print_summary
+    from bigbench.interrupt import graceful_stop
+    from bigbench.train import run_training
+
+    console = err_console()
+    with graceful_stop() as stop:
+        try:
+            with TrainProgress(console, f"train {cfg.name}") as progress:
+                result = run_training(cfg, out=out, stop=stop, callbacks=progress.callbacks())
+        except KeyboardInterrupt:
+            console.print("interrupted twice: stopped at once; files on disk are complete")
+            raise typer.Exit(130) from None
+    if json_:
+        print_json(result.record)
+    else:
+        print_summary(out_console(), result.record)
+    if result.record["status"] != "completed":
+        console.print(f"run {result.record['status']}: {result.record.get('stop_detail') or ''}"
+                      f" — results in {result.run_dir}")
+    raise typer.Exit(result.exit_code)

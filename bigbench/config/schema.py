@@ -1,0 +1,140 @@
+"""The experiment config: every key, its default and its meaning.
+
+``bigbench config schema`` prints this as JSON Schema and the README's config reference is
+generated from the same descriptions, so a field without a description is a bug.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, field_validator, model_validator
+
+import bigbench.data.specs  # noqa: F401  (registers the datasets)
+import bigbench.models.specs  # noqa: F401  (registers the models)
+from bigbench.config.base import StrictModel
+from bigbench.data.registry import DATASETS
+from bigbench.errors import did_you_mean
+from bigbench.models.registry import MODELS
+
+#: Device strings accepted in configs and on the command line.
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d{1,3})$")
+
+
+def _union_of(registry) -> object:  # noqa: ANN001 - a pydantic type expression
+    members = tuple(spec.config_class for spec in registry)
+    return Annotated[Union[members], Field(discriminator="name")]  # noqa: UP007
+
+
+ModelConfig = _union_of(MODELS)
+DataConfig = _union_of(DATASETS)
+
+
+class OptimizerConfig(StrictModel):
+    """Which optimizer updates the weights."""
+
+    name: Literal["sgd", "adam", "adamw"] = Field("sgd", description="Optimizer.")
+    lr: float = Field(0.01, gt=0.0, le=1e3, description="Learning rate.")
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="SGD momentum (sgd only).")
+    weight_decay: float = Field(0.0, ge=0.0, le=1e3, description="Weight decay (L2 for sgd/adam, "
+                                "decoupled for adamw).")
+
+    @model_validator(mode="after")
+    def _momentum_only_for_sgd(self) -> OptimizerConfig:
+        if self.momentum and self.name != "sgd":
+            raise ValueError(f"momentum applies to sgd only, not {self.name}; remove it")
+        return self
+
+
+class ScheduleConfig(StrictModel):
+    """How the learning rate changes over the optimizer steps."""
+
+    name: Literal["constant", "cosine", "step"] = Field(
+        "constant",
+        description="'constant'; 'cosine' from lr down to min_lr over the whole run; 'step' "
+        "multiplies lr by gamma every step_size optimizer steps.",
+    )
+    min_lr: float = Field(0.0, ge=0.0, description="Final learning rate of the cosine schedule.")
+    step_size: int = Field(1000, ge=1, le=10**9, description="Steps between decays ('step').")
+    gamma: float = Field(0.1, gt=0.0, le=1.0, description="Decay factor ('step').")
+
+
+class TrainConfig(StrictModel):
+    """The training loop."""
+
+    epochs: int = Field(2, ge=1, le=100_000, description="Passes over the training data.")
+    max_steps: int | None = Field(
+        None, ge=1, le=10**9,
+        description="Stop after this many optimizer steps; wins over epochs when set.",
+    )
+    batch_size: int = Field(64, ge=1, le=1_000_000, description="Samples per optimizer step.")
+    eval_batch_size: int | None = Field(
+        None, ge=1, le=1_000_000, description="Samples per evaluation batch; null uses batch_size."
+    )
+    drop_last: bool = Field(
+        True,
+        description="Skip the last incomplete batch of each epoch so every measured step has "
+        "the same size.",
+    )
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig, description="Optimizer.")
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig,
+                                     description="Learning-rate schedule.")
+    grad_clip: float | None = Field(
+        None, gt=0.0, description="Clip the global gradient norm to this value; null disables."
+    )
+    warmup_steps: int = Field(
+        10, ge=0, le=10**9, description="First steps excluded from timing (allocator growth, "
+        "autotuning).",
+    )
+    log_every: int = Field(
+        50, ge=1, le=10**9,
+        description="Steps between loss read-backs, progress updates and metrics.jsonl lines.",
+    )
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of weights, data order and dropout.")
+
+    @model_validator(mode="after")
+    def _warmup_leaves_measured_steps(self) -> TrainConfig:
+        if self.max_steps is not None and self.warmup_steps >= self.max_steps:
+            raise ValueError(
+                f"warmup_steps ({self.warmup_steps}) must be less than max_steps "
+                f"({self.max_steps}), otherwise no step is measured"
+            )
+        return self
+
+
+class OutputConfig(StrictModel):
+    """Where results go."""
+
+    dir: str = Field("runs", min_length=1,
+                     description="Parent folder of run directories (<UTC time>-<name>).")
+    save_weights: bool = Field(True, description="Write the final weights as model.safetensors.")
+
+
+class ExperimentConfig(StrictModel):
+    """One experiment: a model trained on a dataset on a device."""
+
+    name: str = Field(
+        "experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="Experiment name, used in the run directory name (letters, digits, . _ -).",
+    )
+    model: ModelConfig = Field(description="Registry name of the model plus its arguments.")
+    data: DataConfig = Field(description="Registry name of the dataset plus its arguments.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Training loop.")
+    device: str = Field(
+        "auto", description="'auto' (first CUDA GPU, else CPU), 'cpu', 'cuda' or 'cuda:N'."
+    )
+    output: OutputConfig = Field(default_factory=OutputConfig, description="Results.")
+
+    @field_validator("device")
+    @classmethod
+    def _device_string(cls, value: str) -> str:
+        return check_device_string(value)
+
+
+def check_device_string(value: str) -> str:
+    """Validate a device string's form (existence is checked when the run starts)."""
+    if not DEVICE_PATTERN.match(value):
+        hint = did_you_mean(value, ["auto", "cpu", "cuda", "cuda:0"])
+        raise ValueError(f"'{value}' is not a device{hint}; use auto, cpu, cuda or cuda:N")
+    return value

@@ -1,0 +1,143 @@
+"""Datasets read from local files: NumPy ``.npz`` and MNIST IDX.
+
+Files are parsed without executing anything they contain: ``.npz`` with ``allow_pickle=False``
+and IDX by its documented header.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bigbench.data.specs import MnistArgs, NpzArgs
+from bigbench.data.tensors import Dataset, Split, make_info
+from bigbench.data.validate import check_inputs, check_labels
+from bigbench.errors import DataError
+
+
+def _to_split(x: np.ndarray, y: np.ndarray) -> Split:
+    # Integer inputs are token ids (int64 for nn.Embedding); everything else becomes float32.
+    xt = torch.from_numpy(np.ascontiguousarray(x))
+    xt = xt.long() if x.dtype.kind in "iub" else xt.float()
+    return Split(xt, torch.from_numpy(y.astype(np.int64)))
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise DataError(f"data.path: '{path}' does not exist or is not a file")
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not a .npz archive (save it with numpy.savez)")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise DataError(f"{path}: holds object arrays, which would need pickle to load; "
+                            "save plain numeric arrays") from None
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+
+
+def build_npz(args: NpzArgs, device: torch.device) -> Dataset:
+    """Arrays ``x``, ``y`` and optionally ``x_test``, ``y_test`` from an ``.npz`` file."""
+    path = Path(args.path)
+    arrays = _load_npz(path)
+    missing = [k for k in ("x", "y") if k not in arrays]
+    if missing:
+        raise DataError(f"{path}: missing array(s) {', '.join(missing)}; found "
+                        f"{', '.join(sorted(arrays)) or 'none'} (expected x, y, optional "
+                        "x_test, y_test)")
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise DataError(f"{path}: has only one of x_test / y_test; provide both or neither")
+    x, y = arrays["x"], arrays["y"]
+    check_inputs("x", x, str(path))
+    num_classes = check_labels("y", y, x.shape[0], str(path))
+    if "x_test" in arrays:
+        x_test, y_test = arrays["x_test"], arrays["y_test"]
+        check_inputs("x_test", x_test, str(path))
+        if x_test.shape[1:] != x.shape[1:] or x_test.dtype.kind != x.dtype.kind:
+            raise DataError(f"{path}: x_test samples are {x_test.dtype} {x_test.shape[1:]} but "
+                            f"x samples are {x.dtype} {x.shape[1:]}; they must match")
+        check_labels("y_test", y_test, x_test.shape[0], str(path), num_classes)
+    else:
+        order = np.random.default_rng(args.seed).permutation(x.shape[0])
+        n_test = int(round(x.shape[0] * args.test_fraction))
+        if n_test and x.shape[0] - n_test < 1:
+            raise DataError(f"{path}: too few samples ({x.shape[0]}) for test_fraction "
+                            f"{args.test_fraction}")
+        test_idx, train_idx = order[:n_test], order[n_test:]
+        x_test, y_test = x[test_idx], y[test_idx]
+        x, y = x[train_idx], y[train_idx]
+    train = _to_split(x, y)
+    test = _to_split(x_test, y_test) if len(y_test) else None
+    vocab = int(max(x.max(), x_test.max() if len(x_test) else 0)) + 1 \
+        if x.dtype.kind in "iub" else None
+    if vocab is not None and int(x.min()) < 0:
+        raise DataError(f"{path}: integer inputs are token ids and must be >= 0; "
+                        f"found {int(x.min())}")
+    info = make_info(train, test, num_classes, vocab)
+    return Dataset(train.to(device), test.to(device) if test else None, info)
+
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read one IDX file (gzipped or not) into an array; errors name the file and the problem."""
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as stream:
+            raw = stream.read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read ({exc}); the file may be truncated") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DataError(f"{path}: not an IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise DataError(f"{path}: IDX header is truncated")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise DataError(f"{path}: IDX body has {len(raw) - header} bytes, the header promises "
+                        f"{expected} for shape {shape}; the file is truncated or corrupt")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+def _find(root: Path, stem: str) -> Path:
+    dotted = stem.replace("-idx", ".idx")  # some mirrors name them train-images.idx3-ubyte
+    for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
+        if (root / name).is_file():
+            return root / name
+    raise DataError(f"data.root: '{root}' has no {stem}[.gz]; put the four MNIST IDX files there")
+
+
+def build_mnist(args: MnistArgs, device: torch.device) -> Dataset:
+    """MNIST from its IDX files; pixels scaled to [0, 1]."""
+    root = Path(args.root)
+    if not root.is_dir():
+        raise DataError(f"data.root: '{root}' is not a folder")
+    splits = []
+    for prefix in ("train", "t10k"):
+        images = read_idx(_find(root, f"{prefix}-images-idx3-ubyte"))
+        labels = read_idx(_find(root, f"{prefix}-labels-idx1-ubyte"))
+        if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+            raise DataError(f"{root}: {prefix} images {images.shape} and labels {labels.shape} "
+                            "do not match (expected (N, 28, 28) and (N,))")
+        check_labels(f"{prefix} labels", labels.astype(np.int64), labels.shape[0], str(root), 10)
+        splits.append((images, labels))
+    (x, y), (x_test, y_test) = splits
+    if args.limit is not None:
+        x, y = x[: args.limit], y[: args.limit]
+    train = Split(torch.from_numpy(x.astype(np.float32) / 255.0).unsqueeze(1),
+                  torch.from_numpy(y.astype(np.int64)))
+    test = Split(torch.from_numpy(x_test.astype(np.float32) / 255.0).unsqueeze(1),
+                 torch.from_numpy(y_test.astype(np.int64)))
+    return Dataset(train.to(device), test.to(device), make_info(train, test, 10, None))

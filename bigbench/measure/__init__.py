@@ -1,0 +1,1 @@
+"""Measurement: timing, memory and energy, grouped in named windows by :class:`Meter`."""

@@ -1,0 +1,1 @@
+"""Energy meters. Only ``nvml.py`` imports pynvml; only ``rapl.py`` reads powercap sysfs."""

@@ -1,0 +1,34 @@
+"""Peak memory of the process (host) and of the CUDA caching allocator (device)."""
+
+from __future__ import annotations
+
+import resource
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+
+def host_peak_rss_bytes() -> int:
+    """Peak resident set size of this process since it started, in bytes."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
+
+
+def reset_device_peak(device: torch.device) -> None:
+    """Start a new peak-memory interval on a CUDA device (no-op elsewhere)."""
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def device_peaks(device: torch.device) -> tuple[int | None, int | None]:
+    """Peak allocated and reserved bytes since the last reset; ``(None, None)`` off CUDA."""
+    if device.type != "cuda":
+        return None, None
+    import torch
+
+    return int(torch.cuda.max_memory_allocated(device)), int(torch.cuda.max_memory_reserved(device))

@@ -1,0 +1,100 @@
+"""Named measurement windows: time, memory and energy of a stretch of work.
+
+``with meter.window("measured"):`` synchronises the device at both edges, so the window holds
+exactly the work queued inside it, and records even when the body raises. Windows with the same
+name accumulate (training is split into segments by evaluations).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bigbench.devices import synchronize
+from bigbench.measure.energy.base import EnergyMeter
+from bigbench.measure.memory import device_peaks, reset_device_peak
+from bigbench.measure.timing import Clock
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass
+class WindowTotals:
+    """Everything measured in the windows of one name.
+
+    Attributes:
+        time_s: Wall time inside the windows, device work included, in seconds.
+        segments: How many times the window was entered.
+        steps: Steps counted in it by the caller.
+        samples: Samples counted in it by the caller.
+        device_peak_allocated_bytes: Largest CUDA allocator peak seen (null off CUDA).
+        device_peak_reserved_bytes: Largest CUDA reserved peak seen (null off CUDA).
+        energy: Energy records of each segment.
+    """
+
+    time_s: float = 0.0
+    segments: int = 0
+    steps: int = 0
+    samples: int = 0
+    device_peak_allocated_bytes: int | None = None
+    device_peak_reserved_bytes: int | None = None
+    energy: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "time_s": self.time_s, "segments": self.segments, "steps": self.steps,
+            "samples": self.samples,
+            "device_peak_allocated_bytes": self.device_peak_allocated_bytes,
+            "device_peak_reserved_bytes": self.device_peak_reserved_bytes,
+        }
+
+
+def _max_or_none(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+class Meter:
+    """Measures named windows on one device.
+
+    Args:
+        device: The device whose work is measured.
+        energy: The energy meter (a :class:`NullEnergyMeter` when none works).
+        clock: Host clock in seconds (injectable for tests).
+    """
+
+    def __init__(self, device: torch.device, energy: EnergyMeter,
+                 clock: Clock = time.perf_counter) -> None:
+        self.device = device
+        self.energy = energy
+        self.clock = clock
+        self.windows: dict[str, WindowTotals] = {}
+
+    @contextmanager
+    def window(self, name: str) -> Iterator[WindowTotals]:
+        """Measure the body as one segment of window ``name``; yields that window's totals."""
+        totals = self.windows.setdefault(name, WindowTotals())
+        synchronize(self.device)
+        reset_device_peak(self.device)
+        token = self.energy.begin()
+        start = self.clock()
+        try:
+            yield totals
+        finally:
+            synchronize(self.device)
+            totals.time_s += self.clock() - start
+            totals.segments += 1
+            totals.energy.append(self.energy.end(token))
+            allocated, reserved = device_peaks(self.device)
+            totals.device_peak_allocated_bytes = _max_or_none(
+                totals.device_peak_allocated_bytes, allocated)
+            totals.device_peak_reserved_bytes = _max_or_none(
+                totals.device_peak_reserved_bytes, reserved)
+
+    def totals(self, name: str) -> WindowTotals:
+        """Totals of window ``name`` (empty when it never ran)."""
+        return self.windows.get(name, WindowTotals())

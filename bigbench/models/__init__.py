@@ -1,0 +1,7 @@
+"""Models: a torch-free registry of argument specs, built on demand."""
+
+import bigbench.models.specs  # noqa: F401  (registers the built-in models)
+from bigbench.models.build import BuiltModel, build_model
+from bigbench.models.registry import MODELS, register_model
+
+__all__ = ["MODELS", "BuiltModel", "build_model", "register_model"]

@@ -1,0 +1,67 @@
+"""Build a registered model for a dataset (torch is imported by the builder, not here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bigbench.data.info import DataInfo
+from bigbench.models.registry import MODELS
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from bigbench.config.base import StrictModel
+
+
+@dataclass
+class BuiltModel:
+    """A model and the facts a run records about it.
+
+    Attributes:
+        module: The ``nn.Module``.
+        name: Registry name.
+        family: ``"cnn"`` or ``"recurrent"``.
+        args: Resolved arguments, with the values taken from the data filled in.
+    """
+
+    module: nn.Module
+    name: str
+    family: str
+    args: dict[str, Any]
+
+    @property
+    def params(self) -> int:
+        """Number of parameters."""
+        return sum(p.numel() for p in self.module.parameters())
+
+    @property
+    def trainable_params(self) -> int:
+        """Number of parameters that receive gradients."""
+        return sum(p.numel() for p in self.module.parameters() if p.requires_grad)
+
+
+def build_model(config: StrictModel, data: DataInfo) -> BuiltModel:
+    """Build the model named by ``config.name`` for inputs described by ``data``.
+
+    Raises:
+        ConfigError: when the arguments do not fit the data (shape too small, class mismatch).
+    """
+    spec = MODELS.get(config.name)  # type: ignore[attr-defined]
+    module, resolved = spec.load_builder()(config, data)
+    return BuiltModel(module=module, name=spec.name, family=spec.extras["family"],
+                      args={"name": spec.name, **resolved})
+
+
+def resolve_num_classes(requested: int | None, data: DataInfo) -> int:
+    """Classes from the config, or from the data when null; they must cover the labels."""
+    from bigbench.errors import ConfigError
+
+    if requested is None:
+        return data.num_classes
+    if requested < data.num_classes:
+        raise ConfigError(
+            f"model.num_classes is {requested} but the data has labels up to "
+            f"{data.num_classes - 1}; set it to at least {data.num_classes} or null"
+        )
+    return requested

@@ -1,0 +1,270 @@
+"""The training command: data and model onto the device, the step engine, evaluation, results.
+
+Reads top to bottom: prepare everything that can fail on user input *before* the run directory
+exists, then train inside measurement windows, then write run.json whatever happened.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import psutil
+import torch
+from torch import nn
+
+from bigbench import devices, environment
+from bigbench.config.render import config_yaml
+from bigbench.config.schema import ExperimentConfig, TrainConfig
+from bigbench.data import build_data
+from bigbench.data.tensors import Batcher, Split, sequential_batches
+from bigbench.engine import LogEvent, StepEngine
+from bigbench.errors import ConfigError
+from bigbench.interrupt import StopRequest
+from bigbench.measure.energy.base import NullEnergyMeter
+from bigbench.measure.memory import host_peak_rss_bytes
+from bigbench.measure.meter import Meter
+from bigbench.measure.timing import StepTimer
+from bigbench.models import build_model
+from bigbench.optim import build_optimizer, build_schedule
+from bigbench.record import eval_section, memory_section, throughput_section
+from bigbench.results import (
+    RUN_SCHEMA,
+    MetricsLog,
+    atomic_write_text,
+    create_run_dir,
+    write_json,
+)
+
+ENERGY_NOT_MEASURED = "energy meters are not part of this bigbench version yet"
+
+
+@dataclass
+class TrainCallbacks:
+    """How the caller follows the run (progress bars); all optional."""
+
+    on_start: Callable[[int], None] = lambda total_steps: None
+    on_step: Callable[[int], None] = lambda step: None
+    on_log: Callable[[LogEvent], None] = lambda event: None
+    on_eval: Callable[[dict[str, Any]], None] = lambda result: None
+
+
+@dataclass
+class TrainResult:
+    """The finished run: its directory, its record and the exit code the CLI should use."""
+
+    run_dir: Path
+    record: dict[str, Any]
+    exit_code: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) generators."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def plan_steps(train: TrainConfig, steps_per_epoch: int, train_size: int) -> tuple[int, int]:
+    """Total optimizer steps and epochs to run; refuses plans that would measure nothing."""
+    if steps_per_epoch == 0:
+        raise ConfigError(f"train.batch_size ({train.batch_size}) is larger than the training "
+                          f"set ({train_size} samples) and drop_last is on, so an epoch has no "
+                          "step; lower batch_size or set train.drop_last: false")
+    if train.max_steps is not None:
+        return train.max_steps, -(-train.max_steps // steps_per_epoch)
+    total = train.epochs * steps_per_epoch
+    if train.warmup_steps >= total:
+        raise ConfigError(f"train.warmup_steps ({train.warmup_steps}) must be less than the run's "
+                          f"{total} steps ({train.epochs} epoch(s) × {steps_per_epoch} steps), "
+                          "otherwise no step is measured")
+    return total, train.epochs
+
+
+def make_train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
+                    schedule: torch.optim.lr_scheduler.LRScheduler | None,
+                    grad_clip: float | None) -> Callable[[tuple[torch.Tensor, torch.Tensor]],
+                                                          torch.Tensor]:
+    """The brief's step (forward, loss, zero_grad, backward, step) plus clip and schedule."""
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        inputs, labels = batch
+        loss = loss_fn(model(inputs), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+        return loss
+
+    return step
+
+
+def evaluate(model: nn.Module, split: Split, batch_size: int) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy on ``split``, with one host sync at the end."""
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=split.y.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=split.y.device)
+    with torch.inference_mode():
+        for inputs, labels in sequential_batches(split, batch_size):
+            logits = model(inputs)
+            loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").double()
+            correct += (logits.argmax(dim=1) == labels).sum()
+    model.train()
+    n = len(split)
+    return correct.item() / n, loss_sum.item() / n
+
+
+def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopRequest,
+                 callbacks: TrainCallbacks | None = None) -> TrainResult:
+    """Train ``config`` and write its run directory.
+
+    Everything that depends on user input (device, data files, model shape) is checked before
+    the run directory is created, so a mistake leaves nothing behind.
+    """
+    callbacks = callbacks or TrainCallbacks()
+    started_at = datetime.now(timezone.utc)
+    wall_start = time.perf_counter()
+    train_cfg = config.train
+
+    device = devices.resolve(config.device)
+    seed_everything(train_cfg.seed)
+    dataset = build_data(config.data, device)
+    built = build_model(config.model, dataset.info)
+    model = built.module.to(device)
+    batcher = Batcher(dataset.train, train_cfg.batch_size, train_cfg.drop_last, train_cfg.seed)
+    total_steps, planned_epochs = plan_steps(train_cfg, batcher.steps_per_epoch,
+                                             len(dataset.train))
+    optimizer = build_optimizer(train_cfg.optimizer, model.parameters())
+    schedule = build_schedule(train_cfg.schedule, optimizer, total_steps)
+
+    run_dir = create_run_dir(Path(config.output.dir), config.name, out)
+    atomic_write_text(run_dir / "config.yaml", config_yaml(config))
+    metrics = MetricsLog(run_dir / "metrics.jsonl")
+    meter = Meter(device, NullEnergyMeter(ENERGY_NOT_MEASURED))
+    timer = StepTimer(device)
+    record: dict[str, Any] = {
+        "schema": RUN_SCHEMA, "status": "running", "name": config.name, "run_dir": str(run_dir),
+        "started_at": started_at.isoformat(), "finished_at": None,
+        "config": config.model_dump(mode="json"),
+        "env": environment.collect(device),
+        "model": {"name": built.name, "family": built.family, "params": built.params,
+                  "trainable_params": built.trainable_params, "args": built.args},
+        "data": {"name": config.data.name, "sample_shape": list(dataset.info.sample_shape),
+                 "num_classes": dataset.info.num_classes, "vocab_size": dataset.info.vocab_size,
+                 "train_size": dataset.info.train_size, "test_size": dataset.info.test_size},
+    }
+    write_json(run_dir / "run.json", record)
+
+    first_step_at: list[float] = []
+
+    def on_step(step: int) -> None:
+        if not first_step_at:
+            first_step_at.append(time.time())
+        callbacks.on_step(step)
+
+    def on_log(event: LogEvent) -> None:
+        metrics.append({"event": "train", "step": event.step, "epoch": event.epoch,
+                        "loss": event.loss if event.loss == event.loss else None,
+                        "lr": optimizer.param_groups[0]["lr"],
+                        "samples_per_s": event.samples_per_s})
+        callbacks.on_log(event)
+
+    engine = StepEngine(make_train_step(model, optimizer, schedule, train_cfg.grad_clip),
+                        meter, timer, total_steps=total_steps,
+                        warmup_steps=train_cfg.warmup_steps, log_every=train_cfg.log_every,
+                        on_log=on_log, on_step=on_step, should_stop=lambda: stop.requested)
+    last_eval: dict[str, Any] | None = None
+    epochs_done = 0
+    error: dict[str, Any] | None = None
+    callbacks.on_start(total_steps)
+    model.train()
+    try:
+        epochs = itertools.count() if train_cfg.max_steps is not None else range(planned_epochs)
+        for epoch in epochs:
+            engine.run(batcher.epoch(epoch), epoch)
+            if engine.state.stop_reason is not None:
+                break
+            epochs_done = epoch + 1
+            if dataset.test is not None:
+                with meter.window("eval"):
+                    accuracy, loss = evaluate(model, dataset.test, train_cfg.eval_batch_size
+                                              or train_cfg.batch_size)
+                last_eval = {"accuracy": accuracy, "loss": loss, "samples": len(dataset.test),
+                             "step": engine.state.step, "epoch": epoch}
+                metrics.append({"event": "eval", **last_eval})
+                callbacks.on_eval(last_eval)
+            if engine.finished:
+                break
+    except KeyboardInterrupt:
+        engine.state.stop_reason = "interrupted"
+        engine.state.stop_detail = f"stopped by a second signal during step {engine.state.step + 1}"
+    except torch.OutOfMemoryError as exc:
+        engine.state.stop_reason = "out_of_memory"
+        error = {"type": "out_of_memory", "message": str(exc).splitlines()[0],
+                 "hint": f"lower train.batch_size (now {train_cfg.batch_size})"}
+    except Exception as exc:  # a bug or a runtime failure: record it, then re-raise
+        engine.state.stop_reason = "error"
+        error = {"type": type(exc).__name__, "message": str(exc),
+                 "traceback": traceback.format_exc()}
+        _finish(record, run_dir, meter, timer, engine, last_eval, epochs_done, dataset, model,
+                config, wall_start, first_step_at, error, save_weights=False)
+        raise
+
+    _finish(record, run_dir, meter, timer, engine, last_eval, epochs_done, dataset, model, config,
+            wall_start, first_step_at, error, save_weights=config.output.save_weights)
+    exit_code = stop.exit_code if engine.state.stop_reason == "interrupted" else \
+        (1 if record["status"] == "failed" else 0)
+    return TrainResult(run_dir=run_dir, record=record, exit_code=exit_code)
+
+
+def _finish(record: dict[str, Any], run_dir: Path, meter: Meter, timer: StepTimer,
+            engine: StepEngine, last_eval: dict[str, Any] | None, epochs_done: int,
+            dataset: Any, model: nn.Module, config: ExperimentConfig, wall_start: float,
+            first_step_at: list[float], error: dict[str, Any] | None, save_weights: bool) -> None:
+    """Complete the record, write the weights and run.json."""
+    state = engine.state
+    status = {None: "completed", "interrupted": "interrupted"}.get(state.stop_reason, "failed")
+    tokens = dataset.info.sample_shape[0] if record["model"]["family"] == "recurrent" else None
+    startup_s = first_step_at[0] - psutil.Process().create_time() if first_step_at else None
+    record.update({
+        "status": status,
+        "stop_reason": state.stop_reason,
+        "stop_detail": state.stop_detail,
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "progress": {"steps": state.step, "total_steps": engine.total_steps,
+                     "epochs_completed": epochs_done, "samples": state.samples,
+                     "last_loss": state.last_loss if state.last_loss == state.last_loss else None,
+                     "last_finite_loss": state.last_finite_loss},
+        "throughput": throughput_section(meter, timer.durations_s, config.train.warmup_steps,
+                                         tokens),
+        "memory": memory_section(meter, host_peak_rss_bytes()),
+        "energy": meter.energy.summary(),
+        "eval": eval_section(last_eval, dataset.test is not None),
+        "time": {"wall_s": time.perf_counter() - wall_start, "startup_s": startup_s,
+                 "warmup_s": meter.totals("warmup").time_s,
+                 "measured_s": meter.totals("measured").time_s,
+                 "eval_s": meter.totals("eval").time_s},
+        "windows": {name: totals.as_dict() for name, totals in meter.windows.items()},
+        "error": error,
+        "files": {"config": "config.yaml", "metrics": "metrics.jsonl", "weights": None},
+    })
+    if save_weights and status != "failed":
+        from bigbench.checkpoint import save_weights as write_weights
+
+        write_weights(model, run_dir / "model.safetensors")
+        record["files"]["weights"] = "model.safetensors"
+    write_json(run_dir / "run.json", record)

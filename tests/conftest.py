@@ -1,0 +1,59 @@
+"""Shared fixtures: a CLI runner and small configs written into tmp_path."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bigbench.cli import app
+
+#: A config that trains in about a second on CPU.
+TINY_CNN = """\
+name: tiny
+model: {name: cnn, channels: [4, 8], hidden: [16]}
+data: {name: digits, size: 256, test_size: 64}
+train:
+  max_steps: 12
+  batch_size: 16
+  warmup_steps: 2
+  log_every: 4
+  optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
+device: cpu
+"""
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[[str, str], Path]:
+    """Write YAML text (dedented) to tmp_path/<name> and return the path."""
+
+    def write(text: str, name: str = "config.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+class Cli:
+    """Runs bigbench in-process and keeps stdout and stderr apart."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str | Path):  # noqa: ANN204
+        return self.runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def cli() -> Cli:
+    return Cli()
+
+
+def load_run(run_dir: Path) -> dict:
+    """Read run.json of a run directory."""
+    return json.loads((run_dir / "run.json").read_text())

@@ -1,0 +1,124 @@
+"""The step engine and the throughput definition, on an injected clock."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bigbench.engine import StepEngine
+from bigbench.measure.energy.base import NullEnergyMeter
+from bigbench.measure.meter import Meter
+from bigbench.measure.stats import percentile, summarize_durations
+from bigbench.measure.timing import StepTimer
+from bigbench.record import throughput_section
+
+CPU = torch.device("cpu")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _engine(clock: FakeClock, total: int, warmup: int, log_every: int = 10,
+            step_s: float = 0.05, losses=None, should_stop=lambda: False):
+    meter = Meter(CPU, NullEnergyMeter("test"), clock=clock)
+    timer = StepTimer(CPU, clock=clock)
+    calls = []
+    logs = []
+
+    def step(batch):
+        clock.now += step_s
+        calls.append(batch)
+        value = losses[len(calls) - 1] if losses else 1.0
+        return torch.tensor(value)
+
+    engine = StepEngine(step, meter, timer, total_steps=total, warmup_steps=warmup,
+                        log_every=log_every, on_log=logs.append, should_stop=should_stop)
+    return engine, meter, timer, calls, logs
+
+
+def _batches(n: int, size: int = 2):
+    return [(torch.zeros(size, 3), torch.zeros(size)) for _ in range(n)]
+
+
+def test_throughput_is_measured_samples_over_measured_time() -> None:
+    clock = FakeClock()
+    engine, meter, timer, calls, _ = _engine(clock, total=110, warmup=10)
+    engine.run(_batches(200), epoch=0)
+    assert len(calls) == 110
+    measured = meter.totals("measured")
+    assert measured.steps == 100 and measured.samples == 200
+    assert measured.time_s == pytest.approx(5.0)
+    section = throughput_section(meter, timer.durations_s, 10, None)
+    assert section["samples_per_s"] == pytest.approx(40.0)  # 100 steps × 2 samples / 5 s
+    assert section["warmup_steps"] == 10 and section["measured_steps"] == 100
+    assert section["step_time_s"]["p50"] == pytest.approx(0.05)
+    assert len(timer.durations_s) == 100  # warm-up steps are not timed
+
+
+def test_warmup_and_measured_windows_accumulate_across_epochs() -> None:
+    clock = FakeClock()
+    engine, meter, timer, calls, _ = _engine(clock, total=25, warmup=4, log_every=3)
+    for epoch in range(3):
+        engine.run(_batches(10), epoch=epoch)
+        clock.now += 7.0  # an evaluation between epochs is outside both windows
+    assert len(calls) == 25 and engine.finished
+    assert meter.totals("warmup").steps == 4
+    measured = meter.totals("measured")
+    assert measured.steps == 21 and measured.segments == 3
+    assert measured.time_s == pytest.approx(21 * 0.05)
+
+
+def test_loss_is_read_every_log_interval_and_at_the_end() -> None:
+    clock = FakeClock()
+    losses = [float(i) for i in range(1, 13)]
+    engine, _, _, _, logs = _engine(clock, total=12, warmup=2, log_every=5, losses=losses)
+    engine.run(_batches(12), epoch=0)
+    assert [event.step for event in logs] == [5, 10, 12]
+    assert [event.loss for event in logs] == [3.0, 8.0, 11.5]  # interval means
+    assert engine.state.last_loss == 11.5
+
+
+def test_non_finite_loss_stops_with_the_last_finite_loss() -> None:
+    clock = FakeClock()
+    losses = [1.0] * 5 + [math.nan] * 10
+    engine, _, _, calls, _ = _engine(clock, total=15, warmup=1, log_every=5, losses=losses)
+    engine.run(_batches(15), epoch=0)
+    assert engine.state.stop_reason == "non_finite_loss"
+    assert len(calls) == 10 and engine.state.last_finite_loss == 1.0
+    assert "step 10" in engine.state.stop_detail
+
+
+def test_stop_request_ends_after_the_current_step() -> None:
+    clock = FakeClock()
+    flag = {"stop": False}
+    engine, _, _, calls, _ = _engine(clock, total=50, warmup=2,
+                                     should_stop=lambda: flag["stop"] or len(calls) >= 7)
+    engine.run(_batches(50), epoch=0)
+    assert len(calls) == 7 and engine.state.stop_reason == "interrupted"
+
+
+def test_no_measured_steps_gives_null_with_reason() -> None:
+    meter = Meter(CPU, NullEnergyMeter("test"), clock=FakeClock())
+    section = throughput_section(meter, [], 10, None)
+    assert section["samples_per_s"] is None
+    assert "no measured steps" in section["reasons"]["samples_per_s"]
+
+
+@pytest.mark.parametrize("q", [0, 1, 50, 90, 99, 100])
+def test_percentile_matches_numpy(q) -> None:
+    values = list(np.random.default_rng(q).exponential(size=37))
+    assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+
+
+def test_summary_of_no_durations_is_null() -> None:
+    assert summarize_durations([])["p99"] is None
+    with pytest.raises(ValueError):
+        percentile([], 50)
