@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml scripts/install_torch.sh
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: install  ## Train the brief's CNN on the built-in digits (about 15 s on 2 CPU cores)
+demo: install  ## Train the reference CNN on the built-in digits (about 15 s on 2 CPU cores)
 	$(BIN)/bigbench train configs/cnn.yaml
 
 test: install  ## The test suite (CPU only) and the CI smoke run

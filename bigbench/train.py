@@ -95,7 +95,7 @@ def make_train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
                     schedule: torch.optim.lr_scheduler.LRScheduler | None,
                     grad_clip: float | None) -> Callable[[tuple[torch.Tensor, torch.Tensor]],
                                                           torch.Tensor]:
-    """The brief's step (forward, loss, zero_grad, backward, step) plus clip and schedule."""
+    """The classic step (forward, loss, zero_grad, backward, step) plus clip and schedule."""
     loss_fn = nn.CrossEntropyLoss()
 
     def step(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

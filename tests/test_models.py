@@ -30,21 +30,21 @@ def test_every_model_trains_one_step(spec) -> None:
     assert built.params == sum(p.numel() for p in built.module.parameters())
 
 
-def test_default_parameter_counts_match_the_brief() -> None:
+def test_default_parameter_counts_match_the_reference_models() -> None:
     cnn = MODELS.get("cnn")
     rnn = MODELS.get("rnn")
     assert build_model(cnn.config_class(name="cnn"), cnn.extras["reference_data"]).params == 333_526
     assert build_model(rnn.config_class(name="rnn"), rnn.extras["reference_data"]).params == 5_702
 
 
-def test_brief_cnn_layout() -> None:
+def test_reference_cnn_layout() -> None:
     spec = MODELS.get("cnn")
     module = build_model(spec.config_class(name="cnn"), spec.extras["reference_data"]).module
     convs = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
     linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
     assert [(c.in_channels, c.out_channels, c.kernel_size, c.padding) for c in convs] == [
         (1, 32, (3, 3), (1, 1)), (32, 64, (3, 3), (1, 1))]
-    # The brief's bug: 64*28*28 inputs; after two 2x2 pools a 28x28 image is 7x7.
+    # The classic bug: sizing it for 64*28*28 inputs; after two 2x2 pools a 28x28 image is 7x7.
     shapes = [(lin.in_features, lin.out_features) for lin in linears]
     assert shapes == [(64 * 7 * 7, 100), (100, 10)]
 

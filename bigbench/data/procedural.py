@@ -2,7 +2,7 @@
 
 ``digits``: 28×28 images of the ten digits. Each sample starts from a 5×7 glyph, is randomly
 scaled, rotated, sheared and shifted, given a random stroke weight and contrast, and covered in
-Gaussian noise. The brief's CNN reaches well above 90% test accuracy on it in a minute of CPU.
+Gaussian noise. The reference CNN reaches well above 90% test accuracy on it in a minute of CPU.
 
 ``tokens``: sequences of uniform random tokens from ``[0, vocab_size)``; the label is 1 when
 token 1 occurs more often than token 2 in the sequence, else 0. A recurrent network learns it by

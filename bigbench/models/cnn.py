@@ -1,9 +1,10 @@
 """The CNN family.
 
-With default arguments this is the brief's CNN: conv(1→32, 3×3, pad 1) → ReLU → maxpool 2 →
+With default arguments this is the reference CNN: conv(1→32, 3×3, pad 1) → ReLU → maxpool 2 →
 conv(32→64, 3×3, pad 1) → ReLU → maxpool 2 → linear(→100) → ReLU → linear(→10).
-The brief sized the first linear layer for 64·28·28 inputs, but two 2×2 pools shrink a 28×28
-image to 7×7, so it takes 64·7·7 = 3136 inputs here (333,526 parameters in all).
+A common version of this network sizes the first linear layer for 64·28·28 inputs, which fails
+at the first forward pass: two 2×2 pools shrink a 28×28 image to 7×7, so it takes
+64·7·7 = 3136 inputs here (333,526 parameters in all).
 """
 
 from __future__ import annotations

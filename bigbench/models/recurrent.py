@@ -1,9 +1,9 @@
 """The recurrent family: rnn, lstm and gru classifiers.
 
-With default arguments ``rnn`` is the brief's RNN: embedding(10 → 50) → 1-layer RNN(50,
-batch_first) → linear(50 → 2) on the last time step (5,702 parameters). The brief passed an
-LSTM-style ``(h0, c0)`` tuple to ``nn.RNN``, which accepts only ``h0``; here every cell starts
-from torch's zero state, which is what the brief's zeros meant.
+With default arguments ``rnn`` is the reference RNN: embedding(10 → 50) → 1-layer RNN(50,
+batch_first) → linear(50 → 2) on the last time step (5,702 parameters). A common version of
+this network passes an LSTM-style ``(h0, c0)`` tuple to ``nn.RNN``, which accepts only ``h0``
+and fails; here every cell starts from torch's zero state, which is what those zeros meant.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class RecurrentClassifier(nn.Module):
         _, state = self.rnn(x)
         final = state[0] if isinstance(state, tuple) else state  # LSTM returns (h_n, c_n)
         # h_n is (layers * directions, N, H); the last layer's directions are at the end.
-        # For one direction this equals output[:, -1], the brief's choice.
+        # For one direction this equals output[:, -1], the usual choice.
         last = final[-self.directions:]
         return self.fc(torch.cat(list(last), dim=-1))
 

@@ -1,7 +1,7 @@
 """Arguments of every registered model, with their documented defaults.
 
 This module is torch-free; it feeds the config schema and ``bigbench models``. The defaults
-reproduce the brief's CNN and RNN exactly (with their bugs fixed, see cnn.py / recurrent.py).
+reproduce the reference CNN and RNN exactly (with their bugs fixed, see cnn.py / recurrent.py).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from bigbench.models.registry import register_model
 
 # What `bigbench models` builds each model for when it reports default parameter counts.
 MNIST_LIKE = DataInfo(sample_shape=(1, 28, 28), num_classes=10)
-BRIEF_TOKENS = DataInfo(sample_shape=(20,), num_classes=2, vocab_size=10)
+REFERENCE_TOKENS = DataInfo(sample_shape=(20,), num_classes=2, vocab_size=10)
 
 
 @register_model(
     "cnn",
     builder="bigbench.models.cnn:build_cnn",
-    summary="Convolutional classifier; default is the brief's 2-conv CNN for 28x28 images",
+    summary="Convolutional classifier; default is the reference 2-conv CNN for 28x28 images",
     family="cnn",
     reference_data=MNIST_LIKE,
 )
@@ -77,7 +77,8 @@ class RecurrentArgs(StrictModel):
         None, ge=1, le=10_000_000, description="Token vocabulary size; null takes it from the data."
     )
     embedding_dim: int | None = Field(
-        None, ge=1, le=65536, description="Embedding width; null uses hidden_size (as the brief)."
+        None, ge=1, le=65536,
+        description="Embedding width; null uses hidden_size (as in the reference RNN).",
     )
     hidden_size: int = Field(50, ge=1, le=65536, description="Hidden state size.")
     num_layers: int = Field(1, ge=1, le=64, description="Stacked recurrent layers.")
@@ -100,9 +101,9 @@ class RecurrentArgs(StrictModel):
 
 
 _RECURRENT = {
-    "rnn": "Elman RNN (tanh); default is the brief's RNN: embedding 10→50, RNN(50), linear 50→2",
-    "lstm": "LSTM classifier with the same layout as the brief's RNN",
-    "gru": "GRU classifier with the same layout as the brief's RNN",
+    "rnn": "Elman RNN (tanh); default is the reference RNN: embedding 10→50, RNN(50), linear 50→2",
+    "lstm": "LSTM classifier with the same layout as the reference RNN",
+    "gru": "GRU classifier with the same layout as the reference RNN",
 }
 for _cell, _summary in _RECURRENT.items():
     register_model(
@@ -110,5 +111,5 @@ for _cell, _summary in _RECURRENT.items():
         builder=f"bigbench.models.recurrent:build_{_cell}",
         summary=_summary,
         family="recurrent",
-        reference_data=BRIEF_TOKENS,
+        reference_data=REFERENCE_TOKENS,
     )(RecurrentArgs)
