@@ -212,7 +212,7 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
     except KeyboardInterrupt:
         engine.state.stop_reason = "interrupted"
         engine.state.stop_detail = f"stopped by a second signal during step {engine.state.step + 1}"
-    except torch.OutOfMemoryError as exc:
+    except torch.cuda.OutOfMemoryError as exc:
         engine.state.stop_reason = "out_of_memory"
         error = {"type": "out_of_memory", "message": str(exc).splitlines()[0],
                  "hint": f"lower train.batch_size (now {train_cfg.batch_size})"}
