@@ -38,7 +38,7 @@ def test_cosine_goes_from_lr_to_min_lr() -> None:
     lrs = _lrs(ScheduleConfig(name="cosine", min_lr=0.1), steps=10)
     assert lrs[0] == pytest.approx(1.0) and lrs[-1] == pytest.approx(0.1)
     assert lrs[5] == pytest.approx(0.55)  # halfway: the mean of lr and min_lr
-    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
 
 
 def test_step_schedule_decays_every_step_size() -> None:
