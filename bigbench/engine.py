@@ -66,13 +66,16 @@ class StepEngine:
         on_log: Called with each :class:`LogEvent`.
         on_step: Called after every step with the step count (progress bars).
         should_stop: Polled after every step; True ends the run as "interrupted".
+        min_measured_s: Keep stepping past ``total_steps`` until the measured window lasts this
+            long (0: never extend). The extra steps run on the same code path.
     """
 
     def __init__(self, step_fn: Callable[[Batch], torch.Tensor], meter: Meter, timer: StepTimer,
                  *, total_steps: int, warmup_steps: int, log_every: int,
                  on_log: Callable[[LogEvent], None] = lambda event: None,
                  on_step: Callable[[int], None] = lambda step: None,
-                 should_stop: Callable[[], bool] = lambda: False) -> None:
+                 should_stop: Callable[[], bool] = lambda: False,
+                 min_measured_s: float = 0.0) -> None:
         self.step_fn = step_fn
         self.meter = meter
         self.timer = timer
@@ -82,6 +85,7 @@ class StepEngine:
         self.on_log = on_log
         self.on_step = on_step
         self.should_stop = should_stop
+        self.min_measured_s = min_measured_s
         self.state = EngineState()
         self._loss_sum: torch.Tensor | None = None
         self._interval_steps = 0
@@ -91,8 +95,19 @@ class StepEngine:
 
     @property
     def finished(self) -> bool:
-        """True when all steps ran or the engine stopped early."""
-        return self.state.stop_reason is not None or self.state.step >= self.total_steps
+        """True when all steps ran (and the measured window is long enough) or on a stop."""
+        if self.state.stop_reason is not None:
+            return True
+        return self.state.step >= self.total_steps and not self._too_short(0.0)
+
+    @property
+    def extra_steps(self) -> int:
+        """Steps run past ``total_steps`` to reach ``min_measured_s``."""
+        return max(0, self.state.step - self.total_steps)
+
+    def _too_short(self, running_s: float) -> bool:
+        measured = self.meter.totals("measured").time_s + running_s
+        return self.min_measured_s > 0 and measured < self.min_measured_s
 
     def run(self, batches: Iterable[Batch], epoch: int) -> None:
         """Run steps on ``batches`` until they run out, the total is reached or a stop."""
@@ -110,8 +125,11 @@ class StepEngine:
         with self.meter.window(window) as totals:
             if measured:
                 self.timer.start()
+            opened = self.meter.clock()
             # The hot loop: no host synchronisation except inside _log every log_every steps.
-            while state.step < limit:
+            # Past the limit it only continues while the measured window is too short.
+            while state.step < limit or (
+                    measured and self._too_short(self.meter.clock() - opened)):
                 batch = next(batches, None)
                 if batch is None:
                     break

@@ -6,10 +6,123 @@ nothing is filled with 0 or estimated here.
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
+import psutil
+
+from bigbench.measure.memory import host_peak_rss_bytes
 from bigbench.measure.meter import Meter
 from bigbench.measure.stats import summarize_durations
+from bigbench.results import atomic_write_text, write_json
+
+
+@dataclass
+class RunContext:
+    """Everything a run has measured so far; :func:`finish_record` turns it into run.json."""
+
+    record: dict[str, Any]
+    run_dir: Path
+    meter: Meter
+    timer: Any
+    engine: Any
+    energy: Any
+    dataset_info: Any
+    has_test: bool
+    config: Any
+    wall_start: float
+    first_step_at: list[float]
+    flop_counts: dict[str, Any] | None = None
+    flop_error: str | None = None
+    last_eval: dict[str, Any] | None = None
+    epochs_done: int = 0
+    error: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def finish_record(ctx: RunContext, model: Any) -> list[str]:
+    """Complete run.json, write power.csv and (when ``model`` is given) the weights.
+
+    Returns:
+        Warnings worth showing the user (e.g. counter and integral disagreeing).
+    """
+    from bigbench.measure.energy.monitor import diff_warnings
+    from bigbench.measure.energy.report import carbon_section, energy_section, idle_section
+
+    state = ctx.engine.state
+    status = {None: "completed", "interrupted": "interrupted"}.get(state.stop_reason, "failed")
+    record = ctx.record
+    tokens = ctx.dataset_info.sample_shape[0] if record["model"]["family"] == "recurrent" \
+        else None
+    startup_s = ctx.first_step_at[0] - psutil.Process().create_time() if ctx.first_step_at \
+        else None
+    throughput = throughput_section(ctx.meter, ctx.timer.durations_s,
+                                    ctx.config.train.warmup_steps, tokens)
+    throughput["extra_steps"] = ctx.engine.extra_steps
+    energy = energy_section(ctx.energy, ctx.meter)
+    idle = idle_section(ctx.energy, ctx.meter, energy)
+    if idle is not None:
+        energy["idle"] = idle
+    device = record["env"]["device"]
+    record.update({
+        "status": status,
+        "stop_reason": state.stop_reason,
+        "stop_detail": state.stop_detail,
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "progress": {"steps": state.step, "total_steps": ctx.engine.total_steps,
+                     "extra_steps": ctx.engine.extra_steps,
+                     "epochs_completed": ctx.epochs_done, "samples": state.samples,
+                     "last_loss": state.last_loss if state.last_loss == state.last_loss
+                     else None,
+                     "last_finite_loss": state.last_finite_loss},
+        "throughput": throughput,
+        "memory": memory_section(ctx.meter, host_peak_rss_bytes()),
+        "energy": energy,
+        "flops": flops_section(ctx.flop_counts, throughput, energy.get("total_j"),
+                               device["type"], device["name"], ctx.flop_error),
+        "eval": eval_section(ctx.last_eval, ctx.has_test),
+        "time": {"wall_s": time.perf_counter() - ctx.wall_start, "startup_s": startup_s,
+                 **{f"{name}_s": totals.time_s for name, totals in ctx.meter.windows.items()}},
+        "windows": {name: totals.as_dict() for name, totals in ctx.meter.windows.items()},
+        "error": ctx.error,
+        "files": {"config": "config.yaml", "metrics": "metrics.jsonl", "weights": None,
+                  "power": None},
+    })
+    carbon = carbon_section(ctx.config.measure.carbon_intensity_g_per_kwh, energy)
+    if carbon is not None:
+        record["carbon"] = carbon
+    if write_power_csv(ctx.energy, ctx.run_dir / "power.csv"):
+        record["files"]["power"] = "power.csv"
+    if model is not None and status != "failed":
+        from bigbench.checkpoint import save_weights
+
+        save_weights(model, ctx.run_dir / "model.safetensors")
+        record["files"]["weights"] = "model.safetensors"
+    write_json(ctx.run_dir / "run.json", record)
+    warnings = diff_warnings([d for d in energy.get("devices", []) if d.get("measured")])
+    if energy.get("quality") == "low":
+        reasons = {r for d in energy["devices"] for r in d.get("quality_reasons") or []}
+        warnings.append("energy quality is low: " + "; ".join(sorted(reasons)))
+    return warnings
+
+
+def write_power_csv(energy: Any, path: Path) -> bool:
+    """``t_s,device,power_w`` rows from the sampler (t_s from the first sample); False if none."""
+    sampler = getattr(energy, "sampler", None)
+    if sampler is None:
+        return False
+    rows = [(t, key, w) for key, trace in sampler.traces.items()
+            for t, w in zip(trace.t_s[:len(trace.power_w)], trace.power_w, strict=False)]
+    if not rows:
+        return False
+    rows.sort()
+    origin = rows[0][0]
+    lines = ["t_s,device,power_w"] + [f"{t - origin:.6f},{key},{w:.3f}" for t, key, w in rows]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return True
 
 
 def throughput_section(meter: Meter, durations_s: list[float], warmup_steps: int,
@@ -67,3 +180,66 @@ def eval_section(result: dict[str, Any] | None, has_test_split: bool) -> dict[st
         "the run stopped before its first evaluation"
     return {"accuracy": None, "loss": None, "samples": 0, "step": None,
             "reasons": {"accuracy": why, "loss": why}}
+
+
+def flops_section(counts: dict[str, Any] | None, throughput: dict[str, Any],
+                  energy_total_j: float | None, device_type: str, device_name: str,
+                  count_error: str | None = None) -> dict[str, Any]:
+    """FLOPs per sample, achieved FLOP/s, MFU against the peak table, and FLOPs per joule."""
+    from bigbench.measure.flops import MeasurementError
+    from bigbench.measure.peaks import peak_flops
+
+    reasons: dict[str, str] = {}
+    section: dict[str, Any] = {"forward_per_sample": None, "train_step_per_sample": None,
+                               "method": None, "achieved_flops_per_s": None, "mfu": None,
+                               "peak_flops_per_s": None, "peak_dtype": None,
+                               "peak_source": None, "flops_per_j": None}
+    if counts is None:
+        reason = count_error or "FLOP counting is disabled (measure.flops: false)"
+        section["reasons"] = {k: reason for k in section if section[k] is None}
+        return section
+    section.update(counts)
+    per_sample = counts["train_step_per_sample"]
+    rate = throughput.get("samples_per_s")
+    if rate:
+        section["achieved_flops_per_s"] = per_sample * rate
+    else:
+        reasons["achieved_flops_per_s"] = "no measured throughput"
+    if device_type != "cuda":
+        reasons["mfu"] = "no peak FLOP/s figure for CPUs: MFU is reported for known GPUs only"
+    else:
+        dtype = _cuda_fp32_math_mode()
+        peak, source = peak_flops(device_name, dtype)
+        if peak is None and dtype == "tf32":
+            dtype = "fp32"
+            peak, source = peak_flops(device_name, dtype)
+        section.update(peak_dtype=dtype, peak_flops_per_s=peak)
+        if peak is None:
+            reasons["mfu"] = source
+        else:
+            section["peak_source"] = source
+            if section["achieved_flops_per_s"] is not None:
+                mfu = section["achieved_flops_per_s"] / peak
+                if mfu > 1:
+                    raise MeasurementError(f"MFU {mfu:.2f} > 1 against {source}: a FLOP count, "
+                                           "throughput or peak figure is wrong")
+                section["mfu"] = mfu
+    samples = throughput.get("measured_samples") or 0
+    if energy_total_j:
+        section["flops_per_j"] = per_sample * samples / energy_total_j
+    else:
+        reasons["flops_per_j"] = "energy was not measured"
+    for key in ("peak_flops_per_s", "peak_dtype", "peak_source", "mfu"):
+        if section[key] is None and "mfu" in reasons:
+            reasons.setdefault(key, reasons["mfu"])
+    if reasons:
+        section["reasons"] = reasons
+    return section
+
+
+def _cuda_fp32_math_mode() -> str:
+    """fp32 training may use TF32 tensor cores (cuDNN allows it by default): its peak applies."""
+    import torch
+
+    allowed = torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32
+    return "tf32" if allowed else "fp32"

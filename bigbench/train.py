@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import psutil
 import torch
 from torch import nn
 
@@ -28,22 +27,13 @@ from bigbench.data.tensors import Batcher, Split, sequential_batches
 from bigbench.engine import LogEvent, StepEngine
 from bigbench.errors import ConfigError
 from bigbench.interrupt import StopRequest
-from bigbench.measure.energy.base import NullEnergyMeter
-from bigbench.measure.memory import host_peak_rss_bytes
+from bigbench.measure.energy.setup import build_monitor
 from bigbench.measure.meter import Meter
 from bigbench.measure.timing import StepTimer
 from bigbench.models import build_model
 from bigbench.optim import build_optimizer, build_schedule
-from bigbench.record import eval_section, memory_section, throughput_section
-from bigbench.results import (
-    RUN_SCHEMA,
-    MetricsLog,
-    atomic_write_text,
-    create_run_dir,
-    write_json,
-)
-
-ENERGY_NOT_MEASURED = "energy meters are not part of this bigbench version yet"
+from bigbench.record import RunContext, finish_record
+from bigbench.results import RUN_SCHEMA, MetricsLog, atomic_write_text, create_run_dir, write_json
 
 
 @dataclass
@@ -54,6 +44,7 @@ class TrainCallbacks:
     on_step: Callable[[int], None] = lambda step: None
     on_log: Callable[[LogEvent], None] = lambda event: None
     on_eval: Callable[[dict[str, Any]], None] = lambda result: None
+    on_phase: Callable[[str], None] = lambda message: None
 
 
 @dataclass
@@ -128,6 +119,17 @@ def evaluate(model: nn.Module, split: Split, batch_size: int) -> tuple[float, fl
     return correct.item() / n, loss_sum.item() / n
 
 
+def _count_flops(config: ExperimentConfig, info: Any) -> tuple[dict[str, Any] | None, str | None]:
+    if not config.measure.flops:
+        return None, None
+    from bigbench.measure.flops import count_flops
+
+    try:
+        return count_flops(config.model, info), None
+    except Exception as exc:  # an op the meta device cannot run: say so instead of guessing
+        return None, f"FLOP counting failed: {type(exc).__name__}: {exc}"
+
+
 def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopRequest,
                  callbacks: TrainCallbacks | None = None) -> TrainResult:
     """Train ``config`` and write its run directory.
@@ -150,17 +152,21 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
                                              len(dataset.train))
     optimizer = build_optimizer(train_cfg.optimizer, model.parameters())
     schedule = build_schedule(train_cfg.schedule, optimizer, total_steps)
+    flop_counts, flop_error = _count_flops(config, dataset.info)
 
     run_dir = create_run_dir(Path(config.output.dir), config.name, out)
     atomic_write_text(run_dir / "config.yaml", config_yaml(config))
     metrics = MetricsLog(run_dir / "metrics.jsonl")
-    meter = Meter(device, NullEnergyMeter(ENERGY_NOT_MEASURED))
+    energy = build_monitor(config.measure, device)
+    meter = Meter(device, energy)
     timer = StepTimer(device)
+    env = environment.collect(device)
+    if hasattr(energy, "devices"):
+        env["energy_meters"] = [{"key": d.key, "kind": d.kind, **d.info()} for d in energy.devices]
     record: dict[str, Any] = {
         "schema": RUN_SCHEMA, "status": "running", "name": config.name, "run_dir": str(run_dir),
         "started_at": started_at.isoformat(), "finished_at": None,
-        "config": config.model_dump(mode="json"),
-        "env": environment.collect(device),
+        "config": config.model_dump(mode="json"), "env": env,
         "model": {"name": built.name, "family": built.family, "params": built.params,
                   "trainable_params": built.trainable_params, "args": built.args},
         "data": {"name": config.data.name, "sample_shape": list(dataset.info.sample_shape),
@@ -183,30 +189,43 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
                         "samples_per_s": event.samples_per_s})
         callbacks.on_log(event)
 
+    extend_s = 0.0
+    if config.measure.extend_to_min_window and getattr(energy, "devices", None):
+        extend_s = energy.min_window_s
     engine = StepEngine(make_train_step(model, optimizer, schedule, train_cfg.grad_clip),
                         meter, timer, total_steps=total_steps,
                         warmup_steps=train_cfg.warmup_steps, log_every=train_cfg.log_every,
-                        on_log=on_log, on_step=on_step, should_stop=lambda: stop.requested)
-    last_eval: dict[str, Any] | None = None
-    epochs_done = 0
-    error: dict[str, Any] | None = None
-    callbacks.on_start(total_steps)
-    model.train()
+                        on_log=on_log, on_step=on_step, should_stop=lambda: stop.requested,
+                        min_measured_s=extend_s)
+    context = RunContext(record=record, run_dir=run_dir, meter=meter, timer=timer,
+                         engine=engine, energy=energy, dataset_info=dataset.info,
+                         has_test=dataset.test is not None, config=config,
+                         wall_start=wall_start, first_step_at=first_step_at,
+                         flop_counts=flop_counts, flop_error=flop_error)
+    eval_batch = train_cfg.eval_batch_size or train_cfg.batch_size
+    if hasattr(energy, "start"):
+        energy.start()
     try:
-        epochs = itertools.count() if train_cfg.max_steps is not None else range(planned_epochs)
-        for epoch in epochs:
+        if config.measure.idle_s > 0:
+            callbacks.on_phase(f"measuring idle power for {config.measure.idle_s:g} s")
+            with meter.window("idle"):
+                _idle(config.measure.idle_s, stop)
+        callbacks.on_start(total_steps)
+        model.train()
+        endless = train_cfg.max_steps is not None or extend_s > 0
+        for epoch in itertools.count() if endless else range(planned_epochs):
             engine.run(batcher.epoch(epoch), epoch)
             if engine.state.stop_reason is not None:
                 break
-            epochs_done = epoch + 1
+            context.epochs_done = epoch + 1
             if dataset.test is not None:
                 with meter.window("eval"):
-                    accuracy, loss = evaluate(model, dataset.test, train_cfg.eval_batch_size
-                                              or train_cfg.batch_size)
-                last_eval = {"accuracy": accuracy, "loss": loss, "samples": len(dataset.test),
-                             "step": engine.state.step, "epoch": epoch}
-                metrics.append({"event": "eval", **last_eval})
-                callbacks.on_eval(last_eval)
+                    accuracy, loss = evaluate(model, dataset.test, eval_batch)
+                context.last_eval = {"accuracy": accuracy, "loss": loss,
+                                     "samples": len(dataset.test), "step": engine.state.step,
+                                     "epoch": epoch}
+                metrics.append({"event": "eval", **context.last_eval})
+                callbacks.on_eval(context.last_eval)
             if engine.finished:
                 break
     except KeyboardInterrupt:
@@ -214,57 +233,29 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
         engine.state.stop_detail = f"stopped by a second signal during step {engine.state.step + 1}"
     except torch.cuda.OutOfMemoryError as exc:
         engine.state.stop_reason = "out_of_memory"
-        error = {"type": "out_of_memory", "message": str(exc).splitlines()[0],
-                 "hint": f"lower train.batch_size (now {train_cfg.batch_size})"}
+        context.error = {"type": "out_of_memory", "message": str(exc).splitlines()[0],
+                         "hint": f"lower train.batch_size (now {train_cfg.batch_size})"}
     except Exception as exc:  # a bug or a runtime failure: record it, then re-raise
         engine.state.stop_reason = "error"
-        error = {"type": type(exc).__name__, "message": str(exc),
-                 "traceback": traceback.format_exc()}
-        _finish(record, run_dir, meter, timer, engine, last_eval, epochs_done, dataset, model,
-                config, wall_start, first_step_at, error, save_weights=False)
+        context.error = {"type": type(exc).__name__, "message": str(exc),
+                         "traceback": traceback.format_exc()}
+        _stop_energy(energy)
+        finish_record(context, model=None)
         raise
-
-    _finish(record, run_dir, meter, timer, engine, last_eval, epochs_done, dataset, model, config,
-            wall_start, first_step_at, error, save_weights=config.output.save_weights)
+    _stop_energy(energy)
+    warnings = finish_record(context, model=model if config.output.save_weights else None)
     exit_code = stop.exit_code if engine.state.stop_reason == "interrupted" else \
         (1 if record["status"] == "failed" else 0)
-    return TrainResult(run_dir=run_dir, record=record, exit_code=exit_code)
+    return TrainResult(run_dir=run_dir, record=record, exit_code=exit_code, warnings=warnings)
 
 
-def _finish(record: dict[str, Any], run_dir: Path, meter: Meter, timer: StepTimer,
-            engine: StepEngine, last_eval: dict[str, Any] | None, epochs_done: int,
-            dataset: Any, model: nn.Module, config: ExperimentConfig, wall_start: float,
-            first_step_at: list[float], error: dict[str, Any] | None, save_weights: bool) -> None:
-    """Complete the record, write the weights and run.json."""
-    state = engine.state
-    status = {None: "completed", "interrupted": "interrupted"}.get(state.stop_reason, "failed")
-    tokens = dataset.info.sample_shape[0] if record["model"]["family"] == "recurrent" else None
-    startup_s = first_step_at[0] - psutil.Process().create_time() if first_step_at else None
-    record.update({
-        "status": status,
-        "stop_reason": state.stop_reason,
-        "stop_detail": state.stop_detail,
-        "finished_at": datetime.now(timezone.utc).isoformat(),
-        "progress": {"steps": state.step, "total_steps": engine.total_steps,
-                     "epochs_completed": epochs_done, "samples": state.samples,
-                     "last_loss": state.last_loss if state.last_loss == state.last_loss else None,
-                     "last_finite_loss": state.last_finite_loss},
-        "throughput": throughput_section(meter, timer.durations_s, config.train.warmup_steps,
-                                         tokens),
-        "memory": memory_section(meter, host_peak_rss_bytes()),
-        "energy": meter.energy.summary(),
-        "eval": eval_section(last_eval, dataset.test is not None),
-        "time": {"wall_s": time.perf_counter() - wall_start, "startup_s": startup_s,
-                 "warmup_s": meter.totals("warmup").time_s,
-                 "measured_s": meter.totals("measured").time_s,
-                 "eval_s": meter.totals("eval").time_s},
-        "windows": {name: totals.as_dict() for name, totals in meter.windows.items()},
-        "error": error,
-        "files": {"config": "config.yaml", "metrics": "metrics.jsonl", "weights": None},
-    })
-    if save_weights and status != "failed":
-        from bigbench.checkpoint import save_weights as write_weights
+def _idle(seconds: float, stop: StopRequest) -> None:
+    """Sleep for the idle baseline, waking early on a stop request."""
+    deadline = time.monotonic() + seconds
+    while not stop.requested and time.monotonic() < deadline:
+        time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
-        write_weights(model, run_dir / "model.safetensors")
-        record["files"]["weights"] = "model.safetensors"
-    write_json(run_dir / "run.json", record)
+
+def _stop_energy(energy: Any) -> None:
+    if hasattr(energy, "stop"):
+        energy.stop()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 import bigbench
-from bigbench.cli import config_cmd, info_cmd, train_cmd
+from bigbench.cli import config_cmd, energy_cmd, info_cmd, train_cmd
 
 app = typer.Typer(
     name="bigbench",
@@ -39,6 +39,7 @@ def _root(
 
 app.command("train")(train_cmd.train)
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(energy_cmd.app, name="energy")
 app.command("models")(info_cmd.models)
 app.command("data")(info_cmd.data)
 app.command("devices")(info_cmd.devices)

@@ -111,6 +111,42 @@ class OutputConfig(StrictModel):
     save_weights: bool = Field(True, description="Write the final weights as model.safetensors.")
 
 
+class MeasureConfig(StrictModel):
+    """What is measured besides time, and how."""
+
+    energy: bool = Field(True, description="Measure energy with every meter that works here "
+                         "(NVML for the GPU in use, RAPL for CPU packages and DRAM).")
+    power_interval_ms: int = Field(
+        50, ge=5, le=1000,
+        description="Milliseconds between power samples (power.csv and the integral check). "
+        "At most 1000 so RAPL counters cannot wrap twice unseen.",
+    )
+    min_energy_window_s: float | None = Field(
+        None, gt=0.0, le=3600.0,
+        description="Energy windows shorter than this are marked quality 'low'; null means 5 s "
+        "when a GPU is measured, else 1 s.",
+    )
+    extend_to_min_window: bool = Field(
+        False, description="Keep training past the planned steps until the measured window "
+        "reaches min_energy_window_s (the extra steps are reported).",
+    )
+    idle_s: float = Field(
+        0.0, ge=0.0, le=600.0,
+        description="Seconds of idle power measured before the run; 0 disables the baseline.",
+    )
+    powercap_root: str | None = Field(
+        None, description="Where powercap sysfs is mounted; null uses $BIGBENCH_POWERCAP_ROOT, "
+        "else /sys/class/powercap.",
+    )
+    carbon_intensity_g_per_kwh: float | None = Field(
+        None, ge=0.0, le=5000.0,
+        description="Grid carbon intensity (gCO2e/kWh) to convert measured energy into "
+        "emissions; null reports no carbon figure.",
+    )
+    flops: bool = Field(True, description="Count FLOPs per sample and report FLOP/s, MFU and "
+                        "FLOPs per joule.")
+
+
 class ExperimentConfig(StrictModel):
     """One experiment: a model trained on a dataset on a device."""
 
@@ -125,6 +161,8 @@ class ExperimentConfig(StrictModel):
         "auto", description="'auto' (first CUDA GPU, else CPU), 'cpu', 'cuda' or 'cuda:N'."
     )
     output: OutputConfig = Field(default_factory=OutputConfig, description="Results.")
+    measure: MeasureConfig = Field(default_factory=MeasureConfig,
+                                   description="Energy, power and FLOPs measurement.")
 
     @field_validator("device")
     @classmethod

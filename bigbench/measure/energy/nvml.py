@@ -9,6 +9,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+from bigbench.measure.energy.base import MeterSet, Unavailable
+
 
 def load_backend() -> tuple[ModuleType | None, str | None]:
     """Import pynvml; returns ``(module, None)`` or ``(None, reason)``."""
@@ -56,3 +58,190 @@ def probe(backend: ModuleType | None = None) -> dict[str, Any]:
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return text or type(exc).__name__
+
+
+# NVML constants (values from nvml.h; a fake backend need not define them).
+_SUCCESS = 0
+_NOT_SUPPORTED = 3
+_NO_PERMISSION = 4
+_DRIVER_NOT_LOADED = 9
+_LIBRARY_NOT_FOUND = 12
+_FI_POWER_INSTANT = 186
+_ARCH_AMPERE = 7
+_TEMPERATURE_GPU = 0
+_CLOCK_SM = 1
+
+
+def _nvml_reason(exc: BaseException, what: str) -> str:
+    code = getattr(exc, "value", None)
+    if code in (_DRIVER_NOT_LOADED, _LIBRARY_NOT_FOUND):
+        return f"no NVIDIA driver here ({_describe(exc)})"
+    if code == _NOT_SUPPORTED:
+        return f"{what} is not supported on this GPU"
+    if code == _NO_PERMISSION:
+        return f"{what}: insufficient permissions (run as a user allowed to query the GPU)"
+    return f"{what} failed ({_describe(exc)})"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class NvmlGpu:
+    """One GPU read through NVML: energy counter, power samples, telemetry.
+
+    Args:
+        backend: The pynvml module (or a fake).
+        handle: The NVML device handle.
+        uuid: NVML UUID (``GPU-…``).
+        counter: Whether ``nvmlDeviceGetTotalEnergyConsumption`` works.
+        power_source: ``"instant"`` (field NVML_FI_DEV_POWER_INSTANT) or ``"usage"``
+            (nvmlDeviceGetPowerUsage).
+        averaged: True when the usage reading is a 1-second average (Ampere and newer,
+            except GA100).
+    """
+
+    kind = "gpu"
+
+    def __init__(self, backend: ModuleType, handle: Any, uuid: str, name: str, counter: bool,
+                 power_source: str, averaged: bool) -> None:
+        self.backend = backend
+        self.handle = handle
+        self.uuid = uuid
+        self.name = name
+        self.key = f"gpu:{uuid}"
+        self.counter_method = "nvml_energy_counter" if counter else None
+        self._instant = power_source == "instant"
+        if self._instant:
+            self.power_method = "nvml_power_instant"
+        else:
+            self.power_method = "nvml_power_average_1s" if averaged else "nvml_power_usage"
+
+    def counter_j(self) -> float:
+        """Energy since the driver loaded, in joules (NVML reports millijoules)."""
+        return self.backend.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1000.0
+
+    def poll(self, t_s: float) -> float:
+        """Power now, in watts (NVML reports milliwatts)."""
+        if self._instant:
+            field = self.backend.nvmlDeviceGetFieldValues(self.handle, [_FI_POWER_INSTANT])[0]
+            if field.nvmlReturn != _SUCCESS:
+                raise RuntimeError(f"NVML_FI_DEV_POWER_INSTANT returned {field.nvmlReturn}")
+            return field.value.uiVal / 1000.0
+        return self.backend.nvmlDeviceGetPowerUsage(self.handle) / 1000.0
+
+    def telemetry(self) -> dict[str, Any]:
+        """Temperature (°C), SM clock (MHz), enforced power limit (W) and throttle reasons."""
+        b, h = self.backend, self.handle
+        readings = {
+            "temperature_c": lambda: b.nvmlDeviceGetTemperature(h, _TEMPERATURE_GPU),
+            "sm_clock_mhz": lambda: b.nvmlDeviceGetClockInfo(h, _CLOCK_SM),
+            "power_limit_w": lambda: b.nvmlDeviceGetEnforcedPowerLimit(h) / 1000.0,
+            "throttle_reasons": lambda: _throttle_reasons(b, h),
+        }
+        out: dict[str, Any] = {}
+        for name, read in readings.items():
+            try:
+                out[name] = read()
+            except Exception:  # not every GPU answers every query; absent means not reported
+                out[name] = None
+        return out
+
+    def info(self) -> dict[str, Any]:
+        """Name, UUID, driver version, power limit and the methods in use."""
+        try:
+            driver = _text(self.backend.nvmlSystemGetDriverVersion())
+        except Exception:
+            driver = None
+        telemetry = self.telemetry()
+        return {"name": self.name, "uuid": self.uuid, "driver_version": driver,
+                "power_limit_w": telemetry.get("power_limit_w"),
+                "energy_counter": self.counter_method is not None,
+                "power_method": self.power_method}
+
+
+def _throttle_reasons(backend: ModuleType, handle: Any) -> int:
+    reader = getattr(backend, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
+        backend.nvmlDeviceGetCurrentClocksThrottleReasons
+    return int(reader(handle))
+
+
+def open_gpu(uuid: str, backend: ModuleType | None = None) -> MeterSet:
+    """The NVML meter of the GPU with this UUID, or why it cannot be measured.
+
+    CUDA and NVML may number GPUs differently (``CUDA_VISIBLE_DEVICES``, ``CUDA_DEVICE_ORDER``),
+    so the handle is found by UUID, never by index.
+    """
+    reason = None
+    if backend is None:
+        backend, reason = load_backend()
+    if backend is None:
+        return MeterSet(unavailable=[Unavailable("gpu", uuid, str(reason))])
+    if uuid.startswith("MIG-"):
+        return MeterSet(unavailable=[Unavailable("gpu", uuid, (
+            "this is a MIG slice; NVML cannot measure the power or energy of a MIG slice"))])
+    try:
+        backend.nvmlInit()
+    except Exception as exc:
+        return MeterSet(unavailable=[Unavailable("gpu", uuid, _nvml_reason(exc, "NVML init"))])
+    try:
+        handle = backend.nvmlDeviceGetHandleByUUID(uuid.encode())
+        name = _text(backend.nvmlDeviceGetName(handle))
+    except Exception as exc:
+        return MeterSet(unavailable=[Unavailable("gpu", uuid, _nvml_reason(
+            exc, f"finding GPU {uuid} in NVML"))])
+    try:
+        if backend.nvmlDeviceGetMigMode(handle)[0] == 1:
+            return MeterSet(unavailable=[Unavailable("gpu", name, (
+                "MIG mode is enabled; NVML cannot measure the power or energy of MIG slices"))])
+    except Exception:
+        pass  # GPUs without MIG support answer NOT_SUPPORTED: not MIG, carry on
+    counter, counter_reason = _works(lambda: backend.nvmlDeviceGetTotalEnergyConsumption(handle),
+                                     "the total energy counter")
+    instant, _ = _works(lambda: _instant_field(backend, handle), "instant power")
+    usage, usage_reason = (True, None) if instant else _works(
+        lambda: backend.nvmlDeviceGetPowerUsage(handle), "power usage")
+    if not counter and not (instant or usage):
+        return MeterSet(unavailable=[Unavailable("gpu", name, (
+            f"{counter_reason}; {usage_reason}"))])
+    averaged = False
+    if not instant:
+        try:
+            averaged = backend.nvmlDeviceGetArchitecture(handle) >= _ARCH_AMPERE and \
+                "A100" not in name
+        except Exception:
+            averaged = False
+    gpu = NvmlGpu(backend, handle, uuid, name, counter=counter,
+                  power_source="instant" if instant else "usage", averaged=averaged)
+    return MeterSet(devices=[gpu])
+
+
+def _instant_field(backend: ModuleType, handle: Any) -> float:
+    field = backend.nvmlDeviceGetFieldValues(handle, [_FI_POWER_INSTANT])[0]
+    if field.nvmlReturn != _SUCCESS:
+        raise RuntimeError(f"field status {field.nvmlReturn}")
+    return field.value.uiVal
+
+
+def _works(call: Any, what: str) -> tuple[bool, str | None]:
+    try:
+        call()
+    except Exception as exc:
+        return False, _nvml_reason(exc, what)
+    return True, None
+
+
+def list_gpu_uuids(backend: ModuleType | None = None) -> tuple[list[str], str | None]:
+    """UUIDs of every GPU NVML sees (all of them, whatever CUDA_VISIBLE_DEVICES says)."""
+    reason = None
+    if backend is None:
+        backend, reason = load_backend()
+    if backend is None:
+        return [], reason
+    try:
+        backend.nvmlInit()
+        count = backend.nvmlDeviceGetCount()
+        return [_text(backend.nvmlDeviceGetUUID(backend.nvmlDeviceGetHandleByIndex(i)))
+                for i in range(count)], None
+    except Exception as exc:
+        return [], _nvml_reason(exc, "NVML")
