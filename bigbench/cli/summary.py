@@ -51,11 +51,37 @@ def summary_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
         ("peak host RSS", human_bytes(mem["host_peak_rss_bytes"]) or _na(mem, "host")),
         ("peak device memory", human_bytes(mem["device_peak_allocated_bytes"])
          or _na(mem, "device_peak_allocated_bytes")),
-        ("energy", f"{energy['total_j']:.1f} J" if energy.get("total_j") is not None
-         else f"n/a ({energy.get('reason')})"),
+        ("energy", _energy_text(energy)),
         ("wall time", f"{record['time']['wall_s']:.1f} s"),
     ]
+    flops = record.get("flops") or {}
+    if flops.get("train_step_per_sample"):
+        rows.append(("FLOPs per sample", f"{flops['train_step_per_sample'] / 1e6:,.1f} MFLOP "
+                                         f"(train step, {flops['method']})"))
+        rows.append(("achieved", f"{flops['achieved_flops_per_s'] / 1e9:,.1f} GFLOP/s"
+                     if flops.get("achieved_flops_per_s") else _na(flops, "achieved_flops_per_s")))
+        rows.append(("MFU", f"{flops['mfu']:.1%} of {flops['peak_dtype']} peak"
+                     if flops.get("mfu") is not None else _na(flops, "mfu")))
+        rows.append(("FLOPs per joule", f"{flops['flops_per_j'] / 1e9:,.2f} GFLOP/J"
+                     if flops.get("flops_per_j") else _na(flops, "flops_per_j")))
+    carbon = record.get("carbon")
+    if carbon:
+        rows.append(("carbon", f"{carbon['measured_window_g']:.3f} gCO2e (measured window)"
+                     if carbon.get("measured_window_g") is not None
+                     else f"n/a ({carbon.get('reason')})"))
     return rows
+
+
+def _energy_text(energy: dict[str, Any]) -> str:
+    if energy.get("total_j") is None:
+        return f"n/a ({energy.get('reason')})"
+    methods = sorted({d["method"] for d in energy["devices"] if d.get("measured")})
+    text = (f"{energy['total_j']:,.1f} J measured window — {energy['j_per_sample'] * 1000:.3f} "
+            f"mJ/sample, {energy['avg_power_w']:.1f} W avg ({', '.join(methods)}; quality "
+            f"{energy['quality']})")
+    if energy["status"] == "partial":
+        text += f"; partial: {energy['reason']}"
+    return text
 
 
 def print_summary(console: Any, record: dict[str, Any]) -> None:

@@ -60,6 +60,8 @@ def train(
         except KeyboardInterrupt:
             console.print("interrupted twice: stopped at once; files on disk are complete")
             raise typer.Exit(130) from None
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     if json_:
         print_json(result.record)
     else:

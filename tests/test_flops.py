@@ -1,0 +1,70 @@
+"""FLOP counts against hand formulas, and MFU against the peak table."""
+
+from __future__ import annotations
+
+import pytest
+
+from bigbench.data.info import DataInfo
+from bigbench.measure.flops import MeasurementError, count_flops, recurrent_forward_flops
+from bigbench.measure.peaks import find_peak, peak_flops
+from bigbench.models import MODELS
+from bigbench.record import flops_section
+
+
+def test_reference_cnn_forward_flops_by_hand() -> None:
+    spec = MODELS.get("cnn")
+    counts = count_flops(spec.config_class(name="cnn"), spec.extras["reference_data"])
+    conv1 = 2 * 28 * 28 * 32 * (1 * 9)
+    conv2 = 2 * 14 * 14 * 64 * (32 * 9)
+    fc = 2 * 3136 * 100 + 2 * 100 * 10
+    assert counts["forward_per_sample"] == conv1 + conv2 + fc
+    # Backward is about twice the forward; the first conv needs no input gradient.
+    assert 2.5 < counts["train_step_per_sample"] / counts["forward_per_sample"] <= 3.0
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize(("layers", "bidirectional"), [(1, False), (2, True)])
+def test_recurrent_flops_match_the_analytic_formula(cell, layers, bidirectional) -> None:
+    info = DataInfo(sample_shape=(12,), num_classes=3, vocab_size=7)
+    args = MODELS.get(cell).config_class(name=cell, hidden_size=16, num_layers=layers,
+                                         bidirectional=bidirectional)
+    counts = count_flops(args, info)
+    directions = 2 if bidirectional else 1
+    head = 2 * 16 * directions * 3
+    expected = recurrent_forward_flops(cell, 16, 16, layers, directions, 12) + head
+    assert counts["forward_per_sample"] == expected
+
+
+def test_peak_table_matching_and_unknown_devices() -> None:
+    assert find_peak("NVIDIA A10") is not find_peak("NVIDIA A100-SXM4-80GB")
+    assert find_peak("NVIDIA L40") is None and find_peak("AMD EPYC") is None
+    value, source = peak_flops("NVIDIA H100 80GB HBM3", "bf16")
+    assert value == pytest.approx(989.5e12) and "datasheet" in source
+    assert peak_flops("Tesla T4", "bf16")[0] is None
+
+
+def _throughput(rate: float) -> dict:
+    return {"samples_per_s": rate, "measured_samples": 1000}
+
+
+def test_mfu_and_flops_per_joule() -> None:
+    counts = {"forward_per_sample": 1e9, "train_step_per_sample": 3e9, "method": "x"}
+    section = flops_section(counts, _throughput(1000.0), 600.0, "cuda", "NVIDIA A100-PCIE-40GB")
+    assert section["achieved_flops_per_s"] == pytest.approx(3e12)
+    assert section["peak_dtype"] == "tf32" and section["mfu"] == pytest.approx(3e12 / 156e12)
+    assert section["flops_per_j"] == pytest.approx(3e9 * 1000 / 600.0)
+
+
+def test_unknown_gpu_and_cpu_have_no_mfu() -> None:
+    counts = {"forward_per_sample": 1, "train_step_per_sample": 3, "method": "x"}
+    unknown = flops_section(counts, _throughput(10.0), None, "cuda", "Mystery GPU")
+    assert unknown["mfu"] is None and "Mystery GPU" in unknown["reasons"]["mfu"]
+    assert unknown["flops_per_j"] is None and unknown["reasons"]["flops_per_j"]
+    cpu = flops_section(counts, _throughput(10.0), None, "cpu", "AMD EPYC")
+    assert cpu["mfu"] is None and "CPU" in cpu["reasons"]["mfu"]
+
+
+def test_mfu_above_one_is_a_bug_and_raises() -> None:
+    counts = {"forward_per_sample": 1e12, "train_step_per_sample": 3e12, "method": "x"}
+    with pytest.raises(MeasurementError):
+        flops_section(counts, _throughput(1000.0), None, "cuda", "Tesla T4")
