@@ -91,6 +91,12 @@ def finish_record(ctx: RunContext, model: Any) -> list[str]:
         "files": {"config": "config.yaml", "metrics": "metrics.jsonl", "weights": None,
                   "power": None},
     })
+    if hasattr(ctx.energy, "aggregate"):
+        for name, totals in ctx.meter.windows.items():
+            record["windows"][name]["energy"] = [
+                {k: e.get(k) for k in ("key", "energy_j", "method", "avg_power_w",
+                                        "peak_power_w", "samples", "quality")}
+                for e in ctx.energy.aggregate(totals.energy)]
     carbon = carbon_section(ctx.config.measure.carbon_intensity_g_per_kwh, energy)
     if carbon is not None:
         record["carbon"] = carbon

@@ -37,13 +37,13 @@ def probe(backend: ModuleType | None = None) -> dict[str, Any]:
         backend.nvmlInit()
     except Exception as exc:  # NVMLError subclasses vary by version; all mean "not usable"
         return {"available": False, "driver_version": None, "device_count": None,
-                "reason": f"NVML did not initialise ({_describe(exc)}); no NVIDIA driver here?"}
+                "reason": _nvml_reason(exc, "NVML init")}
     try:
         driver = backend.nvmlSystemGetDriverVersion()
         count = backend.nvmlDeviceGetCount()
     except Exception as exc:
         return {"available": False, "driver_version": None, "device_count": None,
-                "reason": f"NVML query failed ({_describe(exc)})"}
+                "reason": _nvml_reason(exc, "NVML query")}
     finally:
         try:
             backend.nvmlShutdown()

@@ -1,0 +1,122 @@
+"""GPU energy check: does bigbench's energy measurement hold up on this machine's NVIDIA GPU?
+
+Runs in under 5 minutes:
+  1. the meters NVML offers (``bigbench energy probe``);
+  2. the energy counter's update period, observed by polling it for 3 s;
+  3. a 30 s steady training load (the reference CNN, batch 512): counter vs integrated power,
+     sampler samples per second, J/sample, MFU;
+  4. the sampler's overhead: two 10 s runs with energy measurement off and on (ratio).
+
+    .venv/bin/python scripts/gpu_check.py [--device cuda:0] [--seconds 30]
+
+``--device cpu`` runs the same steps on the CPU (a dry run where no GPU exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bigbench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bigbench", *args], cwd=ROOT, text=True,
+                          capture_output=True)
+
+
+def _train(out: Path, device: str, energy: bool, seconds: float | None = None,
+           steps: int = 30) -> dict:
+    """A training run of ``steps`` steps, extended to ``seconds`` of measurement if given."""
+    extend = ["--set", "measure.extend_to_min_window=true",
+              "--set", f"measure.min_energy_window_s={seconds}"] if seconds else []
+    result = _bigbench(
+        "train", "configs/cnn.yaml", "--device", device, "--out", str(out), "--json",
+        "--set", "data.size=20000", "--set", "data.test_size=1000",
+        "--set", "train.batch_size=512", "--set", f"train.max_steps={steps + 20}",
+        "--set", "train.warmup_steps=20",
+        "--set", f"measure.energy={'true' if energy else 'false'}", *extend)
+    if result.returncode != 0:
+        sys.exit(f"training failed ({result.returncode}):\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout)
+
+
+def counter_update_period(device_index: int, seconds: float = 3.0) -> dict:
+    """Poll the NVML energy counter and report how often its value changes."""
+    try:
+        import pynvml
+        import torch
+
+        pynvml.nvmlInit()
+        uuid = str(torch.cuda.get_device_properties(device_index).uuid)
+        uuid = uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"
+        handle = pynvml.nvmlDeviceGetHandleByUUID(uuid.encode())
+        last = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+    except Exception as exc:  # a check script reports what it could not do
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    changes = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        value = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+        if value != last:
+            changes.append(time.perf_counter())
+            last = value
+    gaps = [b - a for a, b in zip(changes, changes[1:], strict=False)]
+    return {"updates": len(changes),
+            "median_period_ms": statistics.median(gaps) * 1000 if gaps else None,
+            "min_period_ms": min(gaps) * 1000 if gaps else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda:0")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bigbench-gpu-check-"))
+
+    print("== meters\n" + _bigbench("energy", "probe").stdout)
+    print(_bigbench("devices").stdout)
+    if args.device.startswith("cuda"):
+        index = int(args.device.partition(":")[2] or 0)
+        print("== NVML energy counter update period (3 s of polling)")
+        print(json.dumps(counter_update_period(index), indent=2))
+
+    print(f"\n== {args.seconds:g} s steady training load")
+    run = _train(work / "steady", args.device, energy=True, seconds=args.seconds)
+    energy, tp, flops = run["energy"], run["throughput"], run["flops"]
+    sampler = energy.get("sampler") or {}
+    measured_s = tp["measured_time_s"]
+    print(f"device: {run['env']['device']['name']}; driver: "
+          f"{(run['env'].get('energy_meters') or [{}])[0].get('driver_version')}")
+    print(f"measured window: {measured_s:.1f} s, {tp['samples_per_s']:,.0f} samples/s")
+    print(f"energy: status {energy['status']}, total {energy['total_j']} J, "
+          f"J/sample {energy['j_per_sample']}, quality {energy.get('quality')}")
+    for device in energy["devices"]:
+        print(f"  {device['kind']} {device['name']}: {device.get('energy_j')} J via "
+              f"{device.get('method')}; integral {device.get('integral_j')} J; counter vs "
+              f"integral {device.get('counter_vs_integral_diff')}; power "
+              f"{device.get('power_method')}; {device.get('samples')} samples; "
+              f"reason {device.get('reason')}")
+    if sampler.get("ticks"):
+        print(f"sampler: {sampler['ticks'] / run['time']['wall_s']:.1f} ticks/s "
+              f"(interval {sampler['interval_s'] * 1000:.0f} ms), errors {sampler['errors']}")
+    print(f"MFU: {flops.get('mfu')} ({flops.get('peak_dtype')} peak {flops.get('peak_source')})")
+
+    print("\n== sampler overhead (about 10 s runs of equal steps, off/on/off/on)")
+    steps = max(30, int(tp["samples_per_s"] * 10 / 512))
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for i, energy_on in enumerate((False, True, False, True)):
+        rates[energy_on].append(_train(work / f"ab{i}", args.device, energy_on,
+                                       steps=steps)["throughput"]["samples_per_s"])
+    on, off = statistics.median(rates[True]), statistics.median(rates[False])
+    print(f"samples/s energy off {off:,.0f}, on {on:,.0f}: ratio on/off {on / off:.4f}")
+
+
+if __name__ == "__main__":
+    main()
