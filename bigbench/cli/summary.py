@@ -23,9 +23,10 @@ def _na(section: dict[str, Any], key: str) -> str:
 
 
 def summary_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, value) rows of the summary table."""
+    """(label, value) rows of the summary table: work, then speed, accuracy, memory, energy."""
     tp, mem, ev, energy = record["throughput"], record["memory"], record["eval"], record["energy"]
     step = tp["step_time_s"]
+    flops = record.get("flops") or {}
     rows = [
         ("status", record["status"] + (f" — {record['stop_detail']}"
                                        if record.get("stop_detail") else "")),
@@ -44,6 +45,15 @@ def summary_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
     if step["p50"] is not None:
         rows.append(("step time p50/p90/p99",
                      " / ".join(f"{step[q] * 1000:.2f} ms" for q in ("p50", "p90", "p99"))))
+    if flops.get("train_step_per_sample"):
+        rows += [
+            ("FLOPs per sample", f"{flops['train_step_per_sample'] / 1e6:,.1f} MFLOP "
+                                 f"(train step, {flops['method']})"),
+            ("achieved", f"{flops['achieved_flops_per_s'] / 1e9:,.1f} GFLOP/s"
+             if flops.get("achieved_flops_per_s") else _na(flops, "achieved_flops_per_s")),
+            ("MFU", f"{flops['mfu']:.1%} of the {flops['peak_dtype']} peak"
+             if flops.get("mfu") is not None else _na(flops, "mfu")),
+        ]
     rows += [
         ("test accuracy", f"{ev['accuracy']:.2%}" if ev["accuracy"] is not None
          else _na(ev, "accuracy")),
@@ -52,16 +62,8 @@ def summary_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
         ("peak device memory", human_bytes(mem["device_peak_allocated_bytes"])
          or _na(mem, "device_peak_allocated_bytes")),
         ("energy", _energy_text(energy)),
-        ("wall time", f"{record['time']['wall_s']:.1f} s"),
     ]
-    flops = record.get("flops") or {}
     if flops.get("train_step_per_sample"):
-        rows.append(("FLOPs per sample", f"{flops['train_step_per_sample'] / 1e6:,.1f} MFLOP "
-                                         f"(train step, {flops['method']})"))
-        rows.append(("achieved", f"{flops['achieved_flops_per_s'] / 1e9:,.1f} GFLOP/s"
-                     if flops.get("achieved_flops_per_s") else _na(flops, "achieved_flops_per_s")))
-        rows.append(("MFU", f"{flops['mfu']:.1%} of {flops['peak_dtype']} peak"
-                     if flops.get("mfu") is not None else _na(flops, "mfu")))
         rows.append(("FLOPs per joule", f"{flops['flops_per_j'] / 1e9:,.2f} GFLOP/J"
                      if flops.get("flops_per_j") else _na(flops, "flops_per_j")))
     carbon = record.get("carbon")
@@ -69,6 +71,7 @@ def summary_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("carbon", f"{carbon['measured_window_g']:.3f} gCO2e (measured window)"
                      if carbon.get("measured_window_g") is not None
                      else f"n/a ({carbon.get('reason')})"))
+    rows.append(("wall time", f"{record['time']['wall_s']:.1f} s"))
     return rows
 
 
