@@ -53,40 +53,59 @@ class EngineState:
     stop_detail: str | None = None
 
 
+@dataclass(frozen=True)
+class Phase:
+    """One stretch of the run, measured as one named window.
+
+    Attributes:
+        window: Name of the measurement window (``warmup``, ``measured``, ``repeat-2`` …).
+        end_step: The phase ends once this many steps ran in total (None: by time alone).
+        min_s: …and not before its window has lasted this long (0: no minimum).
+        timed: Record every step's duration (the warm-up is not timed).
+    """
+
+    window: str
+    end_step: int | None
+    min_s: float = 0.0
+    timed: bool = True
+
+
+def train_phases(total_steps: int, warmup_steps: int, min_measured_s: float = 0.0
+                 ) -> list[Phase]:
+    """Warm-up, then one measured window (extended to ``min_measured_s`` if set)."""
+    return [Phase("warmup", min(warmup_steps, total_steps), timed=False),
+            Phase("measured", total_steps, min_s=min_measured_s)]
+
+
 class StepEngine:
-    """Runs steps, switching from the warm-up window to the measured window.
+    """Runs steps through a plan of phases, each inside its own measurement window.
 
     Args:
         step_fn: Does one step on a batch and returns the loss tensor (not synchronised).
         meter: Measures the windows.
-        timer: Times the measured steps.
-        total_steps: Stop after this many steps in all.
-        warmup_steps: Steps before the measured window opens.
+        timer: Times the steps of timed phases.
+        phases: The plan, in order (see :func:`train_phases`).
         log_every: Steps between loss read-backs.
         on_log: Called with each :class:`LogEvent`.
         on_step: Called after every step with the step count (progress bars).
         should_stop: Polled after every step; True ends the run as "interrupted".
-        min_measured_s: Keep stepping past ``total_steps`` until the measured window lasts this
-            long (0: never extend). The extra steps run on the same code path.
     """
 
     def __init__(self, step_fn: Callable[[Batch], torch.Tensor], meter: Meter, timer: StepTimer,
-                 *, total_steps: int, warmup_steps: int, log_every: int,
+                 *, phases: list[Phase], log_every: int,
                  on_log: Callable[[LogEvent], None] = lambda event: None,
                  on_step: Callable[[int], None] = lambda step: None,
-                 should_stop: Callable[[], bool] = lambda: False,
-                 min_measured_s: float = 0.0) -> None:
+                 should_stop: Callable[[], bool] = lambda: False) -> None:
         self.step_fn = step_fn
         self.meter = meter
         self.timer = timer
-        self.total_steps = total_steps
-        self.warmup_steps = warmup_steps
+        self.phases = phases
         self.log_every = log_every
         self.on_log = on_log
         self.on_step = on_step
         self.should_stop = should_stop
-        self.min_measured_s = min_measured_s
         self.state = EngineState()
+        self._phase = 0
         self._loss_sum: torch.Tensor | None = None
         self._interval_steps = 0
         self._interval_samples = 0
@@ -94,45 +113,59 @@ class StepEngine:
         self._epoch = 0
 
     @property
+    def total_steps(self) -> int:
+        """Planned steps (the last phase's end step; time-bound phases may add more)."""
+        ends = [p.end_step for p in self.phases if p.end_step is not None]
+        return max(ends) if ends else 0
+
+    @property
     def finished(self) -> bool:
-        """True when all steps ran (and the measured window is long enough) or on a stop."""
-        if self.state.stop_reason is not None:
-            return True
-        return self.state.step >= self.total_steps and not self._too_short(0.0)
+        """True when every phase is done, or on a stop."""
+        return self.state.stop_reason is not None or self._phase >= len(self.phases)
 
     @property
     def extra_steps(self) -> int:
-        """Steps run past ``total_steps`` to reach ``min_measured_s``."""
+        """Steps run past the plan to satisfy a phase's minimum duration."""
         return max(0, self.state.step - self.total_steps)
 
-    def _too_short(self, running_s: float) -> bool:
-        measured = self.meter.totals("measured").time_s + running_s
-        return self.min_measured_s > 0 and measured < self.min_measured_s
+    def _done(self, phase: Phase, running_s: float) -> bool:
+        if phase.end_step is not None and self.state.step < phase.end_step:
+            return False
+        if phase.min_s <= 0:
+            return phase.end_step is not None
+        return self.meter.totals(phase.window).time_s + running_s >= phase.min_s
 
     def run(self, batches: Iterable[Batch], epoch: int) -> None:
-        """Run steps on ``batches`` until they run out, the total is reached or a stop."""
+        """Run the plan on ``batches`` until they run out, the plan ends or a stop."""
         self._epoch = epoch
         iterator = iter(batches)
-        if self.state.step < self.warmup_steps:
-            self._segment("warmup", iterator, min(self.warmup_steps, self.total_steps))
-        if not self.finished and self.state.step >= self.warmup_steps:
-            self._segment("measured", iterator, self.total_steps)
+        while not self.finished:
+            phase = self.phases[self._phase]
+            if self._done(phase, 0.0):
+                self._phase += 1
+                continue
+            exhausted = self._segment(phase, iterator)
+            if self._done(phase, 0.0):
+                self._phase += 1
+            if exhausted:
+                break
         self.flush_log()
 
-    def _segment(self, window: str, batches: Any, limit: int) -> None:
-        measured = window == "measured"
+    def _segment(self, phase: Phase, batches: Any) -> bool:
+        """Run one phase in its window until it is done; True when the batches ran out."""
         state = self.state
-        with self.meter.window(window) as totals:
-            if measured:
+        timed = phase.timed
+        # Time is checked only once the phase's steps are done (or for time-bound phases).
+        needs_clock = phase.min_s > 0
+        with self.meter.window(phase.window) as totals:
+            if timed:
                 self.timer.start()
             opened = self.meter.clock()
             # The hot loop: no host synchronisation except inside _log every log_every steps.
-            # Past the limit it only continues while the measured window is too short.
-            while state.step < limit or (
-                    measured and self._too_short(self.meter.clock() - opened)):
+            while not self._done(phase, self.meter.clock() - opened if needs_clock else 0.0):
                 batch = next(batches, None)
                 if batch is None:
-                    break
+                    return True
                 loss = self.step_fn(batch)
                 samples = batch[0].shape[0]
                 if self._loss_sum is None:
@@ -145,11 +178,11 @@ class StepEngine:
                 totals.samples += samples
                 self._interval_steps += 1
                 self._interval_samples += samples
-                if measured:
+                if timed:
                     self.timer.step_done()
                 if state.step % self.log_every == 0:
                     self._log()
-                    if measured:
+                    if timed:
                         self.timer.flush()  # events are complete after the loss read-back
                 self.on_step(state.step)
                 if state.stop_reason is not None:
@@ -158,6 +191,7 @@ class StepEngine:
                     state.stop_reason = "interrupted"
                     state.stop_detail = f"stopped by a signal after step {state.step}"
                     break
+        return False
 
     def flush_log(self) -> None:
         """Report the steps since the last log interval, if any."""

@@ -24,7 +24,7 @@ from bigbench.config.render import config_yaml
 from bigbench.config.schema import ExperimentConfig, TrainConfig
 from bigbench.data import build_data
 from bigbench.data.tensors import Batcher, Split, sequential_batches
-from bigbench.engine import LogEvent, StepEngine
+from bigbench.engine import LogEvent, StepEngine, train_phases
 from bigbench.errors import ConfigError
 from bigbench.interrupt import StopRequest
 from bigbench.measure.energy.setup import build_monitor
@@ -193,10 +193,10 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
     if config.measure.extend_to_min_window and getattr(energy, "devices", None):
         extend_s = energy.min_window_s
     engine = StepEngine(make_train_step(model, optimizer, schedule, train_cfg.grad_clip),
-                        meter, timer, total_steps=total_steps,
-                        warmup_steps=train_cfg.warmup_steps, log_every=train_cfg.log_every,
-                        on_log=on_log, on_step=on_step, should_stop=lambda: stop.requested,
-                        min_measured_s=extend_s)
+                        meter, timer,
+                        phases=train_phases(total_steps, train_cfg.warmup_steps, extend_s),
+                        log_every=train_cfg.log_every, on_log=on_log, on_step=on_step,
+                        should_stop=lambda: stop.requested)
     context = RunContext(record=record, run_dir=run_dir, meter=meter, timer=timer,
                          engine=engine, energy=energy, dataset_info=dataset.info,
                          has_test=dataset.test is not None, config=config,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bigbench.engine import StepEngine
+from bigbench.engine import Phase, StepEngine, train_phases
 from bigbench.measure.energy.base import NullEnergyMeter
 from bigbench.measure.meter import Meter
 from bigbench.measure.stats import percentile, summarize_durations
@@ -39,7 +39,7 @@ def _engine(clock: FakeClock, total: int, warmup: int, log_every: int = 10,
         value = losses[len(calls) - 1] if losses else 1.0
         return torch.tensor(value)
 
-    engine = StepEngine(step, meter, timer, total_steps=total, warmup_steps=warmup,
+    engine = StepEngine(step, meter, timer, phases=train_phases(total, warmup),
                         log_every=log_every, on_log=logs.append, should_stop=should_stop)
     return engine, meter, timer, calls, logs
 
@@ -122,3 +122,31 @@ def test_summary_of_no_durations_is_null() -> None:
     assert summarize_durations([])["p99"] is None
     with pytest.raises(ValueError):
         percentile([], 50)
+
+
+def test_phases_by_time_and_by_steps() -> None:
+    clock = FakeClock()
+    meter = Meter(CPU, NullEnergyMeter("test"), clock=clock)
+    timer = StepTimer(CPU, clock=clock)
+
+    def step(batch):
+        clock.now += 0.125  # exact in binary, so window times add up exactly
+        return torch.tensor(1.0)
+
+    phases = [Phase("warmup", 3, timed=False), Phase("repeat-0", None, min_s=1.0),
+              Phase("repeat-1", None, min_s=1.0), Phase("extended", 30, min_s=5.0)]
+    engine = StepEngine(step, meter, timer, phases=phases, log_every=1000)
+    engine.run(_batches(1000), epoch=0)
+    assert engine.finished
+    assert meter.totals("warmup").steps == 3
+    assert meter.totals("repeat-0").steps == 8 and meter.totals("repeat-1").steps == 8
+    assert meter.totals("extended").steps == 40  # 11 planned steps, extended to 5 s
+    assert engine.extra_steps == 59 - 30
+    assert len(timer.durations_s) == 56
+
+
+def test_zero_warmup_opens_no_window() -> None:
+    clock = FakeClock()
+    engine, meter, _, calls, _ = _engine(clock, total=5, warmup=0)
+    engine.run(_batches(5), epoch=0)
+    assert "warmup" not in meter.windows and meter.totals("measured").steps == 5
