@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml scripts/install_torch.sh
 demo: install  ## Train the reference CNN on the built-in digits (about 15 s on 2 CPU cores)
 	$(BIN)/bigbench train configs/cnn.yaml
 
-test: install  ## The test suite (CPU only) and the CI smoke run
+test: install  ## The test suite (CPU only), the smoke training run and the smoke benchmark
 	$(BIN)/python -m pytest -q
 	$(BIN)/bigbench train configs/smoke.yaml --device cpu --out $$(mktemp -d)/smoke
+	$(BIN)/bigbench bench --device cpu --suite smoke --out $$(mktemp -d)/bench
 
 lint: install
 	$(BIN)/ruff check bigbench tests benchmarks

@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 import bigbench
-from bigbench.cli import config_cmd, energy_cmd, info_cmd, train_cmd
+from bigbench.cli import bench_cmd, compare_cmd, config_cmd, energy_cmd, info_cmd, train_cmd
 
 app = typer.Typer(
     name="bigbench",
@@ -38,6 +38,9 @@ def _root(
 
 
 app.command("train")(train_cmd.train)
+app.command("bench")(bench_cmd.bench)
+app.command("compare")(compare_cmd.compare)
+app.command("_bench-point", hidden=True)(bench_cmd.bench_point_worker)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(energy_cmd.app, name="energy")
 app.command("models")(info_cmd.models)

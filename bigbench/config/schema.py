@@ -15,7 +15,7 @@ import bigbench.data.specs  # noqa: F401  (registers the datasets)
 import bigbench.models.specs  # noqa: F401  (registers the models)
 from bigbench.config.base import StrictModel
 from bigbench.data.registry import DATASETS
-from bigbench.errors import did_you_mean
+from bigbench.errors import did_you_mean, one_of
 from bigbench.models.registry import MODELS
 
 #: Device strings accepted in configs and on the command line.
@@ -147,6 +147,42 @@ class MeasureConfig(StrictModel):
                         "FLOPs per joule.")
 
 
+class BenchConfig(StrictModel):
+    """The benchmark matrix ``bigbench bench CONFIG`` runs; command-line flags override it."""
+
+    models: list[str] | None = Field(
+        None, min_length=1, description="Registry names of the models to benchmark; null: the "
+        "config's model.")
+    batch_sizes: list[int] | None = Field(
+        None, min_length=1, description="Batch sizes; null: the config's train.batch_size.")
+    precisions: list[Literal["fp32", "bf16", "fp16"]] = Field(
+        ["fp32"], min_length=1, description="Precisions; bf16/fp16 run under autocast.")
+    modes: list[Literal["train", "infer"]] = Field(
+        ["train", "infer"], min_length=1,
+        description="'train': forward, backward, optimizer step; 'infer': forward under "
+        "inference_mode.")
+    compile: bool = Field(False, description="torch.compile each model (compile time and "
+                          "energy reported separately).")
+    channels_last: bool = Field(False, description="channels_last memory format (2-D CNNs).")
+    steps: int | None = Field(50, ge=1, le=10**7,
+                              description="Measured steps per repeat (unless duration_s is set).")
+    duration_s: float | None = Field(None, gt=0.0, le=86400.0,
+                                     description="Measured seconds per repeat; wins over steps.")
+    warmup: int = Field(10, ge=0, le=10**6, description="Warm-up steps before the repeats.")
+    repeats: int = Field(3, ge=1, le=1000, description="Measured repeats per point (median, IQR).")
+
+    @model_validator(mode="after")
+    def _known_models_and_sizes(self) -> BenchConfig:
+        for name in self.models or []:
+            if name not in MODELS.names():
+                raise ValueError(f"models: unknown model '{name}'"
+                                 f"{did_you_mean(name, MODELS.names())}; choose "
+                                 f"{one_of(MODELS.names())}")
+        if any(b < 1 or b > 10_000_000 for b in self.batch_sizes or []):
+            raise ValueError("batch sizes must be between 1 and 10000000")
+        return self
+
+
 class ExperimentConfig(StrictModel):
     """One experiment: a model trained on a dataset on a device."""
 
@@ -163,6 +199,7 @@ class ExperimentConfig(StrictModel):
     output: OutputConfig = Field(default_factory=OutputConfig, description="Results.")
     measure: MeasureConfig = Field(default_factory=MeasureConfig,
                                    description="Energy, power and FLOPs measurement.")
+    bench: BenchConfig | None = Field(None, description="Benchmark matrix for bigbench bench.")
 
     @field_validator("device")
     @classmethod

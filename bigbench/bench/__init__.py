@@ -1,0 +1,1 @@
+"""``bigbench bench``: a matrix of models × batch sizes × precisions × modes, measured."""

@@ -1,0 +1,165 @@
+"""Run a list of points: status for every point (ok | oom | skipped | failed), never a crash.
+
+Points run in this process, or each in a fresh subprocess (``isolate``) so one point's allocator
+state, compiled graphs or hard crash cannot touch the next.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bigbench.bench.matrix import Plan, Point
+
+OOM_MARKERS = ("out of memory", "can't allocate memory", "CUDA error: out of memory")
+
+
+def is_oom(exc: BaseException) -> bool:
+    """CUDA OOM, or the CPU allocator refusing an allocation."""
+    import torch
+
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and any(m in str(exc) for m in OOM_MARKERS)
+
+
+def _flops(point: Point, figures: dict[str, Any], device: Any, device_name: str
+           ) -> dict[str, Any]:
+    """FLOPs per sample (train step or forward), achieved FLOP/s and MFU for the precision."""
+    from bigbench.measure.flops import MeasurementError, count_flops
+    from bigbench.measure.peaks import peak_flops
+    from bigbench.models.registry import MODELS
+
+    spec = MODELS.get(point.model)
+    try:
+        counts = count_flops(spec.config_class(name=point.model, **point.model_kwargs()),
+                             point.data_info())
+    except Exception as exc:  # report, don't guess
+        return {"per_sample": None, "reason": f"FLOP counting failed: {exc}"}
+    per_sample = counts["train_step_per_sample" if point.mode == "train"
+                        else "forward_per_sample"]
+    rate = figures["samples_per_s"]["median"]
+    out: dict[str, Any] = {"per_sample": per_sample, "method": counts["method"],
+                           "achieved_flops_per_s": per_sample * rate if rate else None,
+                           "mfu": None, "peak_dtype": None}
+    if device.type != "cuda":
+        out["reason"] = "no peak FLOP/s figure for CPUs: MFU is reported for known GPUs only"
+        return out
+    import torch
+
+    dtype = point.precision
+    if dtype == "fp32" and (torch.backends.cuda.matmul.allow_tf32
+                            or torch.backends.cudnn.allow_tf32):
+        dtype = "tf32"
+    peak, source = peak_flops(device_name, dtype)
+    out["peak_dtype"] = dtype
+    if peak is None:
+        out["reason"] = source
+    elif out["achieved_flops_per_s"] is not None:
+        out["mfu"] = out["achieved_flops_per_s"] / peak
+        out["peak_source"] = source
+        if out["mfu"] > 1:
+            raise MeasurementError(f"MFU {out['mfu']:.2f} > 1 for {point.id}")
+    return out
+
+
+def run_point(point: Point, plan: Plan, device: Any, energy: Any, device_name: str,
+              measure: Callable[..., dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Measure one point in this process and return its result record."""
+    import torch
+
+    from bigbench.bench.point import measure_point, skip_reason
+
+    result: dict[str, Any] = {"id": point.id, "settings": point.settings(), "status": "ok",
+                              "reason": None, "error": None}
+    reason = skip_reason(point, device)
+    if reason is not None:
+        return {**result, "status": "skipped", "reason": reason}
+    started = time.perf_counter()
+    try:
+        figures = (measure or measure_point)(point, plan, device, energy)
+        figures["flops"] = _flops(point, figures, device, device_name)
+        result.update(figures)
+    except Exception as exc:
+        if is_oom(exc):
+            result.update(status="oom", error=str(exc).strip().splitlines()[0][:500],
+                          reason=f"out of memory at batch size {point.batch_size}",
+                          memory=_oom_memory(device))
+        else:
+            result.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+    finally:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    result["wall_s"] = time.perf_counter() - started
+    return result
+
+
+def _oom_memory(device: Any) -> dict[str, Any]:
+    import torch
+
+    if device.type != "cuda":
+        return {"reason": "the CPU allocator refused an allocation"}
+    free, total = torch.cuda.mem_get_info(device)
+    return {"device_peak_allocated_bytes": int(torch.cuda.max_memory_allocated(device)),
+            "device_peak_reserved_bytes": int(torch.cuda.max_memory_reserved(device)),
+            "device_free_bytes": int(free), "device_total_bytes": int(total)}
+
+
+def run_isolated(point: Point, plan: Plan, device: str, measure_config: dict[str, Any],
+                 timeout_s: float | None = None) -> dict[str, Any]:
+    """Measure one point in a fresh ``python -m bigbench _bench-point`` subprocess."""
+    request = {"point": point.as_dict(), "plan": plan.__dict__, "device": device,
+               "measure": measure_config}
+    base = {"id": point.id, "settings": point.settings(), "reason": None}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "bigbench", "_bench-point"],
+                              input=json.dumps(request), capture_output=True, text=True,
+                              timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return {**base, "status": "failed", "error": f"timed out after {timeout_s} s"}
+    if proc.returncode == 0:
+        try:
+            return json.loads(proc.stdout.strip().splitlines()[-1])
+        except (json.JSONDecodeError, IndexError):
+            pass
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+    return {**base, "status": "failed",
+            "error": f"subprocess exited with {proc.returncode}: " + " | ".join(tail)}
+
+
+def find_max_batch(trial: Callable[[int], str], start: int, limit: int = 1 << 20
+                   ) -> dict[str, Any]:
+    """Largest batch size for which ``trial`` returns "ok" (others: "oom" or a failure).
+
+    Doubles from ``start`` until the first OOM, then bisects between the last fit and it.
+    Returns the answer and every size tried, so the search is auditable.
+    """
+    tried: dict[int, str] = {}
+
+    def attempt(size: int) -> str:
+        tried[size] = trial(size)
+        return tried[size]
+
+    size = max(1, start)
+    while attempt(size) == "ok":
+        if size >= limit:
+            return {"max_batch_size": size, "limited_by": f"search limit {limit}",
+                    "tried": tried}
+        size = min(size * 2, limit)
+    if tried[size] != "oom":
+        return {"max_batch_size": None, "limited_by": f"batch {size} {tried[size]}",
+                "tried": tried}
+    fits = max((s for s, status in tried.items() if status == "ok"), default=0)
+    fails = size
+    while fails - fits > 1:
+        middle = (fits + fails) // 2
+        if attempt(middle) == "ok":
+            fits = middle
+        else:
+            fails = middle
+    return {"max_batch_size": fits or None, "limited_by": f"out of memory at {fails}",
+            "tried": tried}

@@ -1,0 +1,194 @@
+"""bigbench bench: matrix, measurement definitions, statuses, outputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from fakes import FakeClock
+
+from bigbench.bench.matrix import SUITES, Matrix, Plan, Point, expand, parse_list
+from bigbench.bench.output import CSV_COLUMNS
+from bigbench.bench.point import measure_point, spread
+from bigbench.bench.runner import find_max_batch, run_point
+from bigbench.bench.session import run_points, start_run
+from bigbench.errors import ConfigError
+from bigbench.measure.energy.base import NullEnergyMeter
+
+CPU = torch.device("cpu")
+NULL = NullEnergyMeter("no meters in tests")
+
+
+def test_suites_and_expansion() -> None:
+    matrix, plan = SUITES["smoke"]
+    points = expand(matrix)
+    assert {p.model for p in points} == {"cnn", "rnn"}
+    assert len(points) == len(matrix.models) * len(matrix.batch_sizes) * 2  # two modes
+    assert len({p.id for p in points}) == len(points)
+    standard = expand(SUITES["standard"][0])
+    assert {p.model for p in standard} == {"cnn", "rnn", "lstm", "gru"}
+    assert {p.mode for p in standard} == {"train", "infer"}
+    cnn = next(p for p in points if p.model == "cnn")
+    assert cnn.sample_shape == (1, 28, 28) and cnn.num_classes == 10
+    assert Point.from_dict(cnn.as_dict()) == cnn
+
+
+def test_matrix_axes_multiply() -> None:
+    matrix = Matrix(models=["gru"], batch_sizes=[1, 2, 3], precisions=["fp32", "bf16"],
+                    modes=["infer"], model_args={"gru": {"hidden_size": 8}})
+    points = expand(matrix)
+    assert len(points) == 6 and all(p.model_args == (("hidden_size", 8),) for p in points)
+    assert points[0].id == "gru/infer/fp32/bs1"
+
+
+def test_list_options_suggest_fixes() -> None:
+    with pytest.raises(ConfigError, match="did you mean 'bf16'"):
+        parse_list("--precision", "fp32,bf61", ("fp32", "bf16", "fp16"))
+
+
+def _fake_step(clock: FakeClock, durations: list[float]):
+    calls = iter(durations)
+
+    def builder(point, model, device):
+        def step(batch):
+            clock.advance(next(calls))
+            return torch.tensor(1.0)
+        return step
+
+    return builder
+
+
+def test_throughput_is_samples_over_window_time() -> None:
+    clock = FakeClock()
+    point = Point("rnn", "train", "fp32", 2, sample_shape=(20,), num_classes=2, vocab_size=10)
+    figures = measure_point(point, Plan(steps=100, warmup=3, repeats=1), CPU, NULL, clock=clock,
+                            step_builder=_fake_step(clock, [0.05] * 103))
+    assert figures["samples_per_s"]["median"] == pytest.approx(40.0)  # 100 × 2 / 5 s
+    assert figures["steps"]["measured"] == 100
+
+
+def test_latency_percentiles_match_numpy() -> None:
+    clock = FakeClock()
+    durations = list(np.random.default_rng(1).uniform(0.001, 0.02, size=2 + 3 * 30))
+    point = Point("rnn", "infer", "fp32", 4, sample_shape=(20,), num_classes=2, vocab_size=10)
+    figures = measure_point(point, Plan(steps=30, warmup=2, repeats=3), CPU, NULL, clock=clock,
+                            step_builder=_fake_step(clock, durations))
+    measured = durations[2:]
+    for q in (50, 90, 99):
+        assert figures["latency_s"][f"p{q}"] == pytest.approx(np.percentile(measured, q))
+    assert len(figures["samples_per_s"]["values"]) == 3
+
+
+def test_spread_flags_noise() -> None:
+    assert spread([100.0, 101.0, 99.0])["noisy"] is False
+    noisy = spread([100.0, 130.0, 80.0])
+    assert noisy["noisy"] is True and noisy["iqr"] == pytest.approx(25.0)
+
+
+def test_oom_is_recorded_and_the_sweep_goes_on(tmp_path) -> None:
+    points = [Point("rnn", "train", "fp32", b, sample_shape=(20,), num_classes=2, vocab_size=10)
+              for b in (8, 64, 16)]
+
+    def measure(point, plan, device, energy):
+        if point.batch_size == 64:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return measure_point(point, plan, device, energy)
+
+    run = start_run(tmp_path, points, Plan(steps=3, warmup=1, repeats=1), {"device": {}},
+                    "t", isolated=False)
+    status = run_points(run, lambda p: run_point(p, Plan(steps=3, warmup=1, repeats=1), CPU,
+                                                 NULL, "cpu", measure=measure),
+                        should_stop=lambda: False)
+    assert status == "completed"
+    assert [r["status"] for r in run.results] == ["ok", "oom", "ok"]
+    assert "batch size 64" in run.results[1]["reason"]
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert [p["status"] for p in saved["points"]] == ["ok", "oom", "ok"]
+
+
+def test_failures_and_skips_are_results() -> None:
+    skipped = run_point(Point("rnn", "train", "fp32", 4, channels_last=True, sample_shape=(20,),
+                              num_classes=2, vocab_size=10), Plan(steps=2), CPU, NULL, "cpu")
+    assert skipped["status"] == "skipped" and "channels_last" in skipped["reason"]
+
+    def broken(*args):
+        raise ValueError("shape mismatch")
+
+    failed = run_point(Point("cnn", "infer", "fp32", 4, sample_shape=(1, 28, 28)), Plan(steps=2),
+                       CPU, NULL, "cpu", measure=broken)
+    assert failed["status"] == "failed" and "shape mismatch" in failed["error"]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_autocast_precisions_run_on_cpu(precision) -> None:
+    point = Point("cnn", "train", precision, 4, sample_shape=(1, 28, 28),
+                  model_args=(("channels", (4,)), ("hidden", ())))
+    result = run_point(point, Plan(steps=2, warmup=1, repeats=1), CPU, NULL, "cpu")
+    assert result["status"] == "ok", result
+
+
+def test_find_max_batch_bisects_to_the_limit() -> None:
+    tried = []
+
+    def trial(size: int) -> str:
+        tried.append(size)
+        return "ok" if size <= 300 else "oom"
+
+    result = find_max_batch(trial, start=32)
+    assert result["max_batch_size"] == 300
+    assert tried[:5] == [32, 64, 128, 256, 512]
+    assert find_max_batch(lambda s: "oom", start=4)["max_batch_size"] is None
+    assert find_max_batch(lambda s: "ok", start=4, limit=16)["max_batch_size"] == 16
+
+
+def test_smoke_suite_end_to_end(cli, tmp_path) -> None:
+    out = tmp_path / "bench"
+    result = cli("bench", "--device", "cpu", "--suite", "smoke", "--out", out)
+    assert result.exit_code == 0, result.stderr
+    document = json.loads((out / "bench.json").read_text())
+    assert document["schema"] == "bigbench.bench/1" and document["status"] == "completed"
+    assert document["env"]["device"]["type"] == "cpu"
+    assert len(document["points"]) == 8
+    for point in document["points"]:
+        assert point["status"] == "ok"
+        assert point["samples_per_s"]["median"] > 0 and point["latency_s"]["p50"] > 0
+        assert point["energy"]["status"] in ("measured", "partial", "unavailable")
+        assert point["flops"]["per_sample"] > 0
+    with open(out / "bench.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == CSV_COLUMNS and len(rows) == 8
+
+
+def test_config_matrix_markdown_and_isolation(cli, write_config, tmp_path) -> None:
+    config = write_config("""\
+        name: mine
+        model: {name: gru, hidden_size: 12}
+        data: {name: tokens, size: 64, test_size: 0, seq_len: 7}
+        train: {batch_size: 8}
+        bench: {modes: [infer], steps: 3, warmup: 1, repeats: 2}
+        """)
+    result = cli("bench", config, "--device", "cpu", "--out", tmp_path / "b", "--markdown",
+                 "--isolate")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("| point | status |")
+    assert "gru/infer/fp32/bs8" in result.stdout
+    point = json.loads((tmp_path / "b" / "bench.json").read_text())["points"][0]
+    assert point["settings"]["model_args"]["hidden_size"] == 12
+    assert point["settings"]["sample_shape"] == [7]
+    assert point["status"] == "ok" and len(point["samples_per_s"]["values"]) == 2
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--models", "cnnn"], "did you mean 'cnn'"),
+    (["--batch-sizes", "8,x"], "not a positive integer"),
+    (["--steps", "5", "--duration", "1"], "choose one"),
+    (["--find-max-batch"], "needs a CUDA device"),
+    (["--device", "tpu"], "not a device"),
+])
+def test_bench_usage_errors(cli, tmp_path, args, message) -> None:
+    result = cli("bench", "--device", "cpu", "--suite", "smoke", "--out", tmp_path / "x", *args)
+    assert result.exit_code == 2 and message in result.stderr
+    assert not (tmp_path / "x").exists()
