@@ -49,6 +49,7 @@ class EngineState:
     samples: int = 0
     last_loss: float | None = None
     last_finite_loss: float | None = None
+    skipped_steps: int = 0
     stop_reason: str | None = None
     stop_detail: str | None = None
 
@@ -89,13 +90,24 @@ class StepEngine:
         on_log: Called with each :class:`LogEvent`.
         on_step: Called after every step with the step count (progress bars).
         should_stop: Polled after every step; True ends the run as "interrupted".
+        checkpoint_every: Steps between calls of ``on_checkpoint`` (None: never). The current
+            window is closed first and the checkpoint gets a "checkpoint" window of its own, so
+            saving never counts as training time.
+        on_checkpoint: Saves a checkpoint of the state after the current step.
+        skip_non_finite: Count steps whose loss is NaN/inf as skipped instead of stopping (the
+            step function must then not apply their update).
+        start: State to continue from (a resumed run).
     """
 
     def __init__(self, step_fn: Callable[[Batch], torch.Tensor], meter: Meter, timer: StepTimer,
                  *, phases: list[Phase], log_every: int,
                  on_log: Callable[[LogEvent], None] = lambda event: None,
                  on_step: Callable[[int], None] = lambda step: None,
-                 should_stop: Callable[[], bool] = lambda: False) -> None:
+                 should_stop: Callable[[], bool] = lambda: False,
+                 checkpoint_every: int | None = None,
+                 on_checkpoint: Callable[[], None] = lambda: None,
+                 skip_non_finite: bool = False,
+                 start: EngineState | None = None) -> None:
         self.step_fn = step_fn
         self.meter = meter
         self.timer = timer
@@ -104,7 +116,12 @@ class StepEngine:
         self.on_log = on_log
         self.on_step = on_step
         self.should_stop = should_stop
-        self.state = EngineState()
+        self.checkpoint_every = checkpoint_every
+        self.on_checkpoint = on_checkpoint
+        self.skip_non_finite = skip_non_finite
+        self.state = start or EngineState()
+        self._checkpoint_due = False
+        self._finite: torch.Tensor | None = None
         self._phase = 0
         self._loss_sum: torch.Tensor | None = None
         self._interval_steps = 0
@@ -145,11 +162,19 @@ class StepEngine:
                 self._phase += 1
                 continue
             exhausted = self._segment(phase, iterator)
+            if self._checkpoint_due:
+                self._checkpoint_due = False
+                self.checkpoint()
             if self._done(phase, 0.0):
                 self._phase += 1
             if exhausted:
                 break
         self.flush_log()
+
+    def checkpoint(self) -> None:
+        """Save a checkpoint now, outside any training window."""
+        with self.meter.window("checkpoint"):
+            self.on_checkpoint()
 
     def _segment(self, phase: Phase, batches: Any) -> bool:
         """Run one phase in its window until it is done; True when the batches ran out."""
@@ -168,7 +193,9 @@ class StepEngine:
                     return True
                 loss = self.step_fn(batch)
                 samples = batch[0].shape[0]
-                if self._loss_sum is None:
+                if self.skip_non_finite:
+                    self._add_finite(loss.detach())
+                elif self._loss_sum is None:
                     self._loss_sum = loss.detach().clone()
                 else:
                     self._loss_sum += loss.detach()
@@ -191,7 +218,22 @@ class StepEngine:
                     state.stop_reason = "interrupted"
                     state.stop_detail = f"stopped by a signal after step {state.step}"
                     break
+                if self.checkpoint_every and state.step % self.checkpoint_every == 0:
+                    self._checkpoint_due = True
+                    break
         return False
+
+    def _add_finite(self, loss: torch.Tensor) -> None:
+        """Sum only finite losses, and count them, without a host sync."""
+        import torch
+
+        finite = torch.isfinite(loss)
+        value = torch.where(finite, loss, torch.zeros_like(loss))
+        if self._loss_sum is None:
+            self._loss_sum, self._finite = value.clone(), finite.to(loss.dtype)
+        else:
+            self._loss_sum += value
+            self._finite += finite.to(loss.dtype)
 
     def flush_log(self) -> None:
         """Report the steps since the last log interval, if any."""
@@ -200,7 +242,13 @@ class StepEngine:
 
     def _log(self) -> None:
         assert self._loss_sum is not None
-        loss = float((self._loss_sum / self._interval_steps).item())  # the interval's one sync
+        if self._finite is not None:
+            finite = float(self._finite.item())
+            self.state.skipped_steps += self._interval_steps - int(finite)
+            loss = float(self._loss_sum.item()) / finite if finite else math.nan
+            self._finite = None
+        else:
+            loss = float((self._loss_sum / self._interval_steps).item())  # the one sync
         now = self.meter.clock()
         elapsed = now - self._interval_start
         rate = self._interval_samples / elapsed if elapsed > 0 else None
@@ -211,7 +259,7 @@ class StepEngine:
         self.state.last_loss = loss
         if math.isfinite(loss):
             self.state.last_finite_loss = loss
-        elif self.state.stop_reason is None:
+        elif self.state.stop_reason is None and not self.skip_non_finite:
             self.state.stop_reason = "non_finite_loss"
             self.state.stop_detail = (
                 f"training loss became {loss} in the {event.interval_steps} steps up to step "

@@ -41,6 +41,22 @@ class RunContext:
     epochs_done: int = 0
     error: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    prior_segments: list[dict[str, Any]] = field(default_factory=list)
+    prior_durations: list[float] = field(default_factory=list)
+    segment_started_at: str = ""
+    segment_from: int = 0
+    checkpoint_step: int = 0
+
+    def segments(self, finished_at: str | None = None) -> list[dict[str, Any]]:
+        """Earlier segments of a resumed run, plus this process's so far."""
+        from bigbench.measure.energy.report import energy_section
+        from bigbench.resume import segment_summary
+
+        current = segment_summary(
+            len(self.prior_segments), self.segment_started_at, finished_at, self.segment_from,
+            self.engine.state.step, throughput_section(self.meter, [], 0, None),
+            energy_section(self.energy, self.meter))
+        return [*self.prior_segments, current]
 
 
 def finish_record(ctx: RunContext, model: Any) -> list[str]:
@@ -59,7 +75,7 @@ def finish_record(ctx: RunContext, model: Any) -> list[str]:
         else None
     startup_s = ctx.first_step_at[0] - psutil.Process().create_time() if ctx.first_step_at \
         else None
-    throughput = throughput_section(ctx.meter, ctx.timer.durations_s,
+    throughput = throughput_section(ctx.meter, ctx.prior_durations + ctx.timer.durations_s,
                                     ctx.config.train.warmup_steps, tokens)
     throughput["extra_steps"] = ctx.engine.extra_steps
     energy = energy_section(ctx.energy, ctx.meter)
@@ -77,7 +93,8 @@ def finish_record(ctx: RunContext, model: Any) -> list[str]:
                      "epochs_completed": ctx.epochs_done, "samples": state.samples,
                      "last_loss": state.last_loss if state.last_loss == state.last_loss
                      else None,
-                     "last_finite_loss": state.last_finite_loss},
+                     "last_finite_loss": state.last_finite_loss,
+                     "skipped_steps": state.skipped_steps},
         "throughput": throughput,
         "memory": memory_section(ctx.meter, host_peak_rss_bytes()),
         "energy": energy,
@@ -89,7 +106,8 @@ def finish_record(ctx: RunContext, model: Any) -> list[str]:
         "windows": {name: totals.as_dict() for name, totals in ctx.meter.windows.items()},
         "error": ctx.error,
         "files": {"config": "config.yaml", "metrics": "metrics.jsonl", "weights": None,
-                  "power": None},
+                  "power": None,
+                  "checkpoint": "checkpoint" if (ctx.run_dir / "checkpoint").is_dir() else None},
     })
     if hasattr(ctx.energy, "aggregate"):
         for name, totals in ctx.meter.windows.items():
@@ -97,6 +115,11 @@ def finish_record(ctx: RunContext, model: Any) -> list[str]:
                 {k: e.get(k) for k in ("key", "energy_j", "method", "avg_power_w",
                                         "peak_power_w", "samples", "quality")}
                 for e in ctx.energy.aggregate(totals.energy)]
+    if ctx.prior_segments:
+        from bigbench.resume import total_over_segments
+
+        record["segments"] = ctx.segments(record["finished_at"])
+        total_over_segments(record, record["segments"])
     carbon = carbon_section(ctx.config.measure.carbon_intensity_g_per_kwh, energy)
     if carbon is not None:
         record["carbon"] = carbon

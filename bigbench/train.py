@@ -6,6 +6,7 @@ exists, then train inside measurement windows, then write run.json whatever happ
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import time
@@ -20,20 +21,23 @@ import torch
 from torch import nn
 
 from bigbench import devices, environment
+from bigbench.checkpoint import TrainingPosition, load_checkpoint, save_checkpoint
 from bigbench.config.render import config_yaml
 from bigbench.config.schema import ExperimentConfig, TrainConfig
 from bigbench.data import build_data
 from bigbench.data.tensors import Batcher, Split, sequential_batches
-from bigbench.engine import LogEvent, StepEngine, train_phases
-from bigbench.errors import ConfigError
+from bigbench.engine import EngineState, LogEvent, StepEngine, train_phases
+from bigbench.errors import ConfigError, OutputError
 from bigbench.interrupt import StopRequest
 from bigbench.measure.energy.setup import build_monitor
+from bigbench.measure.memory import oom_memory_figures
 from bigbench.measure.meter import Meter
 from bigbench.measure.timing import StepTimer
 from bigbench.models import build_model
 from bigbench.optim import build_optimizer, build_schedule
 from bigbench.record import RunContext, finish_record
 from bigbench.results import RUN_SCHEMA, MetricsLog, atomic_write_text, create_run_dir, write_json
+from bigbench.resume import ResumeInfo
 
 
 @dataclass
@@ -84,15 +88,20 @@ def plan_steps(train: TrainConfig, steps_per_epoch: int, train_size: int) -> tup
 
 def make_train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
                     schedule: torch.optim.lr_scheduler.LRScheduler | None,
-                    grad_clip: float | None) -> Callable[[tuple[torch.Tensor, torch.Tensor]],
-                                                          torch.Tensor]:
-    """The classic step (forward, loss, zero_grad, backward, step) plus clip and schedule."""
+                    grad_clip: float | None, skip_non_finite: bool = False
+                    ) -> Callable[[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+    """The classic step (forward, loss, zero_grad, backward, step) plus clip and schedule.
+
+    With ``skip_non_finite`` a NaN/inf loss skips the update; checking it costs a host sync.
+    """
     loss_fn = nn.CrossEntropyLoss()
 
     def step(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         inputs, labels = batch
         loss = loss_fn(model(inputs), labels)
         optimizer.zero_grad(set_to_none=True)
+        if skip_non_finite and not bool(torch.isfinite(loss)):
+            return loss
         loss.backward()
         if grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -131,11 +140,12 @@ def _count_flops(config: ExperimentConfig, info: Any) -> tuple[dict[str, Any] | 
 
 
 def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopRequest,
-                 callbacks: TrainCallbacks | None = None) -> TrainResult:
-    """Train ``config`` and write its run directory.
+                 callbacks: TrainCallbacks | None = None,
+                 resume: ResumeInfo | None = None) -> TrainResult:
+    """Train ``config`` and write its run directory (or continue ``resume``'s).
 
-    Everything that depends on user input (device, data files, model shape) is checked before
-    the run directory is created, so a mistake leaves nothing behind.
+    Everything that depends on user input (device, data files, model shape, the checkpoint) is
+    checked before anything is written, so a mistake leaves nothing behind.
     """
     callbacks = callbacks or TrainCallbacks()
     started_at = datetime.now(timezone.utc)
@@ -153,9 +163,19 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
     optimizer = build_optimizer(train_cfg.optimizer, model.parameters())
     schedule = build_schedule(train_cfg.schedule, optimizer, total_steps)
     flop_counts, flop_error = _count_flops(config, dataset.info)
-
-    run_dir = create_run_dir(Path(config.output.dir), config.name, out)
-    atomic_write_text(run_dir / "config.yaml", config_yaml(config))
+    position, checkpoint_state = None, {}
+    if resume is not None:
+        position, checkpoint_state = load_checkpoint(resume.checkpoint, model, optimizer,
+                                                     schedule)
+        run_dir = resume.run_dir
+        if resume.config_changes:
+            atomic_write_text(run_dir / "config.yaml", config_yaml(config))
+    else:
+        run_dir = create_run_dir(Path(config.output.dir), config.name, out)
+        atomic_write_text(run_dir / "config.yaml", config_yaml(config))
+    prior_segments: list[dict[str, Any]] = checkpoint_state.get("segments", [])
+    prior_durations: list[float] = checkpoint_state["durations"].tolist() \
+        if "durations" in checkpoint_state else []
     metrics = MetricsLog(run_dir / "metrics.jsonl")
     energy = build_monitor(config.measure, device)
     meter = Meter(device, energy)
@@ -165,7 +185,8 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
         env["energy_meters"] = [{"key": d.key, "kind": d.kind, **d.info()} for d in energy.devices]
     record: dict[str, Any] = {
         "schema": RUN_SCHEMA, "status": "running", "name": config.name, "run_dir": str(run_dir),
-        "started_at": started_at.isoformat(), "finished_at": None,
+        "started_at": resume.record.get("started_at") if resume else started_at.isoformat(),
+        "finished_at": None,
         "config": config.model_dump(mode="json"), "env": env,
         "model": {"name": built.name, "family": built.family, "params": built.params,
                   "trainable_params": built.trainable_params, "args": built.args},
@@ -173,6 +194,10 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
                  "num_classes": dataset.info.num_classes, "vocab_size": dataset.info.vocab_size,
                  "train_size": dataset.info.train_size, "test_size": dataset.info.test_size},
     }
+    if resume is not None:
+        record["resumed"] = [*resume.record.get("resumed", []), {
+            "at": started_at.isoformat(), "from_step": position.step,
+            "config_changes": resume.config_changes}]
     write_json(run_dir / "run.json", record)
 
     first_step_at: list[float] = []
@@ -192,16 +217,50 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
     extend_s = 0.0
     if config.measure.extend_to_min_window and getattr(energy, "devices", None):
         extend_s = energy.min_window_s
-    engine = StepEngine(make_train_step(model, optimizer, schedule, train_cfg.grad_clip),
+    start = EngineState()
+    first_epoch, first_step_in_epoch = 0, 0
+    if position is not None:
+        start = EngineState(step=position.step, samples=position.samples,
+                            last_finite_loss=position.last_finite_loss,
+                            skipped_steps=position.skipped_steps)
+        first_epoch, first_step_in_epoch = position.epoch, position.step_in_epoch
+    # A resumed process warms up again: its first steps are as cold as a new run's.
+    warmup_end = start.step + train_cfg.warmup_steps
+    skip_nan = train_cfg.on_nan == "skip_step"
+    progress = {"epoch": first_epoch, "epoch_start_step": start.step - first_step_in_epoch}
+
+    def on_checkpoint() -> None:
+        step = engine.state.step
+        save_checkpoint(run_dir, model, optimizer, schedule, TrainingPosition(
+            step=step, epoch=progress["epoch"],
+            step_in_epoch=step - progress["epoch_start_step"],
+            epochs_done=context.epochs_done, samples=engine.state.samples,
+            last_finite_loss=engine.state.last_finite_loss,
+            skipped_steps=engine.state.skipped_steps), extra={
+            "durations": torch.tensor(prior_durations + timer.durations_s, dtype=torch.float64),
+            "segments": context.segments(),
+            "last_eval": context.last_eval})
+        context.checkpoint_step = step
+
+    engine = StepEngine(make_train_step(model, optimizer, schedule, train_cfg.grad_clip,
+                                        skip_nan),
                         meter, timer,
-                        phases=train_phases(total_steps, train_cfg.warmup_steps, extend_s),
+                        phases=train_phases(total_steps, min(warmup_end, total_steps),
+                                            extend_s),
                         log_every=train_cfg.log_every, on_log=on_log, on_step=on_step,
-                        should_stop=lambda: stop.requested)
+                        should_stop=lambda: stop.requested,
+                        checkpoint_every=train_cfg.checkpoint_every,
+                        on_checkpoint=on_checkpoint, skip_non_finite=skip_nan, start=start)
     context = RunContext(record=record, run_dir=run_dir, meter=meter, timer=timer,
                          engine=engine, energy=energy, dataset_info=dataset.info,
                          has_test=dataset.test is not None, config=config,
                          wall_start=wall_start, first_step_at=first_step_at,
-                         flop_counts=flop_counts, flop_error=flop_error)
+                         flop_counts=flop_counts, flop_error=flop_error,
+                         prior_segments=prior_segments, prior_durations=prior_durations,
+                         segment_started_at=started_at.isoformat(), segment_from=start.step,
+                         last_eval=checkpoint_state.get("last_eval"),
+                         epochs_done=position.epochs_done if position else 0,
+                         checkpoint_step=start.step)
     eval_batch = train_cfg.eval_batch_size or train_cfg.batch_size
     if hasattr(energy, "start"):
         energy.start()
@@ -213,8 +272,13 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
         callbacks.on_start(total_steps)
         model.train()
         endless = train_cfg.max_steps is not None or extend_s > 0
-        for epoch in itertools.count() if endless else range(planned_epochs):
-            engine.run(batcher.epoch(epoch), epoch)
+        epochs = itertools.count(first_epoch) if endless else range(first_epoch, planned_epochs)
+        for epoch in epochs:
+            progress["epoch"] = epoch
+            progress["epoch_start_step"] = engine.state.step - (
+                first_step_in_epoch if epoch == first_epoch else 0)
+            engine.run(batcher.epoch(epoch, first_step_in_epoch if epoch == first_epoch else 0),
+                       epoch)
             if engine.state.stop_reason is not None:
                 break
             context.epochs_done = epoch + 1
@@ -228,13 +292,29 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
                 callbacks.on_eval(context.last_eval)
             if engine.finished:
                 break
+        if engine.state.stop_reason == "interrupted" and \
+                context.checkpoint_step != engine.state.step:
+            engine.checkpoint()  # so that --resume continues from exactly here
     except KeyboardInterrupt:
         engine.state.stop_reason = "interrupted"
         engine.state.stop_detail = f"stopped by a second signal during step {engine.state.step + 1}"
     except torch.cuda.OutOfMemoryError as exc:
         engine.state.stop_reason = "out_of_memory"
-        context.error = {"type": "out_of_memory", "message": str(exc).splitlines()[0],
-                         "hint": f"lower train.batch_size (now {train_cfg.batch_size})"}
+        engine.state.stop_detail = (f"out of memory at step {engine.state.step + 1} with batch "
+                                    f"size {train_cfg.batch_size}")
+        context.error = {"type": "out_of_memory", "message": str(exc).strip().splitlines()[0],
+                         "batch_size": train_cfg.batch_size,
+                         "memory": oom_memory_figures(device),
+                         "hint": f"lower train.batch_size (now {train_cfg.batch_size}), or find "
+                                 "the largest that fits with bigbench bench --find-max-batch"}
+    except OutputError as exc:  # disk full or unwritable: keep what is on disk, say so
+        engine.state.stop_reason = "write_error"
+        engine.state.stop_detail = exc.problems[0]
+        context.error = {"type": "write_error", "message": exc.problems[0]}
+        _stop_energy(energy)
+        with contextlib.suppress(OutputError):
+            finish_record(context, model=None)
+        raise
     except Exception as exc:  # a bug or a runtime failure: record it, then re-raise
         engine.state.stop_reason = "error"
         context.error = {"type": type(exc).__name__, "message": str(exc),

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bigbench.bench.matrix import Plan, Point
+from bigbench.measure.memory import oom_memory_figures
 
 OOM_MARKERS = ("out of memory", "can't allocate memory", "CUDA error: out of memory")
 
@@ -88,7 +89,7 @@ def run_point(point: Point, plan: Plan, device: Any, energy: Any, device_name: s
         if is_oom(exc):
             result.update(status="oom", error=str(exc).strip().splitlines()[0][:500],
                           reason=f"out of memory at batch size {point.batch_size}",
-                          memory=_oom_memory(device))
+                          memory=oom_memory_figures(device))
         else:
             result.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
     finally:
@@ -96,17 +97,6 @@ def run_point(point: Point, plan: Plan, device: Any, energy: Any, device_name: s
             torch.cuda.empty_cache()
     result["wall_s"] = time.perf_counter() - started
     return result
-
-
-def _oom_memory(device: Any) -> dict[str, Any]:
-    import torch
-
-    if device.type != "cuda":
-        return {"reason": "the CPU allocator refused an allocation"}
-    free, total = torch.cuda.mem_get_info(device)
-    return {"device_peak_allocated_bytes": int(torch.cuda.max_memory_allocated(device)),
-            "device_peak_reserved_bytes": int(torch.cuda.max_memory_reserved(device)),
-            "device_free_bytes": int(free), "device_total_bytes": int(total)}
 
 
 def run_isolated(point: Point, plan: Plan, device: str, measure_config: dict[str, Any],

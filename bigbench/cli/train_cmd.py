@@ -7,12 +7,13 @@ from pathlib import Path
 import typer
 
 from bigbench.cli.common import err_console, out_console, print_json, user_errors
-from bigbench.cli.config_cmd import CONFIG_ARG, SET_OPTION
+from bigbench.cli.config_cmd import SET_OPTION
 
 
 @user_errors
 def train(
-    config: Path = CONFIG_ARG,
+    config: Path | None = typer.Argument(None, help="Experiment config (YAML); optional with "
+                                         "--resume.", show_default=False),
     device: str | None = typer.Option(
         None, "--device", help="auto, cpu, cuda or cuda:N (overrides the config's device)."),
     set_: list[str] = SET_OPTION,
@@ -22,20 +23,28 @@ def train(
     seed: int | None = typer.Option(None, "--seed", help="Override train.seed."),
     json_: bool = typer.Option(False, "--json", help="Print run.json to stdout instead of the "
                                "summary table."),
+    resume: Path | None = typer.Option(
+        None, "--resume", metavar="RUN_DIR", help="Continue an interrupted run from its last "
+        "checkpoint, to its configured end."),
+    force: bool = typer.Option(False, "--force", help="With --resume: accept a config that "
+                               "differs from the run's."),
 ) -> None:
     """Train a model from a YAML config and report what the run cost.
 
     Writes a run directory with config.yaml, run.json, metrics.jsonl and model.safetensors.
-    Ctrl-C stops after the current step and still writes run.json (status "interrupted",
-    exit code 130).
+    Ctrl-C (or SIGTERM) stops after the current step, saves a checkpoint and writes run.json
+    with status "interrupted" (exit 130 / 143); --resume RUN_DIR continues from it.
 
     Examples:
 
       bigbench train configs/cnn.yaml
 
       bigbench train configs/rnn.yaml --device cpu --set train.epochs=1 --json
+
+      bigbench train --resume runs/20261129T143012Z-cnn-digits
     """
     from bigbench.config import load_config
+    from bigbench.errors import ConfigError
     from bigbench.results import check_out_dir
 
     overrides = list(set_)
@@ -43,7 +52,23 @@ def train(
         overrides.append(f"device={device}")
     if seed is not None:
         overrides.append(f"train.seed={seed}")
-    cfg = load_config(config, overrides)
+    resume_info = None
+    if resume is not None:
+        from bigbench.resume import ResumeInfo, config_differences, open_run
+
+        if out is not None:
+            raise ConfigError("--out and --resume: a resumed run continues in its own directory")
+        record, checkpoint = open_run(resume)
+        cfg = load_config(config or resume / "config.yaml", overrides)
+        changes = config_differences(record["config"], cfg.model_dump(mode="json"))
+        if changes and not force:
+            raise ConfigError(*[f"--resume {resume}: the config differs from the run's; "
+                                "pass --force to accept:"] + [f"  {c}" for c in changes])
+        resume_info = ResumeInfo(resume, record, checkpoint, changes)
+    elif config is None:
+        raise ConfigError("give a CONFIG to train, or --resume RUN_DIR")
+    else:
+        cfg = load_config(config, overrides)
     if out is not None:
         check_out_dir(out)  # fail before any expensive work
 
@@ -56,7 +81,8 @@ def train(
     with graceful_stop() as stop:
         try:
             with TrainProgress(console, f"train {cfg.name}") as progress:
-                result = run_training(cfg, out=out, stop=stop, callbacks=progress.callbacks())
+                result = run_training(cfg, out=out, stop=stop, callbacks=progress.callbacks(),
+                                      resume=resume_info)
         except KeyboardInterrupt:
             console.print("interrupted twice: stopped at once; files on disk are complete")
             raise typer.Exit(130) from None

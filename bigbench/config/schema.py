@@ -92,6 +92,16 @@ class TrainConfig(StrictModel):
         description="Steps between loss read-backs, progress updates and metrics.jsonl lines.",
     )
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of weights, data order and dropout.")
+    checkpoint_every: int | None = Field(
+        None, ge=1, le=10**9,
+        description="Save a checkpoint (weights, optimizer, data position, RNG states) every "
+        "this many steps, for --resume; null: only when the run is interrupted.",
+    )
+    on_nan: Literal["stop", "skip_step"] = Field(
+        "stop",
+        description="A NaN/inf loss: 'stop' the run as failed (checked at each log interval), "
+        "or 'skip_step' (skip that update; costs one host sync per step).",
+    )
 
     @model_validator(mode="after")
     def _warmup_leaves_measured_steps(self) -> TrainConfig:

@@ -32,3 +32,16 @@ def device_peaks(device: torch.device) -> tuple[int | None, int | None]:
     import torch
 
     return int(torch.cuda.max_memory_allocated(device)), int(torch.cuda.max_memory_reserved(device))
+
+
+def oom_memory_figures(device: torch.device) -> dict[str, int | str]:
+    """What the allocator held when an allocation failed (for an out-of-memory record)."""
+    if device.type != "cuda":
+        return {"reason": "the CPU allocator refused an allocation"}
+    import torch
+
+    free, total = torch.cuda.mem_get_info(device)
+    return {"device_peak_allocated_bytes": int(torch.cuda.max_memory_allocated(device)),
+            "device_peak_reserved_bytes": int(torch.cuda.max_memory_reserved(device)),
+            "device_free_bytes": int(free), "device_total_bytes": int(total),
+            "host_peak_rss_bytes": host_peak_rss_bytes()}
