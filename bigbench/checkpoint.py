@@ -148,9 +148,11 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
             os.replace(current, old)
         os.replace(new, current)
         shutil.rmtree(old, ignore_errors=True)
-    except OSError as exc:
-        raise OutputError(f"{run_dir}: cannot write checkpoint ({exc.strerror or exc}); the "
-                          "previous checkpoint is intact") from None
+    except (OSError, OutputError) as exc:
+        shutil.rmtree(new, ignore_errors=True)
+        why = exc.problems[0] if isinstance(exc, OutputError) else (exc.strerror or str(exc))
+        raise OutputError(f"{run_dir}: cannot write checkpoint ({why}); the previous "
+                          "checkpoint is intact") from None
 
 
 def find_checkpoint(run_dir: Path) -> Path | None:

@@ -85,7 +85,10 @@ def parse_yaml(text: str, source: str) -> ParsedYaml:
         ConfigError: for invalid YAML, several documents, unsafe tags, duplicate keys,
             too many nodes or too deep nesting.
     """
-    loader = _ConfigLoader(text)
+    try:
+        loader = _ConfigLoader(text)
+    except yaml.YAMLError as exc:  # the reader rejects control characters up front
+        raise ConfigError(f"{source}: invalid YAML ({_one_line(exc)})") from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -96,18 +99,25 @@ def parse_yaml(text: str, source: str) -> ParsedYaml:
     except yaml.MarkedYAMLError as exc:
         raise ConfigError(_yaml_error_line(exc, source)) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML ({exc})") from None
+        raise ConfigError(f"{source}: invalid YAML ({_one_line(exc)})") from None
     except RecursionError:
         raise ConfigError(f"{source}: nesting is too deep (limit {MAX_DEPTH})") from None
+    except ValueError as exc:  # e.g. an integer with thousands of digits
+        raise ConfigError(f"{source}: a value cannot be read ({_one_line(exc)}); numbers "
+                          "in a config are small") from None
     finally:
         loader.dispose()
     return ParsedYaml(data=data, lines=lines)
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
 def _yaml_error_line(exc: yaml.MarkedYAMLError, source: str) -> str:
     mark = exc.problem_mark or exc.context_mark
     where = f"{source}:{mark.line + 1}" if mark is not None else source
-    problem = exc.problem or exc.context or "invalid YAML"
+    problem = " ".join((exc.problem or exc.context or "invalid YAML").split())
     if "could not determine a constructor" in str(exc):
         problem = "tags that construct objects are not allowed in a config (" + problem + ")"
     return f"{where}: invalid YAML: {problem}"

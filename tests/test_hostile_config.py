@@ -1,0 +1,98 @@
+"""The config loader under hostile input: a valid config or one ConfigError, nothing else."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bigbench.config import ExperimentConfig, load_config
+from bigbench.errors import ConfigError
+
+# CI runs 150 examples per property; BIGBENCH_FUZZ_EXAMPLES=2000 for a longer local hunt.
+FUZZ = settings(max_examples=int(os.environ.get("BIGBENCH_FUZZ_EXAMPLES", "150")), deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _load(tmp_path, data: bytes) -> None:
+    path = tmp_path / "fuzz.yaml"
+    path.write_bytes(data)
+    try:
+        assert isinstance(load_config(path), ExperimentConfig)
+    except ConfigError as exc:
+        assert exc.lines() and all(line and "\n" not in line for line in exc.lines())
+
+
+@FUZZ
+@given(st.binary(max_size=400))
+def test_any_bytes(tmp_path, data) -> None:
+    _load(tmp_path, data)
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
+                     st.text(max_size=20))
+_keys = st.sampled_from(["name", "model", "data", "train", "device", "output", "measure",
+                         "bench", "epochs", "batch_size", "lr", "optimizer", "channels",
+                         "size", "x"])
+_trees = st.recursive(_scalars, lambda children: st.one_of(
+    st.lists(children, max_size=4), st.dictionaries(_keys, children, max_size=5)),
+    max_leaves=30)
+
+
+@FUZZ
+@given(st.dictionaries(_keys, _trees, max_size=6))
+def test_any_yaml_structure(tmp_path, document) -> None:
+    _load(tmp_path, yaml.safe_dump(document).encode())
+
+
+@FUZZ
+@given(st.fixed_dictionaries({
+    "model": st.fixed_dictionaries({"name": st.sampled_from(["cnn", "rnn", "gru", "cnnn"])},
+                                   optional={"channels": _trees, "hidden_size": _trees}),
+    "data": st.fixed_dictionaries({"name": st.sampled_from(["digits", "tokens", "npz"])},
+                                  optional={"size": _trees, "path": _trees}),
+}, optional={"train": st.dictionaries(st.sampled_from(
+    ["epochs", "batch_size", "max_steps", "warmup_steps", "seed", "optimizer", "on_nan"]),
+    _trees, max_size=4)}))
+def test_nearly_valid_configs(tmp_path, document) -> None:
+    _load(tmp_path, yaml.safe_dump(document).encode())
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 5000 + "]" * 5000,
+    "a: " + "{b: " * 3000 + "1" + "}" * 3000,
+    "model: {name: cnn}\ndata: {name: digits}\ntrain: {epochs: 1" + "0" * 5000 + "}\n",
+    "model: {name: cnn}\ndata: {name: digits}\ntrain: {optimizer: {lr: 1e999999}}\n",
+    "model: !!python/object/new:os.system [echo hacked]\n",
+    "model: !!binary aGVsbG8=\ndata: {name: digits}\n",
+    "\x00\x01\x02",
+    "%YAML 1.1\n---\na: 1\n---\nb: 2\n",
+])
+def test_pathological_documents_fail_fast_and_clearly(tmp_path, text) -> None:
+    started = time.perf_counter()
+    with pytest.raises(ConfigError):
+        load_config(_write(tmp_path, text))
+    assert time.perf_counter() - started < 5  # generous: it must not hang, not be fast
+
+
+def _write(tmp_path, text: str):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_billion_laughs_uses_bounded_memory(tmp_path) -> None:
+    import tracemalloc
+
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    tracemalloc.start()
+    with pytest.raises(ConfigError, match="expands to more than"):
+        load_config(_write(tmp_path, "\n".join(lines) + "\n"))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 50 * 2**20
