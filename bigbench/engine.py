@@ -71,11 +71,20 @@ class Phase:
     timed: bool = True
 
 
-def train_phases(total_steps: int, warmup_steps: int, min_measured_s: float = 0.0
-                 ) -> list[Phase]:
-    """Warm-up, then one measured window (extended to ``min_measured_s`` if set)."""
-    return [Phase("warmup", min(warmup_steps, total_steps), timed=False),
-            Phase("measured", total_steps, min_s=min_measured_s)]
+def train_phases(total_steps: int, warmup_end: int, min_measured_s: float = 0.0,
+                 compile_step: bool = False, start_step: int = 0) -> list[Phase]:
+    """(Compilation: the first step, alone,) warm-up, then one measured window.
+
+    Args:
+        total_steps: Planned steps in all.
+        warmup_end: Step at which the warm-up ends.
+        min_measured_s: Extend the measured window to at least this long (0: no minimum).
+        compile_step: Give the first step, which compiles the model, its own window.
+        start_step: Step the run starts from (a resumed run compiles again).
+    """
+    phases = [Phase("compile", start_step + 1, timed=False)] if compile_step else []
+    return phases + [Phase("warmup", min(warmup_end, total_steps), timed=False),
+                     Phase("measured", total_steps, min_s=min_measured_s)]
 
 
 class StepEngine:

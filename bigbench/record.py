@@ -6,6 +6,7 @@ nothing is filled with 0 or estimated here.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -46,6 +47,7 @@ class RunContext:
     segment_started_at: str = ""
     segment_from: int = 0
     checkpoint_step: int = 0
+    eager_step_s: float | None = None
 
     def segments(self, finished_at: str | None = None) -> list[dict[str, Any]]:
         """Earlier segments of a resumed run, plus this process's so far."""
@@ -115,6 +117,8 @@ def finish_record(ctx: RunContext, model: Any) -> list[str]:
                 {k: e.get(k) for k in ("key", "energy_j", "method", "avg_power_w",
                                         "peak_power_w", "samples", "quality")}
                 for e in ctx.energy.aggregate(totals.energy)]
+    if "compile" in ctx.meter.windows:
+        record["compile"] = compile_section(ctx, throughput, energy)
     if ctx.prior_segments:
         from bigbench.resume import total_over_segments
 
@@ -272,3 +276,29 @@ def _cuda_fp32_math_mode() -> str:
 
     allowed = torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32
     return "tf32" if allowed else "fp32"
+
+
+def compile_section(ctx: RunContext, throughput: dict[str, Any], energy: dict[str, Any]
+                    ) -> dict[str, Any]:
+    """What torch.compile cost and whether (and when) it pays back against eager steps."""
+    window = ctx.meter.totals("compile")
+    compiled_s = throughput["step_time_s"]["p50"]
+    section: dict[str, Any] = {
+        "first_step_s": window.time_s,
+        "first_step_energy_j": (energy.get("windows") or {}).get("compile"),
+        "eager_step_s": ctx.eager_step_s, "compiled_step_s": compiled_s,
+        "overhead_s": None, "payback_steps": None, "reason": None,
+    }
+    if compiled_s is None or ctx.eager_step_s is None:
+        section["reason"] = "no measured compiled steps to compare with"
+        return section
+    overhead = window.time_s - compiled_s
+    section["overhead_s"] = overhead
+    saving = ctx.eager_step_s - compiled_s
+    if saving <= 0:
+        section["reason"] = (f"compiled steps are not faster than eager ones "
+                             f"({compiled_s * 1e3:.2f} ms vs {ctx.eager_step_s * 1e3:.2f} ms): "
+                             "compiling never pays back")
+    else:
+        section["payback_steps"] = max(0, math.ceil(overhead / saving))
+    return section

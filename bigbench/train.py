@@ -18,14 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from bigbench import devices, environment
-from bigbench.checkpoint import TrainingPosition, load_checkpoint, save_checkpoint
+from bigbench.checkpoint import (
+    TrainingPosition,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from bigbench.config.render import config_yaml
 from bigbench.config.schema import ExperimentConfig, TrainConfig
 from bigbench.data import build_data
-from bigbench.data.tensors import Batcher, Split, sequential_batches
+from bigbench.data.tensors import Batcher
 from bigbench.engine import EngineState, LogEvent, StepEngine, train_phases
 from bigbench.errors import ConfigError, OutputError
 from bigbench.interrupt import StopRequest
@@ -38,6 +43,8 @@ from bigbench.optim import build_optimizer, build_schedule
 from bigbench.record import RunContext, finish_record
 from bigbench.results import RUN_SCHEMA, MetricsLog, atomic_write_text, create_run_dir, write_json
 from bigbench.resume import ResumeInfo
+from bigbench.speed import apply_runtime_settings, autocast_dtype, use_channels_last
+from bigbench.steps import eager_step_time, evaluate, make_train_step
 
 
 @dataclass
@@ -86,48 +93,6 @@ def plan_steps(train: TrainConfig, steps_per_epoch: int, train_size: int) -> tup
     return total, train.epochs
 
 
-def make_train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
-                    schedule: torch.optim.lr_scheduler.LRScheduler | None,
-                    grad_clip: float | None, skip_non_finite: bool = False
-                    ) -> Callable[[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
-    """The classic step (forward, loss, zero_grad, backward, step) plus clip and schedule.
-
-    With ``skip_non_finite`` a NaN/inf loss skips the update; checking it costs a host sync.
-    """
-    loss_fn = nn.CrossEntropyLoss()
-
-    def step(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        inputs, labels = batch
-        loss = loss_fn(model(inputs), labels)
-        optimizer.zero_grad(set_to_none=True)
-        if skip_non_finite and not bool(torch.isfinite(loss)):
-            return loss
-        loss.backward()
-        if grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        if schedule is not None:
-            schedule.step()
-        return loss
-
-    return step
-
-
-def evaluate(model: nn.Module, split: Split, batch_size: int) -> tuple[float, float]:
-    """Accuracy and mean cross-entropy on ``split``, with one host sync at the end."""
-    model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=split.y.device)
-    loss_sum = torch.zeros((), dtype=torch.float64, device=split.y.device)
-    with torch.inference_mode():
-        for inputs, labels in sequential_batches(split, batch_size):
-            logits = model(inputs)
-            loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").double()
-            correct += (logits.argmax(dim=1) == labels).sum()
-    model.train()
-    n = len(split)
-    return correct.item() / n, loss_sum.item() / n
-
-
 def _count_flops(config: ExperimentConfig, info: Any) -> tuple[dict[str, Any] | None, str | None]:
     if not config.measure.flops:
         return None, None
@@ -153,6 +118,7 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
     train_cfg = config.train
 
     device = devices.resolve(config.device)
+    performance = apply_runtime_settings(train_cfg, device)
     seed_everything(train_cfg.seed)
     dataset = build_data(config.data, device)
     built = build_model(config.model, dataset.info)
@@ -160,13 +126,39 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
     batcher = Batcher(dataset.train, train_cfg.batch_size, train_cfg.drop_last, train_cfg.seed)
     total_steps, planned_epochs = plan_steps(train_cfg, batcher.steps_per_epoch,
                                              len(dataset.train))
+    channels_last = use_channels_last(train_cfg, built.family, built.args)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    amp_dtype = autocast_dtype(train_cfg.precision)
+    # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
+    scaler = torch.amp.GradScaler("cuda") if train_cfg.precision == "fp16" and \
+        device.type == "cuda" else None
     optimizer = build_optimizer(train_cfg.optimizer, model.parameters())
     schedule = build_schedule(train_cfg.schedule, optimizer, total_steps)
     flop_counts, flop_error = _count_flops(config, dataset.info)
+    skip_nan = train_cfg.on_nan == "skip_step"
+
+    def step_factory(net: torch.nn.Module, opt: torch.optim.Optimizer,
+                     sched: Any = None, scale: Any = None) -> Any:
+        return make_train_step(net, opt, sched, train_cfg.grad_clip, skip_nan,
+                               channels_last=channels_last, amp_dtype=amp_dtype, scaler=scale,
+                               device_type=device.type)
+
+    eager_s, runnable = None, model
+    if train_cfg.compile:
+        saved = rng_state()  # timing eager steps on a copy must not shift any random stream
+        first = next(iter(batcher.epoch(0)))
+        eager_s = eager_step_time(
+            model, lambda net: build_optimizer(train_cfg.optimizer, net.parameters()),
+            step_factory, first, device)
+        set_rng_state(saved)
+        runnable = torch.compile(model)
     position, checkpoint_state = None, {}
     if resume is not None:
         position, checkpoint_state = load_checkpoint(resume.checkpoint, model, optimizer,
                                                      schedule)
+        if scaler is not None and checkpoint_state.get("scaler"):
+            scaler.load_state_dict(checkpoint_state["scaler"])
         run_dir = resume.run_dir
         if resume.config_changes:
             atomic_write_text(run_dir / "config.yaml", config_yaml(config))
@@ -183,11 +175,14 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
     env = environment.collect(device)
     if hasattr(energy, "devices"):
         env["energy_meters"] = [{"key": d.key, "kind": d.kind, **d.info()} for d in energy.devices]
+    performance.update(channels_last=channels_last, precision=train_cfg.precision,
+                       grad_scaler=scaler is not None, compile=train_cfg.compile,
+                       optimizer_foreach=optimizer.defaults.get("foreach"))
     record: dict[str, Any] = {
         "schema": RUN_SCHEMA, "status": "running", "name": config.name, "run_dir": str(run_dir),
         "started_at": resume.record.get("started_at") if resume else started_at.isoformat(),
         "finished_at": None,
-        "config": config.model_dump(mode="json"), "env": env,
+        "config": config.model_dump(mode="json"), "env": env, "performance": performance,
         "model": {"name": built.name, "family": built.family, "params": built.params,
                   "trainable_params": built.trainable_params, "args": built.args},
         "data": {"name": config.data.name, "sample_shape": list(dataset.info.sample_shape),
@@ -226,7 +221,6 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
         first_epoch, first_step_in_epoch = position.epoch, position.step_in_epoch
     # A resumed process warms up again: its first steps are as cold as a new run's.
     warmup_end = start.step + train_cfg.warmup_steps
-    skip_nan = train_cfg.on_nan == "skip_step"
     progress = {"epoch": first_epoch, "epoch_start_step": start.step - first_step_in_epoch}
 
     def on_checkpoint() -> None:
@@ -239,14 +233,14 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
             skipped_steps=engine.state.skipped_steps), extra={
             "durations": torch.tensor(prior_durations + timer.durations_s, dtype=torch.float64),
             "segments": context.segments(),
-            "last_eval": context.last_eval})
+            "last_eval": context.last_eval,
+            "scaler": scaler.state_dict() if scaler is not None else None})
         context.checkpoint_step = step
 
-    engine = StepEngine(make_train_step(model, optimizer, schedule, train_cfg.grad_clip,
-                                        skip_nan),
-                        meter, timer,
+    engine = StepEngine(step_factory(runnable, optimizer, schedule, scaler), meter, timer,
                         phases=train_phases(total_steps, min(warmup_end, total_steps),
-                                            extend_s),
+                                            extend_s, compile_step=train_cfg.compile,
+                                            start_step=start.step),
                         log_every=train_cfg.log_every, on_log=on_log, on_step=on_step,
                         should_stop=lambda: stop.requested,
                         checkpoint_every=train_cfg.checkpoint_every,
@@ -260,7 +254,7 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
                          segment_started_at=started_at.isoformat(), segment_from=start.step,
                          last_eval=checkpoint_state.get("last_eval"),
                          epochs_done=position.epochs_done if position else 0,
-                         checkpoint_step=start.step)
+                         checkpoint_step=start.step, eager_step_s=eager_s)
     eval_batch = train_cfg.eval_batch_size or train_cfg.batch_size
     if hasattr(energy, "start"):
         energy.start()
@@ -284,7 +278,7 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
             context.epochs_done = epoch + 1
             if dataset.test is not None:
                 with meter.window("eval"):
-                    accuracy, loss = evaluate(model, dataset.test, eval_batch)
+                    accuracy, loss = evaluate(model, dataset.test, eval_batch, amp_dtype)
                 context.last_eval = {"accuracy": accuracy, "loss": loss,
                                      "samples": len(dataset.test), "step": engine.state.step,
                                      "epoch": epoch}

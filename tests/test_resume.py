@@ -155,7 +155,7 @@ def test_skip_step_keeps_weights_finite() -> None:
     from bigbench.measure.energy.base import NullEnergyMeter
     from bigbench.measure.meter import Meter
     from bigbench.measure.timing import StepTimer
-    from bigbench.train import make_train_step
+    from bigbench.steps import make_train_step
 
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 2)
