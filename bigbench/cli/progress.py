@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from bigbench.engine import LogEvent
@@ -28,12 +29,16 @@ class TrainProgress:
         )
         self._description = description
         self._task: Any = None
+        self._last_update = 0.0
+        self._latest = 0
 
     def __enter__(self) -> TrainProgress:
         self._progress.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, completed=self._latest)
         self._progress.__exit__(*exc)
 
     def callbacks(self) -> TrainCallbacks:
@@ -46,7 +51,13 @@ class TrainProgress:
                                              loss="–", rate="")
 
     def _step(self, step: int) -> None:
-        self._progress.update(self._task, completed=step)
+        # Called after every training step: touch rich (a lock and a task update) only ten
+        # times a second, so the bar costs nothing measurable even for millisecond steps.
+        now = time.perf_counter()
+        if now - self._last_update >= 0.1:
+            self._last_update = now
+            self._progress.update(self._task, completed=step)
+        self._latest = step
 
     def _log(self, event: LogEvent) -> None:
         rate = f"{event.samples_per_s:,.0f} samples/s" if event.samples_per_s else ""

@@ -1,0 +1,113 @@
+"""Harness overhead: `bigbench train` vs the bare PyTorch loop doing the same work.
+
+Same model, batch size (64), optimizer (SGD, lr 0.01), threads and in-memory data; bigbench runs
+with all measurement on — step timing, memory, FLOPs, and the energy sampler (polling a fake
+powercap tree where this machine has no RAPL) — and with channels_last off so both arms run the
+same kernels. A third arm feeds the bare loop through DataLoader(TensorDataset), as the classic
+loop does. Arms are interleaved, repeated, and compared by median.
+
+    .venv/bin/python benchmarks/overhead.py [--repeats 5] [--models cnn,rnn]
+
+Target: bigbench ≥ 0.99× the bare loop's samples/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import torch
+from common import bare_loop, dataloader_loop, interleaved, reference_model, summary
+from fakes import PowercapTree
+
+from bigbench.config import load_config
+from bigbench.data import build_data
+from bigbench.interrupt import StopRequest
+from bigbench.measure.energy.discovery import all_meters
+from bigbench.train import run_training
+
+SETUPS = {  # model → (dataset section, measured steps)
+    "cnn": ("{name: digits, size: 10000, test_size: 0}", 300),
+    "rnn": ("{name: tokens, size: 10000, test_size: 0}", 2000),
+}
+WARMUP = 10
+
+
+def _config(work: Path, model: str) -> Path:
+    data, steps = SETUPS[model]
+    path = work / f"{model}.yaml"
+    path.write_text(f"""name: overhead-{model}
+model: {{name: {model}}}
+data: {data}
+train: {{max_steps: {steps + WARMUP}, batch_size: 64, warmup_steps: {WARMUP}, log_every: 50,
+        optimizer: {{name: sgd, lr: 0.01}}, channels_last: false}}
+device: cpu
+output: {{dir: {work / 'runs'}, save_weights: false}}
+""")
+    return path
+
+
+def _live_powercap(root: Path) -> threading.Event:
+    tree = PowercapTree(root)
+    stop = threading.Event()
+    start = time.perf_counter()
+
+    def advance() -> None:
+        while not stop.wait(0.01):
+            tree.set_uj("intel-rapl:0", (time.perf_counter() - start) * 50e6)
+
+    threading.Thread(target=advance, daemon=True).start()
+    return stop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--models", default="cnn,rnn")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bigbench-overhead-"))
+    if not all_meters().devices:
+        os.environ["BIGBENCH_POWERCAP_ROOT"] = str(work / "powercap")
+        _live_powercap(work / "powercap")
+        print("no real energy meter here: the energy sampler polls a fake powercap tree")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    for model in args.models.split(","):
+        compare(model, work, args.repeats)
+
+
+def compare(model: str, work: Path, repeats: int) -> None:
+    """Interleave the three arms for one model and print medians and ratios."""
+    config = load_config(_config(work, model))
+    data = build_data(config.data, torch.device("cpu")).train
+    steps = SETUPS[model][1]
+
+    def fresh() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return reference_model(model)
+
+    def bigbench_arm() -> float:
+        return run_training(config, out=None, stop=StopRequest()).record["throughput"][
+            "samples_per_s"]
+
+    results = interleaved({
+        "bare loop": lambda: bare_loop(fresh(), data.x, data.y, 64, steps, WARMUP),
+        "bigbench train": bigbench_arm,
+        "DataLoader loop": lambda: dataloader_loop(fresh(), data.x, data.y, 64, steps, WARMUP),
+    }, repeats)
+    print(f"== {model}: {steps} measured steps of batch 64, {repeats} repeats")
+    for name, values in results.items():
+        print(f"  {name:<16} {summary(values)}")
+    bare = statistics.median(results["bare loop"])
+    ours = statistics.median(results["bigbench train"])
+    loader = statistics.median(results["DataLoader loop"])
+    print(f"  bigbench / bare loop:       {ours / bare:.3f}  (target >= 0.99)")
+    print(f"  bigbench / DataLoader loop: {ours / loader:.3f}\n")
+
+
+if __name__ == "__main__":
+    main()
