@@ -17,13 +17,11 @@ import argparse
 import os
 import statistics
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import torch
 from common import bare_loop, dataloader_loop, interleaved, reference_model, summary
-from fakes import PowercapTree
+from fakes import LivePowercap
 
 from bigbench.config import load_config
 from bigbench.data import build_data
@@ -52,19 +50,6 @@ output: {{dir: {work / 'runs'}, save_weights: false}}
     return path
 
 
-def _live_powercap(root: Path) -> threading.Event:
-    tree = PowercapTree(root)
-    stop = threading.Event()
-    start = time.perf_counter()
-
-    def advance() -> None:
-        while not stop.wait(0.01):
-            tree.set_uj("intel-rapl:0", (time.perf_counter() - start) * 50e6)
-
-    threading.Thread(target=advance, daemon=True).start()
-    return stop
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -73,7 +58,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bigbench-overhead-"))
     if not all_meters().devices:
         os.environ["BIGBENCH_POWERCAP_ROOT"] = str(work / "powercap")
-        _live_powercap(work / "powercap")
+        LivePowercap(work / "powercap", {"intel-rapl:0": 50.0}, period_s=0.01).start()
         print("no real energy meter here: the energy sampler polls a fake powercap tree")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     for model in args.models.split(","):

@@ -17,13 +17,12 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from fakes import PowercapTree  # noqa: E402
+from fakes import LivePowercap  # noqa: E402
 
 from bigbench.config import load_config  # noqa: E402
 from bigbench.interrupt import StopRequest  # noqa: E402
@@ -42,19 +41,6 @@ output: {save_weights: false}
 """
 
 
-def _live_tree(root: Path) -> threading.Event:
-    tree = PowercapTree(root)
-    stop = threading.Event()
-    start = time.perf_counter()
-
-    def advance() -> None:
-        while not stop.wait(0.01):
-            tree.set_uj("intel-rapl:0", (time.perf_counter() - start) * 50e6)
-
-    threading.Thread(target=advance, daemon=True).start()
-    return stop
-
-
 def _run(config_path: Path, out: Path, energy: bool) -> float:
     cfg = load_config(config_path, [f"measure.energy={str(energy).lower()}",
                                     "measure.flops=false"])
@@ -68,10 +54,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bigbench-overhead-"))
-    stop_tree = None
+    live = None
     if not all_meters().devices:
         os.environ["BIGBENCH_POWERCAP_ROOT"] = str(work / "powercap")
-        stop_tree = _live_tree(work / "powercap")
+        live = LivePowercap(work / "powercap", {"intel-rapl:0": 50.0}, period_s=0.01).start()
         print("no real energy meter here: the sampler polls a fake powercap tree")
     config = work / "config.yaml"
     config.write_text(CONFIG.replace("STEPS", str(args.steps)))
@@ -94,8 +80,8 @@ def main() -> None:
     tick_s = (time.perf_counter() - start) / ticks
     print(f"sampler tick: {tick_s * 1e6:.1f} µs for {len(meters.devices)} meter(s); at the "
           f"default 50 ms interval that is {tick_s / 0.05:.3%} of one core")
-    if stop_tree is not None:
-        stop_tree.set()
+    if live is not None:
+        live.stop()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import types
 from pathlib import Path
 from types import SimpleNamespace
@@ -179,3 +180,38 @@ class FakeNVML(types.ModuleType):
 
     def nvmlDeviceGetCurrentClocksEventReasons(self, gpu: FakeGpu) -> int:  # noqa: N802
         return 0
+
+
+class LivePowercap:
+    """A powercap tree whose counters advance in real time at fixed power, from a thread.
+
+    Args:
+        root: Where to create the tree.
+        watts: Zone folder → power in watts, e.g. ``{"intel-rapl:0": 40.0}``.
+        period_s: Seconds between counter updates.
+    """
+
+    def __init__(self, root: Path, watts: dict[str, float], period_s: float = 0.005) -> None:
+        self.tree = PowercapTree(root)
+        self.watts = watts
+        self.period_s = period_s
+        self._stop = threading.Event()
+        self._start = 0.0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            elapsed = time.perf_counter() - self._start
+            for zone, watts in self.watts.items():
+                self.tree.set_uj(zone, elapsed * watts * 1e6)
+
+    def start(self) -> LivePowercap:
+        """Start advancing the counters."""
+        self._start = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread."""
+        self._stop.set()
+        self._thread.join()

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
-import threading
-import time
 
 import pytest
 from conftest import TINY_CNN, load_run
-from fakes import FakeClock, PowercapTree
+from fakes import FakeClock, LivePowercap, PowercapTree
 
 from bigbench.measure.energy import rapl
 from bigbench.measure.energy.base import MeterSet, Unavailable
@@ -24,23 +22,11 @@ PACKAGE_W, DRAM_W = 40.0, 4.0
 def live_powercap(tmp_path, monkeypatch):
     """A powercap tree whose counters advance in real time at fixed power."""
     root = tmp_path / "powercap"
-    tree = PowercapTree(root)
-    stop = threading.Event()
-    start = time.perf_counter()
-
-    def advance() -> None:
-        while not stop.is_set():
-            elapsed = time.perf_counter() - start
-            tree.set_uj("intel-rapl:0", elapsed * PACKAGE_W * 1e6)
-            tree.set_uj("intel-rapl:0:2", elapsed * DRAM_W * 1e6)
-            stop.wait(0.002)
-
-    thread = threading.Thread(target=advance, daemon=True)
-    thread.start()
+    live = LivePowercap(root, {"intel-rapl:0": PACKAGE_W, "intel-rapl:0:2": DRAM_W},
+                        period_s=0.002).start()
     monkeypatch.setenv(rapl.ROOT_ENV, str(root))
     yield root
-    stop.set()
-    thread.join()
+    live.stop()
 
 
 def test_train_reports_measured_energy(cli, write_config, tmp_path, live_powercap) -> None:
