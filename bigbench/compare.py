@@ -119,8 +119,16 @@ def load_side(path: Path) -> Side:
     else:
         raise CompareError(f"{path}: schema {schema!r} is not bigbench.bench/1 or "
                            "bigbench.run/1")
-    return Side(path, document.get("env") or {},
-                {_key(p["settings"]): p for p in points if "settings" in p})
+    keyed = {}
+    for index, point in enumerate(points):
+        settings = point.get("settings")
+        if not isinstance(settings, dict) or not all(k in settings for k in _KEY_FIELDS):
+            raise CompareError(f"{path}: point {index} has no usable settings "
+                               f"({', '.join(_KEY_FIELDS)}); the file is damaged")
+        point.setdefault("id", "/".join(str(settings[k]) for k in _KEY_FIELDS[:4]))
+        keyed[_key(settings)] = point
+    env = document.get("env")
+    return Side(path, env if isinstance(env, dict) else {}, keyed)
 
 
 def _figure(point: dict[str, Any], metric: str) -> Figure | None:
@@ -128,10 +136,13 @@ def _figure(point: dict[str, Any], metric: str) -> Figure | None:
     for part in METRICS[metric][0]:
         value = value.get(part) if isinstance(value, dict) else None
     if isinstance(value, dict):
-        if value.get("median") is None:
+        median, iqr = value.get("median"), value.get("iqr") or 0.0
+        if not isinstance(median, (int, float)) or not isinstance(iqr, (int, float)):
             return None
-        return Figure(float(value["median"]), float(value.get("iqr") or 0.0))
-    return Figure(float(value), 0.0) if isinstance(value, (int, float)) else None
+        return Figure(float(median), float(iqr))
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return Figure(float(value), 0.0)
 
 
 def _env_value(env: dict[str, Any], path: tuple[Any, ...]) -> Any:

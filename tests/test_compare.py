@@ -74,7 +74,8 @@ def test_unmatched_points_and_environment_warnings(cli, tmp_path) -> None:
     assert "environments differ in device.name" in result.stderr
 
 
-@pytest.mark.parametrize("problem", ["missing", "schema", "garbage", "disjoint", "metric"])
+@pytest.mark.parametrize("problem", ["missing", "schema", "garbage", "disjoint", "metric",
+                                     "damaged"])
 def test_bad_input_exits_2(cli, tmp_path, problem) -> None:
     good = _bench(tmp_path, "a", BASE)
     args = {
@@ -83,6 +84,7 @@ def test_bad_input_exits_2(cli, tmp_path, problem) -> None:
         "garbage": [good, _write(tmp_path / "g.json", None, raw="{not json")],
         "disjoint": [good, _bench(tmp_path, "z", [_point("gru", 1, 1.0, 0.0)])],
         "metric": [good, good, "--metric", "samples_per_sec"],
+        "damaged": [good, _bench(tmp_path, "d", [{"id": "x", "settings": "oops"}])],
     }[problem]
     result = cli("compare", *args)
     assert result.exit_code == 2 and result.stderr.startswith("error: ")
@@ -101,3 +103,12 @@ def test_run_directories_compare_as_single_points(cli, write_config, tmp_path) -
                  "--fail-above", "90")
     assert result.exit_code == 0, result.stdout
     assert "cnn/train/fp32/bs16" in result.stdout
+
+
+def test_values_of_the_wrong_type_are_not_measured(cli, tmp_path) -> None:
+    odd = copy.deepcopy(BASE)
+    odd[0]["samples_per_s"] = {"median": "fast", "iqr": None}
+    del odd[1]["id"]
+    result = cli("compare", _bench(tmp_path, "a", BASE), _bench(tmp_path, "b", odd))
+    assert result.exit_code == 0
+    assert "n/a for 1 point(s)" in result.stdout
