@@ -156,6 +156,10 @@ def _memory(meter: Meter, device: torch.device) -> dict[str, Any]:
     reserved = [w.device_peak_reserved_bytes for w in meter.windows.values()
                 if w.device_peak_reserved_bytes is not None]
     memory: dict[str, Any] = {"host_peak_rss_bytes": host_peak_rss_bytes(),
+                              # ru_maxrss never goes down: in one process it includes every
+                              # earlier point; a fresh process per point (--isolate) isolates it.
+                              "host_peak_rss_scope": "process lifetime (per point with "
+                                                     "--isolate)",
                               "device_peak_allocated_bytes": max(allocated, default=None),
                               "device_peak_reserved_bytes": max(reserved, default=None)}
     if device.type != "cuda":

@@ -207,6 +207,7 @@ def _max_batches(points: list[Any], plan: Any, device: str, measure_cfg: Any
     return found
 
 
+@user_errors
 def bench_point_worker() -> None:
     """Measure one point described by JSON on stdin; print its result as JSON (for --isolate)."""
     from bigbench import devices
@@ -215,14 +216,21 @@ def bench_point_worker() -> None:
     from bigbench.config.schema import MeasureConfig
     from bigbench.measure.energy.setup import build_monitor
 
-    request = json.loads(sys.stdin.read())
-    device = devices.resolve(request["device"])
-    energy = build_monitor(MeasureConfig(**request["measure"]), device)
+    from bigbench.errors import ConfigError
+
+    try:
+        request = json.loads(sys.stdin.read())
+        point, plan = Point.from_dict(request["point"]), Plan(**request["plan"])
+        measure = MeasureConfig(**request["measure"])
+        device = devices.resolve(request["device"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"_bench-point: not a point request on stdin ({exc}); this is an "
+                          "internal command of bigbench bench --isolate") from None
+    energy = build_monitor(measure, device)
     if hasattr(energy, "start"):
         energy.start()
     try:
-        result = run_point(Point.from_dict(request["point"]), Plan(**request["plan"]), device,
-                           energy, devices.describe(device).name)
+        result = run_point(point, plan, device, energy, devices.describe(device).name)
     finally:
         if hasattr(energy, "stop"):
             energy.stop()
