@@ -61,6 +61,30 @@ class RunContext:
         return [*self.prior_segments, current]
 
 
+def start_record(config: Any, built: Any, info: Any, env: dict[str, Any],
+                 performance: dict[str, Any], run_dir: Path, started_at: str,
+                 resume: Any, resumed_from_step: int) -> dict[str, Any]:
+    """run.json as written when training starts (status "running")."""
+    from bigbench.results import RUN_SCHEMA
+
+    record: dict[str, Any] = {
+        "schema": RUN_SCHEMA, "status": "running", "name": config.name, "run_dir": str(run_dir),
+        "started_at": resume.record.get("started_at") if resume else started_at,
+        "finished_at": None,
+        "config": config.model_dump(mode="json"), "env": env, "performance": performance,
+        "model": {"name": built.name, "family": built.family, "params": built.params,
+                  "trainable_params": built.trainable_params, "args": built.args},
+        "data": {"name": config.data.name, "sample_shape": list(info.sample_shape),
+                 "num_classes": info.num_classes, "vocab_size": info.vocab_size,
+                 "train_size": info.train_size, "test_size": info.test_size},
+    }
+    if resume is not None:
+        record["resumed"] = [*resume.record.get("resumed", []), {
+            "at": started_at, "from_step": resumed_from_step,
+            "config_changes": resume.config_changes}]
+    return record
+
+
 def finish_record(ctx: RunContext, model: Any) -> list[str]:
     """Complete run.json, write power.csv and (when ``model`` is given) the weights.
 

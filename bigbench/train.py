@@ -40,8 +40,8 @@ from bigbench.measure.meter import Meter
 from bigbench.measure.timing import StepTimer
 from bigbench.models import build_model
 from bigbench.optim import build_optimizer, build_schedule
-from bigbench.record import RunContext, finish_record
-from bigbench.results import RUN_SCHEMA, MetricsLog, atomic_write_text, create_run_dir, write_json
+from bigbench.record import RunContext, finish_record, start_record
+from bigbench.results import MetricsLog, atomic_write_text, create_run_dir, write_json
 from bigbench.resume import ResumeInfo
 from bigbench.speed import apply_runtime_settings, autocast_dtype, use_channels_last
 from bigbench.steps import eager_step_time, evaluate, make_train_step
@@ -146,13 +146,8 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
 
     eager_s, runnable = None, model
     if train_cfg.compile:
-        saved = rng_state()  # timing eager steps on a copy must not shift any random stream
-        first = next(iter(batcher.epoch(0)))
-        eager_s = eager_step_time(
-            model, lambda net: build_optimizer(train_cfg.optimizer, net.parameters()),
-            step_factory, first, device)
-        set_rng_state(saved)
-        runnable = torch.compile(model)
+        eager_s, runnable = _compile(model, train_cfg, step_factory,
+                                     next(iter(batcher.epoch(0))), device)
     position, checkpoint_state = None, {}
     if resume is not None:
         position, checkpoint_state = load_checkpoint(resume.checkpoint, model, optimizer,
@@ -178,21 +173,9 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
     performance.update(channels_last=channels_last, precision=train_cfg.precision,
                        grad_scaler=scaler is not None, compile=train_cfg.compile,
                        optimizer_foreach=optimizer.defaults.get("foreach"))
-    record: dict[str, Any] = {
-        "schema": RUN_SCHEMA, "status": "running", "name": config.name, "run_dir": str(run_dir),
-        "started_at": resume.record.get("started_at") if resume else started_at.isoformat(),
-        "finished_at": None,
-        "config": config.model_dump(mode="json"), "env": env, "performance": performance,
-        "model": {"name": built.name, "family": built.family, "params": built.params,
-                  "trainable_params": built.trainable_params, "args": built.args},
-        "data": {"name": config.data.name, "sample_shape": list(dataset.info.sample_shape),
-                 "num_classes": dataset.info.num_classes, "vocab_size": dataset.info.vocab_size,
-                 "train_size": dataset.info.train_size, "test_size": dataset.info.test_size},
-    }
-    if resume is not None:
-        record["resumed"] = [*resume.record.get("resumed", []), {
-            "at": started_at.isoformat(), "from_step": position.step,
-            "config_changes": resume.config_changes}]
+    record = start_record(config, built, dataset.info, env, performance, run_dir,
+                          started_at.isoformat(), resume,
+                          position.step if position is not None else 0)
     write_json(run_dir / "run.json", record)
 
     first_step_at: list[float] = []
@@ -321,6 +304,17 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
     exit_code = stop.exit_code if engine.state.stop_reason == "interrupted" else \
         (1 if record["status"] == "failed" else 0)
     return TrainResult(run_dir=run_dir, record=record, exit_code=exit_code, warnings=warnings)
+
+
+def _compile(model: torch.nn.Module, train_cfg: TrainConfig, step_factory: Any,
+             batch: Any, device: torch.device) -> tuple[float, Any]:
+    """Time an eager step (for the payback figure), then return it and the compiled model."""
+    saved = rng_state()  # timing eager steps on a copy must not shift any random stream
+    eager_s = eager_step_time(
+        model, lambda net: build_optimizer(train_cfg.optimizer, net.parameters()),
+        step_factory, batch, device)
+    set_rng_state(saved)
+    return eager_s, torch.compile(model)
 
 
 def _idle(seconds: float, stop: StopRequest) -> None:

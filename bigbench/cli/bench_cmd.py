@@ -214,9 +214,8 @@ def bench_point_worker() -> None:
     from bigbench.bench.matrix import Plan, Point
     from bigbench.bench.runner import run_point
     from bigbench.config.schema import MeasureConfig
-    from bigbench.measure.energy.setup import build_monitor
-
     from bigbench.errors import ConfigError
+    from bigbench.measure.energy.setup import build_monitor
 
     try:
         request = json.loads(sys.stdin.read())
