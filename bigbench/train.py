@@ -39,6 +39,7 @@ from bigbench.measure.memory import oom_memory_figures
 from bigbench.measure.meter import Meter
 from bigbench.measure.timing import StepTimer
 from bigbench.models import build_model
+from bigbench.models.build import check_model_fits
 from bigbench.optim import build_optimizer, build_schedule
 from bigbench.record import RunContext, finish_record, start_record
 from bigbench.results import MetricsLog, atomic_write_text, create_run_dir, write_json
@@ -121,6 +122,7 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
     performance = apply_runtime_settings(train_cfg, device)
     seed_everything(train_cfg.seed)
     dataset = build_data(config.data, device)
+    check_model_fits(config.model, dataset.info, device)
     built = build_model(config.model, dataset.info)
     model = built.module.to(device)
     batcher = Batcher(dataset.train, train_cfg.batch_size, train_cfg.drop_last, train_cfg.seed)

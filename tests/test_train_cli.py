@@ -157,3 +157,15 @@ def test_no_test_split_reports_why(cli, write_config, tmp_path) -> None:
     assert cli("train", path, "--out", tmp_path / "r").exit_code == 0
     ev = load_run(tmp_path / "r")["eval"]
     assert ev["accuracy"] is None and "no test split" in ev["reasons"]["accuracy"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("model: {name: cnn}\ndata: {name: synthetic, size: 100000000}\n", "lower data.size"),
+    ("model: {name: cnn, hidden: [1000000, 1000000]}\ndata: {name: digits, size: 100}\n",
+     "use smaller model.channels"),
+])
+def test_sizes_that_cannot_fit_are_refused_before_allocating(cli, write_config, tmp_path,
+                                                             text, message) -> None:
+    result = cli("train", write_config(text + "device: cpu\n"), "--out", tmp_path / "r")
+    assert result.exit_code == 2 and message in result.stderr and "GiB" in result.stderr
+    assert not (tmp_path / "r").exists()

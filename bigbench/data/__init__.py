@@ -24,4 +24,24 @@ def build_data(config: StrictModel, device: torch.device) -> Dataset:
         DataError: when a file is missing or its arrays are unusable.
     """
     spec = DATASETS.get(config.name)  # type: ignore[attr-defined]
+    _check_generated_size(config, device)
     return spec.load_builder()(config, device)
+
+
+def _check_generated_size(config: StrictModel, device: torch.device) -> None:
+    """Generated datasets are sized by the config: refuse one that cannot fit in memory."""
+    import math
+
+    from bigbench.memory_budget import check_fits
+
+    name = config.name  # type: ignore[attr-defined]
+    values = {"synthetic": lambda c: math.prod(c.shape), "digits": lambda c: 28 * 28,
+              "tokens": lambda c: c.seq_len}
+    if name not in values:
+        return
+    samples = config.size + config.test_size  # type: ignore[attr-defined]
+    # float32 inputs or int64 tokens, plus int64 labels; generation briefly holds a copy.
+    per_value = 8 if name == "tokens" or getattr(config, "vocab_size", None) else 4
+    needed = 2 * samples * (values[name](config) * per_value + 8)
+    check_fits(f"data: {samples:,} {name} samples", needed, device,
+               "lower data.size or data.test_size")

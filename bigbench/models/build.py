@@ -9,6 +9,7 @@ from bigbench.data.info import DataInfo
 from bigbench.models.registry import MODELS
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from bigbench.config.base import StrictModel
@@ -51,6 +52,26 @@ def build_model(config: StrictModel, data: DataInfo) -> BuiltModel:
     module, resolved = spec.load_builder()(config, data)
     return BuiltModel(module=module, name=spec.name, family=spec.extras["family"],
                       args={"name": spec.name, **resolved})
+
+
+def check_model_fits(config: StrictModel, data: DataInfo, device: torch.device,
+                     state_copies: int = 4) -> int:
+    """Count the parameters on the meta device (no memory) and refuse a model that cannot fit.
+
+    ``state_copies`` covers weights, gradients and up to two optimizer buffers per parameter.
+
+    Returns:
+        The parameter count.
+    """
+    import torch
+
+    from bigbench.memory_budget import check_fits
+
+    with torch.device("meta"):
+        params = build_model(config, data).params
+    check_fits(f"model '{config.name}' with {params:,} parameters", params * 4 * state_copies,  # type: ignore[attr-defined]
+               device, "use smaller model.channels / hidden sizes")
+    return params
 
 
 def resolve_num_classes(requested: int | None, data: DataInfo) -> int:
