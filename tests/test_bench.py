@@ -192,3 +192,31 @@ def test_bench_usage_errors(cli, tmp_path, args, message) -> None:
     result = cli("bench", "--device", "cpu", "--suite", "smoke", "--out", tmp_path / "x", *args)
     assert result.exit_code == 2 and message in result.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_interrupted_bench_keeps_what_it_measured(tmp_path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "bench"
+    proc = subprocess.Popen([sys.executable, "-m", "bigbench", "bench", "--device", "cpu",
+                             "--suite", "smoke", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while True:
+        assert proc.poll() is None and time.monotonic() < deadline
+        try:
+            if json.loads((out / "bench.json").read_text())["points"]:
+                break
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    document = json.loads((out / "bench.json").read_text())
+    assert document["status"] == "interrupted"
+    assert 1 <= len(document["points"]) < 8
+    assert all(p["status"] == "ok" for p in document["points"])
