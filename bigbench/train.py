@@ -156,6 +156,11 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
                                                      schedule)
         if scaler is not None and checkpoint_state.get("scaler"):
             scaler.load_state_dict(checkpoint_state["scaler"])
+        if train_cfg.threads is None and checkpoint_state.get("threads"):
+            # Floating-point reductions depend on the thread count: resume with the original
+            # run's, so the resumed run computes exactly what the uninterrupted one would.
+            torch.set_num_threads(int(checkpoint_state["threads"]))
+            performance["threads"] = torch.get_num_threads()
         run_dir = resume.run_dir
         if resume.config_changes:
             atomic_write_text(run_dir / "config.yaml", config_yaml(config))
@@ -219,7 +224,8 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
             "durations": torch.tensor(prior_durations + timer.durations_s, dtype=torch.float64),
             "segments": context.segments(),
             "last_eval": context.last_eval,
-            "scaler": scaler.state_dict() if scaler is not None else None})
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "threads": torch.get_num_threads()})
         context.checkpoint_step = step
 
     engine = StepEngine(step_factory(runnable, optimizer, schedule, scaler), meter, timer,

@@ -27,6 +27,16 @@ device: cpu
 """
 
 
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """train.threads sets torch's process-wide thread count; restore it after every test."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[[str, str], Path]:
     """Write YAML text (dedented) to tmp_path/<name> and return the path."""

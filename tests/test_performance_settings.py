@@ -25,7 +25,6 @@ def test_settings_can_be_turned_off_and_on(cli, write_config, tmp_path) -> None:
     performance = load_run(tmp_path / "r")["performance"]
     assert performance["channels_last"] is False and performance["precision"] == "bf16"
     assert performance["threads"] == 1
-    torch.set_num_threads(torch.get_num_threads())  # leave the test process as it was
 
 
 def test_recurrent_models_never_use_channels_last(cli, write_config, tmp_path) -> None:

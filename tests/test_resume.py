@@ -221,3 +221,13 @@ def test_disk_full_stops_with_a_clear_error_and_intact_files(cli, write_config, 
     assert record["schema"] == "bigbench.run/1"
     assert (out / "config.yaml").read_text().startswith("name: res")
     assert not [p for p in out.rglob("*.tmp")]
+
+
+def test_resume_uses_the_original_thread_count(cli, write_config, tmp_path) -> None:
+    config = write_config(RESUMABLE)
+    out = tmp_path / "run"
+    _interrupt_after(config, out, lines=2)  # a fresh process: torch's default thread count
+    original = load_run(out)["performance"]["threads"]
+    torch.set_num_threads(1)  # this process differs; the resume must not inherit that
+    assert cli("train", "--resume", out).exit_code == 0
+    assert load_run(out)["performance"]["threads"] == original
