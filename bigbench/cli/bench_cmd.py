@@ -29,7 +29,7 @@ def bench(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     suite: Suite | None = typer.Option(None, "--suite", help="Named suite when no CONFIG: "
                                        "smoke (under a minute on 2 CPU cores) or standard "
-                                       "[default: standard]."),
+                                       "\\[default: standard]."),
     models: str | None = typer.Option(None, "--models", help="Comma-separated model names."),
     batch_sizes: str | None = typer.Option(None, "--batch-sizes", help="e.g. 32,64,128."),
     precision: str | None = typer.Option(None, "--precision", help="fp32,bf16,fp16 "
@@ -44,14 +44,14 @@ def bench(
                                           help="Measured seconds per repeat (instead of steps)."),
     warmup: int | None = typer.Option(None, "--warmup", min=0, help="Warm-up steps per point."),
     repeats: int | None = typer.Option(None, "--repeats", min=1,
-                                       help="Measured repeats per point [default: 3]."),
+                                       help="Measured repeats per point \\[default: 3]."),
     isolate: bool | None = typer.Option(None, "--isolate/--no-isolate",
                                         help="Run each point in a fresh process "
-                                        "[default: on for CUDA, off for CPU]."),
+                                        "\\[default: on for CUDA, off for CPU]."),
     find_max_batch: bool = typer.Option(False, "--find-max-batch",
                                         help="Also search the largest batch that fits (CUDA)."),
     out: Path | None = typer.Option(None, "--out", help="Output directory (new or empty) "
-                                    "[default: runs/<UTC time>-bench-<suite>]."),
+                                    "\\[default: runs/<UTC time>-bench-<suite>]."),
     json_: bool = typer.Option(False, "--json", help="Print bench.json to stdout."),
     markdown_: bool = typer.Option(False, "--markdown", help="Print a Markdown table to stdout."),
     set_: list[str] = SET_OPTION,
