@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -116,39 +117,55 @@ def bench(
         raise ConfigError("--find-max-batch needs a CUDA device: on the CPU an allocation that "
                           "does not fit ends the process (the kernel's OOM killer) instead of "
                           "raising an error bigbench could record")
-    isolated = torch_device.type == "cuda" if isolate is None else isolate
-    points = expand(matrix)
-    out_dir = create_run_dir(Path(cfg.output.dir if cfg else "runs"), f"bench-{label}", out)
-    measure_cfg = cfg.measure if cfg else None
-    _run(points, plan, torch_device, str(torch_device), isolated, find_max_batch, out_dir,
-         label, measure_cfg, json_, markdown_, environment.collect(torch_device))
+    from bigbench.config.schema import MeasureConfig
+
+    _run(_Session(
+        points=expand(matrix), plan=plan, device=torch_device,
+        isolated=torch_device.type == "cuda" if isolate is None else isolate,
+        find_max=find_max_batch,
+        out_dir=create_run_dir(Path(cfg.output.dir if cfg else "runs"), f"bench-{label}", out),
+        label=label, measure=cfg.measure if cfg else MeasureConfig(),
+        env=environment.collect(torch_device)), json_, markdown_)
 
 
-def _run(points: list[Any], plan: Any, device: Any, device_text: str, isolated: bool,
-         find_max: bool, out_dir: Path, label: str, measure_cfg: Any, json_: bool,
-         markdown_: bool, env: dict[str, Any]) -> None:
+@dataclass
+class _Session:
+    """One ``bigbench bench`` invocation, resolved."""
+
+    points: list[Any]
+    plan: Any
+    device: Any
+    isolated: bool
+    find_max: bool
+    out_dir: Path
+    label: str
+    measure: Any
+    env: dict[str, Any]
+
+
+def _run(session: _Session, json_: bool, markdown_: bool) -> None:
     from rich.live import Live
 
-    from bigbench.bench.output import console_table, markdown
+    from bigbench.bench.output import console_table
     from bigbench.bench.runner import run_isolated, run_point
     from bigbench.bench.session import run_points, start_run
-    from bigbench.config.schema import MeasureConfig
     from bigbench.interrupt import graceful_stop
     from bigbench.measure.energy.setup import build_monitor
 
-    measure_cfg = measure_cfg or MeasureConfig()
-    run = start_run(out_dir, points, plan, env, label, isolated)
-    energy = None if isolated else build_monitor(measure_cfg, device)
+    points, plan, device = session.points, session.plan, session.device
+    run = start_run(session.out_dir, points, plan, session.env, session.label, session.isolated)
+    energy = None if session.isolated else build_monitor(session.measure, device)
     if energy is not None and hasattr(energy, "start"):
         energy.start()
 
     def measure_one(point: Any) -> dict[str, Any]:
-        if isolated:
-            return run_isolated(point, plan, device_text, measure_cfg.model_dump())
-        return run_point(point, plan, device, energy, env["device"]["name"])
+        if session.isolated:
+            return run_isolated(point, plan, str(device), session.measure.model_dump())
+        return run_point(point, plan, device, energy, session.env["device"]["name"])
 
     console = err_console()
-    title = f"bigbench bench — {label} on {env['device']['name']} ({len(points)} points)"
+    title = (f"bigbench bench — {session.label} on {session.env['device']['name']} "
+             f"({len(points)} points)")
     with graceful_stop() as stop:
         try:
             with Live(console_table([], title), console=console, transient=True,
@@ -160,24 +177,32 @@ def _run(points: list[Any], plan: Any, device: Any, device_text: str, isolated: 
         finally:
             if energy is not None and hasattr(energy, "stop"):
                 energy.stop()
-    if find_max and status == "completed":
-        run.document["max_batch"] = _max_batches(points, plan, device_text, measure_cfg)
+    if session.find_max and status == "completed":
+        run.document["max_batch"] = _max_batches(points, plan, str(device), session.measure)
     run.finish(status)
+    _print_result(run, title, json_, markdown_)
+    if status == "interrupted":
+        console.print(f"interrupted: {len(run.results)} of {len(points)} points measured; "
+                      f"results kept in {session.out_dir}")
+        raise typer.Exit(stop.exit_code or 130)
+    failed = [r["id"] for r in run.results if r["status"] == "failed"]
+    if failed:
+        console.print(f"[red]failed points:[/] {', '.join(failed)}")
+        raise typer.Exit(1)
+
+
+def _print_result(run: Any, title: str, json_: bool, markdown_: bool) -> None:
+    """bench.json, a Markdown table or the console table, on stdout."""
+    from bigbench.bench.output import console_table, markdown
+
     if json_:
         print_json(run.document)
     elif markdown_:
         sys.stdout.write(markdown(run.document))
     else:
         out_console().print(console_table(run.results, title))
-        out_console().print(f"results: {out_dir / 'bench.json'}, {out_dir / 'bench.csv'}")
-    if status == "interrupted":
-        console.print(f"interrupted: {len(run.results)} of {len(points)} points measured; "
-                      f"results kept in {out_dir}")
-        raise typer.Exit(stop.exit_code or 130)
-    failed = [r["id"] for r in run.results if r["status"] == "failed"]
-    if failed:
-        console.print(f"[red]failed points:[/] {', '.join(failed)}")
-        raise typer.Exit(1)
+        out_console().print(f"results: {run.out_dir / 'bench.json'}, "
+                            f"{run.out_dir / 'bench.csv'}")
 
 
 def _max_batches(points: list[Any], plan: Any, device: str, measure_cfg: Any
