@@ -123,3 +123,9 @@ def test_unavailable_everything_is_null_never_zero() -> None:
         assert section[key] is None
     carbon = carbon_section(300.0, section)
     assert carbon["measured_window_g"] is None and carbon["reason"]
+
+
+def test_energy_measure_of_a_missing_command_is_a_usage_error(cli) -> None:
+    result = cli("energy", "measure", "--", "no-such-command-here")
+    assert result.exit_code == 2
+    assert "cannot run 'no-such-command-here'" in result.stderr

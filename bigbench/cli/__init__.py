@@ -50,4 +50,13 @@ app.command("devices")(info_cmd.devices)
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except BrokenPipeError:
+        # The reader went away (e.g. `bigbench config schema | head`): stop quietly, as
+        # Unix tools do, without a traceback from flushing stdout at exit.
+        import os
+        import sys
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
