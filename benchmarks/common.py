@@ -23,6 +23,16 @@ def reference_model(name: str) -> nn.Module:
     return build_model(spec.config_class(name=name), spec.extras["reference_data"]).module
 
 
+def classic_step(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer,
+                 images: torch.Tensor, labels: torch.Tensor) -> None:
+    """The textbook training step, exactly as the classic examples write it."""
+    outputs = model(images)
+    loss = criterion(outputs, labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
 def bare_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
               steps: int, warmup: int, lr: float = 0.01, momentum: float = 0.0,
               seed: int = 0) -> float:
@@ -41,12 +51,7 @@ def bare_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
             start = time.perf_counter()
         j = i % per_epoch
         index = order[j * batch_size:(j + 1) * batch_size]
-        images, labels = x[index], y[index]
-        outputs = model(images)
-        loss = criterion(outputs, labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        classic_step(model, criterion, optimizer, x[index], y[index])
     return steps * batch_size / (time.perf_counter() - start)
 
 
@@ -64,11 +69,7 @@ def dataloader_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_si
         for images, labels in loader:
             if done == warmup:
                 start = time.perf_counter()
-            outputs = model(images)
-            loss = criterion(outputs, labels)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            classic_step(model, criterion, optimizer, images, labels)
             done += 1
             if done == warmup + steps:
                 break

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import ROOT, reference_model, summary
+from common import ROOT, classic_step, reference_model, summary
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -46,11 +46,7 @@ def plain_loop(config) -> tuple[float, float]:  # noqa: ANN001
         for images, labels in loader:
             if steps == WARMUP:
                 start, samples = time.perf_counter(), 0
-            outputs = model(images)
-            loss = criterion(outputs, labels)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            classic_step(model, criterion, optimizer, images, labels)
             steps += 1
             samples += len(labels)
         trained_s += time.perf_counter() - start
