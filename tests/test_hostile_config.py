@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -96,3 +97,16 @@ def test_billion_laughs_uses_bounded_memory(tmp_path) -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 50 * 2**20
+
+
+def test_devices_fifos_and_huge_files_are_refused(tmp_path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, message in ((Path("/dev/zero"), "not a regular file"),
+                          (fifo, "not a regular file")):
+        with pytest.raises(ConfigError, match=message):
+            load_config(path)
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"a" * (2 << 20))
+    with pytest.raises(ConfigError, match="larger than"):
+        load_config(big)

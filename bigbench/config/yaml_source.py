@@ -50,22 +50,27 @@ class ParsedYaml:
 
 
 def read_config_text(path: Path) -> str:
-    """Read a config file as UTF-8 text, turning every I/O failure into a ConfigError."""
+    """Read a config file as UTF-8 text, turning every I/O failure into a ConfigError.
+
+    Only regular files are read, and never more than MAX_FILE_BYTES + 1 bytes, so a FIFO or a
+    device such as /dev/zero cannot hang or exhaust memory.
+    """
     if not path.exists():
         raise ConfigError(f"{path}: config file not found; check the path")
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory; pass a YAML config file")
+    if not path.is_file():
+        raise ConfigError(f"{path}: not a regular file; pass a YAML config file")
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ConfigError(
-                f"{path}: config is {size} bytes; the limit is {MAX_FILE_BYTES} bytes"
-            )
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except PermissionError:
         raise ConfigError(f"{path}: permission denied; make the file readable") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"{path}: config is larger than {MAX_FILE_BYTES} bytes; a config is a "
+                          "small YAML file")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

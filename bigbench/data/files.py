@@ -42,6 +42,8 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: not a readable .npz file ({exc})") from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    except MemoryError:
+        raise DataError(f"{path}: its arrays do not fit in memory") from None
 
 
 def build_npz(args: NpzArgs, device: torch.device) -> Dataset:
@@ -85,6 +87,9 @@ def build_npz(args: NpzArgs, device: torch.device) -> Dataset:
     return Dataset(train.to(device), test.to(device) if test else None, info)
 
 
+#: Largest decompressed IDX file read (MNIST's largest is 47 MB); guards against gzip bombs.
+MAX_IDX_BYTES = 1 << 30
+
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -93,9 +98,12 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as stream:
-            raw = stream.read()
+            raw = stream.read(MAX_IDX_BYTES + 1)
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: cannot read ({exc}); the file may be truncated") from None
+    if len(raw) > MAX_IDX_BYTES:
+        raise DataError(f"{path}: decompresses to more than {MAX_IDX_BYTES} bytes; not an "
+                        "MNIST file")
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataError(f"{path}: not an IDX file (bad magic number)")
     ndim = raw[3]
