@@ -166,3 +166,13 @@ def test_truncated_idx_file_is_a_clear_error(tmp_path) -> None:
     (gz / "train-images-idx3-ubyte.gz").write_bytes(blob[: len(blob) // 2])
     with pytest.raises(DataError, match="truncated"):
         _data("mnist", root=str(gz))
+
+
+def test_idx_files_that_decompress_too_far_are_refused(tmp_path, monkeypatch) -> None:
+    from bigbench.data import files
+
+    monkeypatch.setattr(files, "MAX_IDX_BYTES", 1000)
+    with gzip.open(tmp_path / "bomb.gz", "wb") as handle:
+        handle.write(b"\0" * 100_000)  # compresses to almost nothing
+    with pytest.raises(DataError, match="decompresses to more than 1000 bytes"):
+        files.read_idx(tmp_path / "bomb.gz")
