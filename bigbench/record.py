@@ -41,7 +41,6 @@ class RunContext:
     last_eval: dict[str, Any] | None = None
     epochs_done: int = 0
     error: dict[str, Any] | None = None
-    warnings: list[str] = field(default_factory=list)
     prior_segments: list[dict[str, Any]] = field(default_factory=list)
     prior_durations: list[float] = field(default_factory=list)
     segment_started_at: str = ""
@@ -125,7 +124,8 @@ def finish_record(ctx: RunContext, model: Any) -> list[str]:
         "memory": memory_section(ctx.meter, host_peak_rss_bytes()),
         "energy": energy,
         "flops": flops_section(ctx.flop_counts, throughput, energy.get("total_j"),
-                               device["type"], device["name"], ctx.flop_error),
+                               device["type"], device["name"], ctx.flop_error,
+                               ctx.config.train.precision),
         "eval": eval_section(ctx.last_eval, ctx.has_test),
         "time": {"wall_s": time.perf_counter() - ctx.wall_start, "startup_s": startup_s,
                  **{f"{name}_s": totals.time_s for name, totals in ctx.meter.windows.items()}},
@@ -241,10 +241,9 @@ def eval_section(result: dict[str, Any] | None, has_test_split: bool) -> dict[st
 
 def flops_section(counts: dict[str, Any] | None, throughput: dict[str, Any],
                   energy_total_j: float | None, device_type: str, device_name: str,
-                  count_error: str | None = None) -> dict[str, Any]:
+                  count_error: str | None = None, precision: str = "fp32") -> dict[str, Any]:
     """FLOPs per sample, achieved FLOP/s, MFU against the peak table, and FLOPs per joule."""
-    from bigbench.measure.flops import MeasurementError
-    from bigbench.measure.peaks import peak_flops
+    from bigbench.measure.peaks import mfu_figures
 
     reasons: dict[str, str] = {}
     section: dict[str, Any] = {"forward_per_sample": None, "train_step_per_sample": None,
@@ -262,44 +261,20 @@ def flops_section(counts: dict[str, Any] | None, throughput: dict[str, Any],
         section["achieved_flops_per_s"] = per_sample * rate
     else:
         reasons["achieved_flops_per_s"] = "no measured throughput"
-    if device_type != "cuda":
-        reasons["mfu"] = "no peak FLOP/s figure for CPUs: MFU is reported for known GPUs only"
-    else:
-        dtype = _cuda_fp32_math_mode()
-        peak, source = peak_flops(device_name, dtype)
-        if peak is None and dtype == "tf32":
-            dtype = "fp32"
-            peak, source = peak_flops(device_name, dtype)
-        section.update(peak_dtype=dtype, peak_flops_per_s=peak)
-        if peak is None:
-            reasons["mfu"] = source
-        else:
-            section["peak_source"] = source
-            if section["achieved_flops_per_s"] is not None:
-                mfu = section["achieved_flops_per_s"] / peak
-                if mfu > 1:
-                    raise MeasurementError(f"MFU {mfu:.2f} > 1 against {source}: a FLOP count, "
-                                           "throughput or peak figure is wrong")
-                section["mfu"] = mfu
+    peak = mfu_figures(section["achieved_flops_per_s"], device_type, device_name, precision)
+    why = peak.pop("reason", None)
+    section.update(peak)
+    if why is not None:
+        reasons.update({k: str(why) for k in ("mfu", "peak_flops_per_s", "peak_dtype",
+                                              "peak_source") if section[k] is None})
     samples = throughput.get("measured_samples") or 0
     if energy_total_j:
         section["flops_per_j"] = per_sample * samples / energy_total_j
     else:
         reasons["flops_per_j"] = "energy was not measured"
-    for key in ("peak_flops_per_s", "peak_dtype", "peak_source", "mfu"):
-        if section[key] is None and "mfu" in reasons:
-            reasons.setdefault(key, reasons["mfu"])
     if reasons:
         section["reasons"] = reasons
     return section
-
-
-def _cuda_fp32_math_mode() -> str:
-    """fp32 training may use TF32 tensor cores (cuDNN allows it by default): its peak applies."""
-    import torch
-
-    allowed = torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32
-    return "tf32" if allowed else "fp32"
 
 
 def compile_section(ctx: RunContext, throughput: dict[str, Any], energy: dict[str, Any]

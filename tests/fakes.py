@@ -107,10 +107,6 @@ class FakeNVML(types.ModuleType):
         self.gpus, self.clock, self.counter_step_s = gpus, clock, counter_step_s
         self.init_error = init_error
         self.NVMLError = FakeNVMLError
-        self.calls: list[str] = []
-
-    def _gpu(self, handle: FakeGpu) -> FakeGpu:
-        return handle
 
     def nvmlInit(self) -> None:  # noqa: N802 - pynvml's names
         if self.init_error is not None:
@@ -155,14 +151,12 @@ class FakeNVML(types.ModuleType):
         return int(gpu.energy(updated) * 1000 + gpu.counter_offset_mj)
 
     def nvmlDeviceGetFieldValues(self, gpu: FakeGpu, ids: list[int]) -> list[SimpleNamespace]:  # noqa: N802
-        self.calls.append("field")
         status = 0 if gpu.instant else NOT_SUPPORTED
         watts = gpu.power(self.clock()) * gpu.power_scale
         return [SimpleNamespace(nvmlReturn=status, value=SimpleNamespace(uiVal=int(watts * 1000)),
                                 timestamp=int(self.clock() * 1e6))]
 
     def nvmlDeviceGetPowerUsage(self, gpu: FakeGpu) -> int:  # noqa: N802
-        self.calls.append("usage")
         if not gpu.usage:
             raise FakeNVMLError(NOT_SUPPORTED)
         t = self.clock()

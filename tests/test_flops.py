@@ -68,3 +68,12 @@ def test_mfu_above_one_is_a_bug_and_raises() -> None:
     counts = {"forward_per_sample": 1e12, "train_step_per_sample": 3e12, "method": "x"}
     with pytest.raises(MeasurementError):
         flops_section(counts, _throughput(1000.0), None, "cuda", "Tesla T4")
+
+
+def test_peak_follows_the_precision_and_falls_back_without_tf32() -> None:
+    counts = {"forward_per_sample": 1e9, "train_step_per_sample": 3e9, "method": "x"}
+    bf16 = flops_section(counts, _throughput(1000.0), None, "cuda", "NVIDIA A100-PCIE-40GB",
+                         precision="bf16")
+    assert bf16["peak_dtype"] == "bf16" and bf16["mfu"] == pytest.approx(3e12 / 312e12)
+    t4 = flops_section(counts, _throughput(1000.0), None, "cuda", "Tesla T4")
+    assert t4["peak_dtype"] == "fp32" and t4["mfu"] == pytest.approx(3e12 / 8.1e12)

@@ -17,11 +17,13 @@ from torch import nn
 
 from bigbench.bench.matrix import Plan, Point
 from bigbench.engine import Phase, StepEngine
+from bigbench.measure.energy.report import window_energy_j
 from bigbench.measure.memory import host_peak_rss_bytes
 from bigbench.measure.meter import Meter
 from bigbench.measure.stats import percentile, summarize_durations
 from bigbench.measure.timing import StepTimer
 from bigbench.models.registry import MODELS
+from bigbench.record import memory_section
 
 #: A median whose interquartile range exceeds this fraction of it is flagged noisy.
 NOISY_IQR = 0.10
@@ -151,19 +153,13 @@ def measure_point(point: Point, plan: Plan, device: torch.device, energy: Any,
 
 
 def _memory(meter: Meter, device: torch.device) -> dict[str, Any]:
-    allocated = [w.device_peak_allocated_bytes for w in meter.windows.values()
-                 if w.device_peak_allocated_bytes is not None]
-    reserved = [w.device_peak_reserved_bytes for w in meter.windows.values()
-                if w.device_peak_reserved_bytes is not None]
-    memory: dict[str, Any] = {"host_peak_rss_bytes": host_peak_rss_bytes(),
-                              # ru_maxrss never goes down: in one process it includes every
-                              # earlier point; a fresh process per point (--isolate) isolates it.
-                              "host_peak_rss_scope": "process lifetime (per point with "
-                                                     "--isolate)",
-                              "device_peak_allocated_bytes": max(allocated, default=None),
-                              "device_peak_reserved_bytes": max(reserved, default=None)}
-    if device.type != "cuda":
-        memory["reason"] = "CPU run: no device allocator to measure"
+    memory = memory_section(meter, host_peak_rss_bytes())
+    # ru_maxrss never goes down: in one process it includes every earlier point; a fresh
+    # process per point (--isolate) isolates it.
+    memory["host_peak_rss_scope"] = "process lifetime (per point with --isolate)"
+    reasons = memory.pop("reasons", {})
+    if reasons:
+        memory["reason"] = reasons["device_peak_allocated_bytes"]
     return memory
 
 
@@ -172,15 +168,12 @@ def _energy(energy: Any, meter: Meter, repeats: list[str]) -> dict[str, Any]:
     if reason is not None or not hasattr(energy, "aggregate"):
         return {"status": "unavailable", "reason": reason or "energy not measured",
                 "j_per_sample": spread([]), "devices": []}
-    per_repeat, devices = [], []
+    per_repeat = []
     for name in repeats:
-        totals = meter.totals(name)
-        entries = energy.aggregate(totals.energy)
-        measured = [e["energy_j"] for e in entries if e["measured"]]
-        if measured and totals.samples:
-            per_repeat.append(sum(measured) / totals.samples)
-        devices.append(entries)
-    last = devices[-1] if devices else []
+        joules, samples = window_energy_j(energy, meter, name), meter.totals(name).samples
+        if joules is not None and samples:
+            per_repeat.append(joules / samples)
+    last = energy.aggregate(meter.totals(repeats[-1]).energy) if repeats else []
     missing = [u.reason for u in energy.meters.unavailable]
     status = "unavailable" if not per_repeat else ("partial" if missing else "measured")
     return {"status": status, "reason": "; ".join(missing) or None,
@@ -191,9 +184,5 @@ def _energy(energy: Any, meter: Meter, repeats: list[str]) -> dict[str, Any]:
 
 
 def _window_cost(energy: Any, meter: Meter, window: str) -> dict[str, Any]:
-    totals = meter.totals(window)
-    joules = None
-    if hasattr(energy, "aggregate") and totals.energy:
-        measured = [e["energy_j"] for e in energy.aggregate(totals.energy) if e["measured"]]
-        joules = sum(measured) if measured else None
-    return {"time_s": totals.time_s, "energy_j": joules}
+    joules = window_energy_j(energy, meter, window) if hasattr(energy, "aggregate") else None
+    return {"time_s": meter.totals(window).time_s, "energy_j": joules}

@@ -31,8 +31,8 @@ def is_oom(exc: BaseException) -> bool:
 def _flops(point: Point, figures: dict[str, Any], device: Any, device_name: str
            ) -> dict[str, Any]:
     """FLOPs per sample (train step or forward), achieved FLOP/s and MFU for the precision."""
-    from bigbench.measure.flops import MeasurementError, count_flops
-    from bigbench.measure.peaks import peak_flops
+    from bigbench.measure.flops import count_flops
+    from bigbench.measure.peaks import mfu_figures
     from bigbench.models.registry import MODELS
 
     spec = MODELS.get(point.model)
@@ -44,28 +44,10 @@ def _flops(point: Point, figures: dict[str, Any], device: Any, device_name: str
     per_sample = counts["train_step_per_sample" if point.mode == "train"
                         else "forward_per_sample"]
     rate = figures["samples_per_s"]["median"]
-    out: dict[str, Any] = {"per_sample": per_sample, "method": counts["method"],
-                           "achieved_flops_per_s": per_sample * rate if rate else None,
-                           "mfu": None, "peak_dtype": None}
-    if device.type != "cuda":
-        out["reason"] = "no peak FLOP/s figure for CPUs: MFU is reported for known GPUs only"
-        return out
-    import torch
-
-    dtype = point.precision
-    if dtype == "fp32" and (torch.backends.cuda.matmul.allow_tf32
-                            or torch.backends.cudnn.allow_tf32):
-        dtype = "tf32"
-    peak, source = peak_flops(device_name, dtype)
-    out["peak_dtype"] = dtype
-    if peak is None:
-        out["reason"] = source
-    elif out["achieved_flops_per_s"] is not None:
-        out["mfu"] = out["achieved_flops_per_s"] / peak
-        out["peak_source"] = source
-        if out["mfu"] > 1:
-            raise MeasurementError(f"MFU {out['mfu']:.2f} > 1 for {point.id}")
-    return out
+    achieved = per_sample * rate if rate else None
+    return {"per_sample": per_sample, "method": counts["method"],
+            "achieved_flops_per_s": achieved,
+            **mfu_figures(achieved, device.type, device_name, point.precision)}
 
 
 def run_point(point: Point, plan: Plan, device: Any, energy: Any, device_name: str,

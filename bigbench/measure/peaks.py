@@ -65,3 +65,51 @@ def peak_flops(device_name: str, dtype: str) -> tuple[float | None, str]:
     if value is None:
         return None, f"{device_name} has no {dtype} math mode"
     return value, peak.source
+
+
+def mfu_figures(achieved_flops_per_s: float | None, device_type: str, device_name: str,
+                precision: str) -> dict[str, object]:
+    """MFU of an achieved FLOP/s against the dense peak for the math the run used.
+
+    fp32 on CUDA is held against the TF32 peak where TF32 is enabled (cuDNN enables it by
+    default) and the GPU has it, else the fp32 peak; bf16 and fp16 against their own peaks.
+
+    Returns:
+        ``mfu``, ``peak_flops_per_s``, ``peak_dtype``, ``peak_source`` and, when MFU is null,
+        ``reason``.
+
+    Raises:
+        MeasurementError: an MFU above 1, which only a wrong FLOP count, throughput or peak
+            figure can produce.
+    """
+    out: dict[str, object] = {"mfu": None, "peak_flops_per_s": None, "peak_dtype": None,
+                              "peak_source": None}
+    if device_type != "cuda":
+        out["reason"] = "no peak FLOP/s figure for CPUs: MFU is reported for known GPUs only"
+        return out
+    import torch
+
+    dtype = precision
+    if precision == "fp32" and (torch.backends.cuda.matmul.allow_tf32
+                                or torch.backends.cudnn.allow_tf32):
+        dtype = "tf32"
+    peak, source = peak_flops(device_name, dtype)
+    if peak is None and dtype == "tf32":
+        dtype = "fp32"
+        peak, source = peak_flops(device_name, dtype)
+    out.update(peak_dtype=dtype, peak_flops_per_s=peak)
+    if peak is None:
+        out["reason"] = source
+        return out
+    out["peak_source"] = source
+    if achieved_flops_per_s is None:
+        out["reason"] = "no measured throughput"
+        return out
+    mfu = achieved_flops_per_s / peak
+    if mfu > 1:
+        from bigbench.measure.flops import MeasurementError
+
+        raise MeasurementError(f"MFU {mfu:.2f} > 1 against {source}: a FLOP count, "
+                               "throughput or peak figure is wrong")
+    out["mfu"] = mfu
+    return out

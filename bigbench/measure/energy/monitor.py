@@ -155,9 +155,8 @@ class EnergyMonitor:
             "peak_power_w": max(peaks) if peaks else None,
             "integral_j": integral,
         }
-        info = device.info()
         if device.kind == "gpu":
-            entry["uuid"] = info.get("uuid")
+            entry["uuid"] = getattr(device, "uuid", None)  # an attribute: no NVML query
             entry["counter_vs_integral_diff"] = (
                 (energy - integral) / energy
                 if use_counter and energy and integral is not None and not errors else None)
