@@ -16,8 +16,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import Field, create_model
 
-from bigbench.config.base import StrictModel
 from bigbench.errors import ConfigError, did_you_mean, one_of
+from bigbench.strict import StrictModel
 
 ArgsT = TypeVar("ArgsT", bound=type[StrictModel])
 

@@ -1,8 +1,8 @@
-"""Resuming an interrupted run: what may be resumed, config differences, segment totals.
+"""Resuming an interrupted run: what may be resumed, and how its config differs.
 
-A run resumed once or more is made of *segments* (one per process). Each segment's measured
-steps, samples, time and energy are kept in run.json under ``segments``; the top-level figures
-are totals over all of them.
+A run resumed once or more is made of *segments* (one per process); run.json keeps each under
+``segments`` and its top-level figures are totals over all of them (see
+:mod:`bigbench.run_record`).
 """
 
 from __future__ import annotations
@@ -68,45 +68,3 @@ def open_run(run_dir: Path) -> tuple[dict[str, Any], Path]:
         raise ResumeError(f"--resume {run_dir}: no checkpoint to resume from (set "
                           "train.checkpoint_every, or stop runs with Ctrl-C, which saves one)")
     return record, checkpoint
-
-
-def segment_summary(index: int, started_at: str, finished_at: str | None, steps_from: int,
-                    steps_to: int, throughput: dict[str, Any], energy: dict[str, Any]
-                    ) -> dict[str, Any]:
-    """What one segment measured."""
-    return {"index": index, "started_at": started_at, "finished_at": finished_at,
-            "steps": [steps_from, steps_to],
-            "measured_steps": throughput.get("measured_steps", 0),
-            "measured_samples": throughput.get("measured_samples", 0),
-            "measured_time_s": throughput.get("measured_time_s", 0.0),
-            "energy_j": energy.get("total_j"), "energy_status": energy.get("status")}
-
-
-def total_over_segments(record: dict[str, Any], segments: list[dict[str, Any]]) -> None:
-    """Replace the top-level throughput and energy totals with totals over ``segments``."""
-    samples = sum(s["measured_samples"] for s in segments)
-    time_s = sum(s["measured_time_s"] for s in segments)
-    tp = record["throughput"]
-    tp.update(measured_samples=samples, measured_time_s=time_s,
-              measured_steps=sum(s["measured_steps"] for s in segments))
-    tp["samples_per_s"] = samples / time_s if time_s > 0 else None
-    if tp.get("tokens_per_s") is not None and record["data"]["sample_shape"]:
-        tp["tokens_per_s"] = tp["samples_per_s"] * record["data"]["sample_shape"][0]
-    energy = record["energy"]
-    values = [s["energy_j"] for s in segments]
-    if None in values:
-        if any(v is not None for v in values):
-            energy["status"] = "partial"
-            energy["reason"] = "; ".join(filter(None, [
-                energy.get("reason"), "energy was not measured in every segment of this "
-                "resumed run; totals cover the measured segments only"]))
-        measured = [s for s in segments if s["energy_j"] is not None]
-    else:
-        measured = segments
-    if measured:
-        total = sum(s["energy_j"] for s in measured)
-        m_samples = sum(s["measured_samples"] for s in measured)
-        m_time = sum(s["measured_time_s"] for s in measured)
-        energy.update(total_j=total, j_per_sample=total / m_samples if m_samples else None,
-                      samples_per_j=m_samples / total if total else None,
-                      avg_power_w=total / m_time if m_time > 0 else None)

@@ -31,7 +31,7 @@ def models(json_: bool = JSON_OPTION) -> None:
     for spec in MODELS:
         reference = spec.extras["reference_data"]
         built = build_model(spec.config_class(name=spec.name), reference)
-        rows.append({"name": spec.name, "family": spec.extras["family"], "params": built.params,
+        rows.append({"name": spec.name, "family": built.family.name, "params": built.params,
                      "reference_input": list(reference.sample_shape),
                      "summary": spec.summary, "defaults": spec.defaults()})
     if json_:

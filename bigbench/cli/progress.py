@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from bigbench.engine import LogEvent
-from bigbench.train import TrainCallbacks
+from bigbench.training_loop import TrainCallbacks
 
 
 class TrainProgress:

@@ -13,10 +13,10 @@ from pydantic import Field, field_validator, model_validator
 
 import bigbench.data.specs  # noqa: F401  (registers the datasets)
 import bigbench.models.specs  # noqa: F401  (registers the models)
-from bigbench.config.base import StrictModel
 from bigbench.data.registry import DATASETS
 from bigbench.errors import did_you_mean, one_of
 from bigbench.models.registry import MODELS
+from bigbench.strict import StrictModel
 
 #: Device strings accepted in configs and on the command line.
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d{1,3})$")
@@ -108,6 +108,12 @@ class TrainConfig(StrictModel):
     threads: int | None = Field(
         None, ge=1, le=1024, description="CPU threads for torch (torch.set_num_threads); null "
         "keeps torch's default (one per physical core).",
+    )
+    matmul_precision: Literal["highest", "high", "medium"] = Field(
+        "highest", description="fp32 matmul precision (torch.set_float32_matmul_precision): "
+        "'highest' computes in fp32; 'high' lets CUDA matmuls use TF32 tensor cores (what most "
+        "GPU users want: much faster, about 10 mantissa bits); 'medium' allows bf16. The MFU "
+        "peak follows what is in effect.",
     )
     cudnn_benchmark: bool = Field(
         True, description="Let cuDNN autotune convolution algorithms (CUDA only; the tuning "

@@ -11,8 +11,8 @@ from bigbench.data.registry import DATASETS, register_dataset
 if TYPE_CHECKING:
     import torch
 
-    from bigbench.config.base import StrictModel
     from bigbench.data.tensors import Dataset
+    from bigbench.strict import StrictModel
 
 __all__ = ["DATASETS", "DataInfo", "build_data", "register_dataset"]
 

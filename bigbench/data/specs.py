@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from bigbench.config.base import StrictModel
 from bigbench.data.registry import register_dataset
+from bigbench.strict import StrictModel
 
 _MAX_SAMPLES = 100_000_000
 

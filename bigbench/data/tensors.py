@@ -52,27 +52,39 @@ def make_info(train: Split, test: Split | None, num_classes: int,
 
 
 class Batcher:
-    """Shuffled fixed-size training batches of one split.
+    """Shuffled fixed-size training batches of one split, or of one rank's shard of it.
+
+    Every rank draws the same seeded permutation of the whole split each epoch and takes every
+    ``world_size``-th sample of it from position ``rank``, cut to the same length on every
+    rank, so the shards are disjoint and every rank runs the same number of steps. With one
+    rank the shard is the whole permutation.
 
     Args:
         split: The training split (already on the device).
-        batch_size: Samples per batch.
+        batch_size: Samples per batch (per rank).
         drop_last: Skip the final incomplete batch of each epoch.
         seed: Seed of the per-epoch permutations.
+        rank: This process's rank; world_size: the number of ranks.
     """
 
-    def __init__(self, split: Split, batch_size: int, drop_last: bool, seed: int) -> None:
+    def __init__(self, split: Split, batch_size: int, drop_last: bool, seed: int,
+                 rank: int = 0, world_size: int = 1) -> None:
         self.split = split
         self.batch_size = batch_size
         self.drop_last = drop_last
         self.seed = seed
-        n = len(split)
+        self.rank = rank
+        self.world_size = world_size
+        self.shard_size = len(split) // world_size
+        n = self.shard_size
         self.steps_per_epoch = n // batch_size if drop_last else -(-n // batch_size)
 
     def permutation(self, epoch: int) -> torch.Tensor:
-        """Sample order of ``epoch``; generated on the CPU so it is the same on every device."""
+        """This rank's sample order in ``epoch``; drawn on the CPU so every device agrees."""
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         order = torch.randperm(len(self.split), generator=generator)
+        if self.world_size > 1:
+            order = order[self.rank::self.world_size][:self.shard_size]
         return order.to(self.split.x.device)
 
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -1,50 +1,62 @@
-"""FLOPs per sample, achieved FLOP/s and model FLOPs utilisation (MFU).
+"""FLOPs per sample of a module, counted without memory or compute.
 
-FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` on a copy of the model built
-on the *meta* device: no memory, no real compute, and the recurrent layers decompose into the
-matrix multiplies the counter knows (on CPU, mkldnn's LSTM kernel is invisible to it, and so is
-cuDNN's on CUDA). A matmul of (M×K)·(K×N) counts 2·M·N·K; elementwise ops count 0.
+FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` on a copy of the model
+whose parameters live on the *meta* device: no memory, no real compute, and the recurrent layers
+decompose into the matrix multiplies the counter knows (on CPU, mkldnn's LSTM kernel is
+invisible to it, and so is cuDNN's on CUDA). A matmul of (M×K)·(K×N) counts 2·M·N·K; elementwise ops count 0.
 """
 
 from __future__ import annotations
 
+import copy
+import itertools
+from collections.abc import Callable
 from typing import Any
 
 import torch
-
-from bigbench.data.info import DataInfo
-
-_BATCH = 2  # FLOPs scale linearly with the batch; two samples catch batch-dependent shapes
+from torch import nn
 
 
 class MeasurementError(RuntimeError):
-    """A figure came out impossible (e.g. MFU above 1): a bug, never shown to users as data."""
+    """A figure came out impossible (e.g. MFU above 1): a bug in a count or a peak figure."""
 
 
-def count_flops(model_config: Any, data: DataInfo) -> dict[str, Any]:
-    """Forward and training-step FLOPs per sample of the model ``model_config`` builds.
+def meta_copy(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` whose parameters and buffers live on the meta device.
+
+    No weight is copied (each tensor is replaced by an empty meta twin through deepcopy's
+    memo), so counting a multi-GB model costs no memory, and a module modified in memory
+    (pruned, resized) is counted as it is, not as its registry default.
+    """
+    memo: dict[int, Any] = {}
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        twin = torch.empty_like(tensor, device="meta")
+        memo[id(tensor)] = nn.Parameter(twin, requires_grad=tensor.requires_grad) \
+            if isinstance(tensor, nn.Parameter) else twin
+    return copy.deepcopy(module, memo)
+
+
+def count_flops(module: nn.Module, inputs: torch.Tensor,
+                loss: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, Any]:
+    """Forward and training-step FLOPs per sample of ``module`` (on the meta device).
 
     The training step is counted as forward + backward (input and weight gradients); the
     optimizer's elementwise update is not a matmul and counts 0.
+
+    Args:
+        module: The model, its parameters on the meta device (see :func:`meta_copy`).
+        inputs: A meta batch of inputs; FLOPs are divided by its first dimension.
+        loss: Turns the model's outputs into the training loss.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    from bigbench.models import build_model
-
-    with torch.device("meta"):
-        module = build_model(model_config, data).module
-        if data.is_tokens:
-            inputs = torch.randint(0, data.vocab_size or 1, (_BATCH, *data.sample_shape))
-        else:
-            inputs = torch.randn(_BATCH, *data.sample_shape)
-        labels = torch.zeros(_BATCH, dtype=torch.long)
-        with FlopCounterMode(display=False) as forward:
-            module(inputs)
-        with FlopCounterMode(display=False) as step:
-            loss = torch.nn.functional.cross_entropy(module(inputs), labels)
-            loss.backward()
-    return {"forward_per_sample": forward.get_total_flops() // _BATCH,
-            "train_step_per_sample": step.get_total_flops() // _BATCH,
+    batch = inputs.shape[0]
+    with FlopCounterMode(display=False) as forward:
+        module(inputs)
+    with FlopCounterMode(display=False) as step:
+        loss(module(inputs)).backward()
+    return {"forward_per_sample": forward.get_total_flops() // batch,
+            "train_step_per_sample": step.get_total_flops() // batch,
             "method": "flop_counter_meta"}
 
 

@@ -63,7 +63,7 @@ class Meter:
 
     Args:
         device: The device whose work is measured.
-        energy: The energy meter (a :class:`NullEnergyMeter` when none works).
+        energy: The energy meter (a monitor without devices when none works).
         clock: Host clock in seconds (injectable for tests).
     """
 

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bigbench.data.info import DataInfo
+from bigbench.models.family import ModelFamily
 from bigbench.models.registry import MODELS
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from bigbench.config.base import StrictModel
+    from bigbench.strict import StrictModel
 
 
 @dataclass
@@ -22,13 +23,13 @@ class BuiltModel:
     Attributes:
         module: The ``nn.Module``.
         name: Registry name.
-        family: ``"cnn"`` or ``"recurrent"``.
+        family: What the model's family offers (see :class:`ModelFamily`).
         args: Resolved arguments, with the values taken from the data filled in.
     """
 
     module: nn.Module
     name: str
-    family: str
+    family: ModelFamily
     args: dict[str, Any]
 
     @property

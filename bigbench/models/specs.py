@@ -10,9 +10,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from bigbench.config.base import StrictModel
 from bigbench.data.info import DataInfo
+from bigbench.models.family import CNN, RECURRENT
 from bigbench.models.registry import register_model
+from bigbench.strict import StrictModel
 
 # What `bigbench models` builds each model for when it reports default parameter counts.
 MNIST_LIKE = DataInfo(sample_shape=(1, 28, 28), num_classes=10)
@@ -23,7 +24,7 @@ REFERENCE_TOKENS = DataInfo(sample_shape=(20,), num_classes=2, vocab_size=10)
     "cnn",
     builder="bigbench.models.cnn:build_cnn",
     summary="Convolutional classifier; default is the reference 2-conv CNN for 28x28 images",
-    family="cnn",
+    family=CNN,
     reference_data=MNIST_LIKE,
 )
 class CNNArgs(StrictModel):
@@ -110,6 +111,6 @@ for _cell, _summary in _RECURRENT.items():
         _cell,
         builder=f"bigbench.models.recurrent:build_{_cell}",
         summary=_summary,
-        family="recurrent",
+        family=RECURRENT,
         reference_data=REFERENCE_TOKENS,
     )(RecurrentArgs)

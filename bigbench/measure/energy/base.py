@@ -79,19 +79,3 @@ class MeterSet:
         """Add another set's meters."""
         self.devices += other.devices
         self.unavailable += other.unavailable
-
-
-class NullEnergyMeter:
-    """Measures nothing and says why; every figure it reports is null with that reason."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def begin(self) -> None:
-        return None
-
-    def end(self, token: Any) -> dict[str, Any]:
-        return {}
-
-    def unavailable_reason(self) -> str:
-        return self.reason

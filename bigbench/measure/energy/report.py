@@ -1,26 +1,43 @@
-"""The ``energy`` and ``carbon`` sections of run.json, from the measured window only."""
+"""The ``energy`` and ``carbon`` sections of run.json, and the energy of any named window.
+
+Reads an :class:`EnergyMonitor` (one without devices when nothing can be measured) and the
+windows of a :class:`Meter`; never asks which kind of meter it has.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from bigbench.measure.energy.base import NullEnergyMeter
 from bigbench.measure.energy.monitor import EnergyMonitor
 from bigbench.measure.meter import Meter
 
 _J_PER_KWH = 3.6e6
+_EMPTY = ("total_j", "uncertainty_j", "j_per_sample", "j_per_sample_uncertainty",
+          "samples_per_j", "avg_power_w", "peak_power_w")
 
 
-def _total(entries: list[dict[str, Any]]) -> float | None:
-    values = [e["energy_j"] for e in entries if e["measured"]]
-    return sum(values) if values else None
+def _total(entries: list[dict[str, Any]]) -> tuple[float | None, float | None]:
+    """Summed energy of the measured entries (float64) and the sum of their error bounds."""
+    measured = [e for e in entries if e["measured"]]
+    if not measured:
+        return None, None
+    bounds = [e.get("uncertainty_j") for e in measured]
+    return (math.fsum(e["energy_j"] for e in measured),
+            math.fsum(bounds) if None not in bounds else None)  # type: ignore[arg-type]
+
+
+def window_energy(monitor: EnergyMonitor, meter: Meter, window: str
+                  ) -> tuple[float | None, float | None]:
+    """Total measured energy of one window over all its segments, and its error bound."""
+    if window not in meter.windows:
+        return None, None
+    return _total(monitor.aggregate(meter.windows[window].energy))
 
 
 def window_energy_j(monitor: EnergyMonitor, meter: Meter, window: str) -> float | None:
     """Total measured energy of one window over all its segments (None if not measured)."""
-    if window not in meter.windows:
-        return None
-    return _total(monitor.aggregate(meter.windows[window].energy))
+    return window_energy(monitor, meter, window)[0]
 
 
 def peak_total_power_w(monitor: EnergyMonitor, segments: list[dict[str, Any]]) -> float | None:
@@ -28,73 +45,116 @@ def peak_total_power_w(monitor: EnergyMonitor, segments: list[dict[str, Any]]) -
     spans = [(s["start_s"], s["end_s"]) for seg in segments for s in seg.values()]
     totals: dict[float, float] = {}
     for trace in monitor.sampler.traces.values():
-        for t, w in zip(trace.t_s[:len(trace.power_w)], trace.power_w, strict=False):
+        times, watts = trace.between(-math.inf, math.inf)
+        for t, w in zip(times, watts, strict=True):
             if any(a <= t <= b for a, b in spans):
                 totals[t] = totals.get(t, 0.0) + w
     return max(totals.values()) if totals else None
 
 
-def energy_section(energy: EnergyMonitor | NullEnergyMeter, meter: Meter) -> dict[str, Any]:
-    """Energy of the measured window: totals, per-device entries with provenance, derived figures.
+def power_rows(monitor: EnergyMonitor) -> list[tuple[float, str, float]]:
+    """Every power sample as ``(t_s, device key, watts)`` (for power.csv)."""
+    rows = []
+    for key, trace in monitor.sampler.traces.items():
+        times, watts = trace.between(-math.inf, math.inf)
+        rows += [(t, key, w) for t, w in zip(times, watts, strict=True)]
+    return rows
 
-    ``status`` is "measured" when every meter worked, "partial" when some did, "unavailable"
-    when none did; ``reason`` says what is missing.
+
+def energy_section(monitor: EnergyMonitor, meter: Meter, window: str = "measured"
+                   ) -> dict[str, Any]:
+    """Energy of one window: totals with error bounds, per-device provenance, derived figures.
+
+    ``status`` is "measured" when every meter measured, "partial" when some did,
+    "unavailable" when none did; ``reason`` says what is missing. Every null figure has its
+    reason in ``reasons``.
     """
-    empty: dict[str, Any] = {"total_j": None, "j_per_sample": None, "samples_per_j": None,
-                             "avg_power_w": None, "peak_power_w": None}
-    if isinstance(energy, NullEnergyMeter):
-        return {"status": "unavailable", "reason": energy.reason, **empty, "devices": []}
-    unavailable = [u.as_dict() for u in energy.meters.unavailable]
-    reason = energy.unavailable_reason()
-    if reason is not None:
-        return {"status": "unavailable", "reason": reason, **empty, "devices": unavailable}
-    measured = meter.totals("measured")
-    entries = energy.aggregate(measured.energy)
-    total = _total(entries)
+    unavailable = [u.as_dict() for u in monitor.meters.unavailable]
+    nothing = monitor.unavailable_reason()
+    if nothing is not None:
+        return {"status": "unavailable", "reason": nothing, **dict.fromkeys(_EMPTY),
+                "quality": None, "devices": unavailable,
+                "reasons": dict.fromkeys(_EMPTY, nothing)}
+    totals = meter.totals(window)
+    entries = monitor.aggregate(totals.energy)
+    total, bound = _total(entries)
     missing = [f"{e['name']}: {e['reason']}" for e in unavailable] + \
         [f"{e['name']}: {'; '.join(e['quality_reasons'])}" for e in entries if not e["measured"]]
+    derived = derived_energy_figures(total, bound, totals.samples, totals.time_s)
+    reasons = derived.pop("reasons")
     if total is None:
-        status = "unavailable"
-    else:
-        status = "partial" if missing else "measured"
+        reasons.update(total_j="; ".join(missing) or "no meter measured this window",
+                       uncertainty_j="energy was not measured")
+    elif bound is None:
+        reasons["uncertainty_j"] = "no error bound for this energy figure"
+    peak = peak_total_power_w(monitor, totals.energy)
+    if peak is None:
+        reasons["peak_power_w"] = "no power sample inside the window"
     section: dict[str, Any] = {
-        "status": status,
+        "status": "unavailable" if total is None else ("partial" if missing else "measured"),
         "reason": "; ".join(missing) if missing else None,
-        "window": "measured",
-        "total_j": total,
-        "j_per_sample": total / measured.samples if total is not None and measured.samples
-        else None,
-        "samples_per_j": measured.samples / total if total else None,
-        "avg_power_w": total / measured.time_s if total is not None and measured.time_s > 0
-        else None,
-        "peak_power_w": peak_total_power_w(energy, measured.energy),
-        "quality": _worst([e["quality"] for e in entries if e["measured"]]),
+        "window": window, "total_j": total, "uncertainty_j": bound, **derived,
+        "peak_power_w": peak,
+        "quality": worst_quality([e["quality"] for e in entries if e["measured"]]),
         "devices": entries + unavailable,
-        "windows": {name: window_energy_j(energy, meter, name) for name in meter.windows},
-        "sampler": {"interval_s": energy.sampler.interval_s, "ticks": energy.sampler.ticks,
-                    "errors": energy.sampler.errors},
-        "min_window_s": energy.min_window_s,
+        "windows": {name: window_energy_j(monitor, meter, name) for name in meter.windows},
+        "sampler": {"interval_s": monitor.sampler.interval_s, "ticks": monitor.sampler.ticks,
+                    "errors": monitor.sampler.errors},
+        "min_window_s": monitor.min_window_s,
     }
+    if reasons:
+        section["reasons"] = reasons
     return section
 
 
-def _worst(qualities: list[str]) -> str | None:
+def worst_quality(qualities: list[str | None]) -> str | None:
+    """The worst of some quality flags (invalid < low < ok), None when there is none."""
     for level in ("invalid", "low", "ok"):
         if level in qualities:
             return level
     return None
 
 
-def idle_section(energy: EnergyMonitor | NullEnergyMeter, meter: Meter,
-                 section: dict[str, Any]) -> dict[str, Any] | None:
+def derived_energy_figures(total_j: float | None, uncertainty_j: float | None, samples: int,
+                           time_s: float) -> dict[str, Any]:
+    """J/sample (with its error bound), samples/J and average power, or nulls with reasons."""
+    out: dict[str, Any] = {"j_per_sample": None, "j_per_sample_uncertainty": None,
+                           "samples_per_j": None, "avg_power_w": None, "reasons": {}}
+    if total_j is None:
+        why = "energy was not measured"
+        out["reasons"] = {k: why for k in ("j_per_sample", "j_per_sample_uncertainty",
+                                           "samples_per_j", "avg_power_w")}
+        return out
+    if samples:
+        out["j_per_sample"] = total_j / samples
+        if uncertainty_j is not None:
+            out["j_per_sample_uncertainty"] = uncertainty_j / samples
+        else:
+            out["reasons"]["j_per_sample_uncertainty"] = "no error bound for this energy figure"
+    else:
+        out["reasons"]["j_per_sample"] = "no measured samples"
+    if total_j > 0 and samples:
+        out["samples_per_j"] = samples / total_j
+    else:
+        out["reasons"]["samples_per_j"] = "no measured samples" if not samples else \
+            "the measured energy is 0 J"
+    if time_s > 0:
+        out["avg_power_w"] = total_j / time_s
+    else:
+        out["reasons"]["avg_power_w"] = "the measured window has no duration"
+    return out
+
+
+def idle_section(monitor: EnergyMonitor, meter: Meter, section: dict[str, Any]
+                 ) -> dict[str, Any] | None:
     """Idle baseline: idle power, its share of the measured window, and the active remainder."""
-    if "idle" not in meter.windows or isinstance(energy, NullEnergyMeter):
+    if "idle" not in meter.windows:
         return None
     idle = meter.windows["idle"]
-    idle_j = window_energy_j(energy, meter, "idle")
+    idle_j = window_energy_j(monitor, meter, "idle")
     if idle_j is None or idle.time_s <= 0:
         return {"duration_s": idle.time_s, "power_w": None,
-                "reason": "no meter measured the idle window"}
+                "reasons": {"power_w": "no meter measured the idle window"}}
     power = idle_j / idle.time_s
     measured_s = meter.totals("measured").time_s
     total = section.get("total_j")
@@ -118,5 +178,6 @@ def carbon_section(intensity_g_per_kwh: float | None, energy: dict[str, Any]
         "run_g": run_j / _J_PER_KWH * intensity_g_per_kwh if run_j is not None else None,
     }
     if total is None:
-        out["reason"] = "energy was not measured, so neither was carbon"
+        why = "energy was not measured, so neither was carbon"
+        out["reasons"] = {"measured_window_g": why, "run_g": why}
     return out

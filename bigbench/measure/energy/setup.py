@@ -1,43 +1,57 @@
-"""Choose the energy meters for a run from the config and the device in use."""
+"""Choose the energy meters of a run: its GPU (if any) plus this host's RAPL zones.
+
+Receives everything from outside as arguments — the GPU's UUID, the NVML backend, the powercap
+root — so tests can hand in fakes for every branch, the CUDA one included. It never reads the
+config schema: the caller turns ``measure:`` settings into these arguments.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
+from types import ModuleType
 
-from bigbench.config.schema import MeasureConfig
 from bigbench.measure.energy import nvml, rapl
-from bigbench.measure.energy.base import MeterSet, NullEnergyMeter, Unavailable
+from bigbench.measure.energy.base import MeterSet, Unavailable
 from bigbench.measure.energy.monitor import EnergyMonitor
-
-if TYPE_CHECKING:
-    import torch
 
 #: Where the GPU's power reading covers the whole module, CPU included (Grace Hopper).
 _WHOLE_MODULE_GPUS = ("GH200", "GH100")
+#: Sampler period of a monitor that measures nothing (it never starts a thread).
+_IDLE_INTERVAL_S = 0.05
 
 
-def build_monitor(config: MeasureConfig, device: torch.device,
-                  clock: Callable[[], float] = time.perf_counter
-                  ) -> EnergyMonitor | NullEnergyMeter:
-    """An energy monitor for a run on ``device``: its GPU (if any) plus the CPU's RAPL zones.
+def null_monitor(reason: str) -> EnergyMonitor:
+    """A monitor with no device: every figure it gives is null with ``reason``."""
+    return EnergyMonitor(MeterSet(unavailable=[Unavailable("energy", "energy", reason)]),
+                         _IDLE_INTERVAL_S, min_window_s=1.0)
 
-    Each rank measures only its own GPU; CPU packages are keyed by host so a later sum over
-    ranks can drop duplicates.
+
+def build_monitor(*, interval_s: float, min_window_s: float | None = None,
+                  gpu_uuid: str | None = None, powercap_root: Path | None = None,
+                  measure_host: bool = True, nvml_backend: ModuleType | None = None,
+                  clock: Callable[[], float] = time.perf_counter) -> EnergyMonitor:
+    """An energy monitor for the GPU ``gpu_uuid`` (None: a CPU run) and this host's CPUs.
+
+    Args:
+        interval_s: Seconds between power samples.
+        min_window_s: Windows shorter than this get quality "low"; None: 5 s when a GPU is
+            measured (its counter moves in steps of up to 100 ms), else 1 s.
+        gpu_uuid: UUID of the GPU in use; its NVML handle is found by UUID, never by index.
+        powercap_root: Where powercap sysfs is; None: ``$BIGBENCH_POWERCAP_ROOT`` or /sys.
+        measure_host: Measure CPU packages and DRAM (one process per host does, so that two
+            ranks on one host never count them twice).
+        nvml_backend: The pynvml module (or a fake); None imports it.
     """
-    if not config.energy:
-        return NullEnergyMeter("energy measurement is disabled (measure.energy: false)")
     meters = MeterSet()
-    if device.type == "cuda":
-        from bigbench.devices import describe
-
-        meters.extend(nvml.open_gpu(describe(device).uuid or ""))
+    if gpu_uuid is not None:
+        meters.extend(nvml.open_gpu(gpu_uuid, nvml_backend))
     gpu_names = [d.name for d in meters.devices if d.kind == "gpu"]
     if any(tag in name for name in gpu_names for tag in _WHOLE_MODULE_GPUS):
         meters.unavailable.append(Unavailable("cpu", "RAPL", (
             "not added: on Grace Hopper the GPU reading already covers the CPU")))
-    else:
-        meters.extend(rapl.discover(rapl.powercap_root(config.powercap_root)))
-    min_window = config.min_energy_window_s or (5.0 if gpu_names else 1.0)
-    return EnergyMonitor(meters, config.power_interval_ms / 1000.0, min_window, clock)
+    elif measure_host:
+        meters.extend(rapl.discover(powercap_root or rapl.powercap_root(None)))
+    min_window = min_window_s or (5.0 if gpu_names else 1.0)
+    return EnergyMonitor(meters, interval_s, min_window, clock)

@@ -1,4 +1,8 @@
-"""The base class every config section derives from."""
+"""The base class of every config section, at the bottom of the package's layers.
+
+Models, datasets and the registry declare their arguments with it; it imports nothing from
+bigbench, so nothing built on it can form an import cycle.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,228 @@
+"""The training loop of one process: epochs of engine steps, evaluation and checkpoints.
+
+The loop owns no file format (the :class:`RunWriter` writes) and no hot loop (the
+:class:`StepEngine` runs the steps); it decides what happens between epochs and turns every way
+a run can end — completed, interrupted, out of memory, NaN loss, a full disk, a bug — into the
+engine's stop reason plus an error record, so run.json can always be written.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from bigbench.checkpoint import TrainingPosition
+from bigbench.engine import EngineState, LogEvent, StepEngine, train_phases
+from bigbench.errors import OutputError
+from bigbench.interrupt import StopRequest
+from bigbench.measure.energy.monitor import EnergyMonitor
+from bigbench.measure.memory import oom_memory_figures
+from bigbench.measure.meter import Meter
+from bigbench.measure.timing import StepTimer
+from bigbench.run_record import segment_summary
+from bigbench.run_writer import RunWriter
+from bigbench.workload.build import Workload
+from bigbench.workload.steps import build_step, evaluate
+
+
+@dataclass
+class TrainCallbacks:
+    """How the caller follows the run (progress bars); all optional."""
+
+    on_start: Callable[[int], None] = lambda total_steps: None
+    on_step: Callable[[int], None] = lambda step: None
+    on_log: Callable[[LogEvent], None] = lambda event: None
+    on_eval: Callable[[dict[str, Any]], None] = lambda result: None
+    on_phase: Callable[[str], None] = lambda message: None
+
+
+@dataclass
+class Restored:
+    """Where a run continues from (a fresh run starts at step 0 with nothing before it).
+
+    Attributes:
+        position: The checkpoint's position (None: a fresh run).
+        prior_segments: Segment summaries of the processes before this one.
+        prior_durations_s: Their step durations.
+        last_eval: The last evaluation before the interruption.
+    """
+
+    position: TrainingPosition | None = None
+    prior_segments: list[dict[str, Any]] = field(default_factory=list)
+    prior_durations_s: list[float] = field(default_factory=list)
+    last_eval: dict[str, Any] | None = None
+
+    def engine_state(self) -> EngineState:
+        """The engine's counters at the restored position."""
+        p = self.position
+        if p is None:
+            return EngineState()
+        return EngineState(step=p.step, samples=p.samples, last_finite_loss=p.last_finite_loss,
+                           skipped_steps=p.skipped_steps)
+
+
+@dataclass
+class LoopSettings:
+    """The loop's plan, from the config.
+
+    Attributes:
+        warmup_steps: Steps before the measured window (again after a resume).
+        min_measured_s: Extend the measured window to at least this long (0: never).
+        log_every, checkpoint_every: Intervals in steps (checkpoint None: only on a stop).
+        eval_batch_size: Samples per evaluation batch.
+        compile_step: The first step compiles the model and gets its own window.
+    """
+
+    warmup_steps: int
+    min_measured_s: float
+    log_every: int
+    checkpoint_every: int | None
+    eval_batch_size: int
+    compile_step: bool
+    endless: bool
+
+
+class TrainingLoop:
+    """Runs a workload's planned steps inside measurement windows."""
+
+    def __init__(self, workload: Workload, settings: LoopSettings, writer: RunWriter,
+                 meter: Meter, energy: EnergyMonitor, stop: StopRequest,
+                 callbacks: TrainCallbacks, restored: Restored, started_at: str) -> None:
+        self.workload, self.settings, self.writer = workload, settings, writer
+        self.meter, self.energy, self.callbacks = meter, energy, callbacks
+        self.restored, self.started_at = restored, started_at
+        self.timer = StepTimer(workload.device, clock=meter.clock)
+        position = restored.position
+        self.epoch = position.epoch if position else 0
+        self.first_step_in_epoch = position.step_in_epoch if position else 0
+        self.epochs_done = position.epochs_done if position else 0
+        self.last_eval = restored.last_eval
+        self.error: dict[str, Any] | None = None
+        self.first_step_at: float | None = None
+        start = restored.engine_state()
+        self.checkpoint_step = self.segment_from = start.step
+        self._epoch_start_step = start.step - self.first_step_in_epoch
+        total = workload.total_steps
+        self.engine = StepEngine(
+            build_step(workload, "train"), meter, self.timer,
+            phases=train_phases(total, min(start.step + settings.warmup_steps, total),
+                                settings.min_measured_s, compile_step=settings.compile_step,
+                                start_step=start.step),
+            log_every=settings.log_every, on_log=self._log, on_step=self._step,
+            should_stop=lambda: stop.requested, checkpoint_every=settings.checkpoint_every,
+            on_checkpoint=self.save_checkpoint, skip_non_finite=workload.skip_non_finite,
+            start=start)
+
+    @property
+    def state(self) -> EngineState:
+        """The engine's progress and stop reason."""
+        return self.engine.state
+
+    def run(self) -> BaseException | None:
+        """Train to the end of the plan or a stop; returns an exception to re-raise, if any.
+
+        The caller writes run.json in every case, then re-raises what this returns (a full
+        disk, or a bug), so a crash never leaves the run without its record.
+        """
+        state = self.engine.state
+        try:
+            self.workload.model.train()
+            self._epochs()
+        except KeyboardInterrupt:
+            state.stop_reason = "interrupted"
+            state.stop_detail = f"stopped by a second signal during step {state.step + 1}"
+        except torch.cuda.OutOfMemoryError as exc:
+            self._out_of_memory(exc)
+        except OutputError as exc:  # disk full or unwritable: keep what is on disk, say so
+            state.stop_reason, state.stop_detail = "write_error", exc.problems[0]
+            self.error = {"type": "write_error", "message": exc.problems[0]}
+            return exc
+        except Exception as exc:  # a bug or a runtime failure: recorded, then re-raised
+            state.stop_reason = "error"
+            self.error = {"type": type(exc).__name__, "message": str(exc),
+                          "traceback": traceback.format_exc()}
+            return exc
+        return None
+
+    def _epochs(self) -> None:
+        workload, engine = self.workload, self.engine
+        assert workload.batcher is not None
+        self.callbacks.on_start(workload.total_steps)
+        first = self.epoch
+        epochs = itertools.count(first) if self.settings.endless else \
+            range(first, workload.planned_epochs)
+        for epoch in epochs:
+            skip = self.first_step_in_epoch if epoch == first else 0
+            self.epoch, self._epoch_start_step = epoch, engine.state.step - skip
+            engine.run(workload.batcher.epoch(epoch, skip), epoch)
+            if engine.state.stop_reason is not None:
+                break
+            self.epochs_done = epoch + 1
+            self._evaluate(epoch)
+            if engine.finished:
+                break
+        if engine.state.stop_reason == "interrupted" and self.checkpoint_step != engine.state.step:
+            engine.checkpoint()  # so that --resume continues from exactly here
+
+    def _evaluate(self, epoch: int) -> None:
+        data = self.workload.data
+        if data is None or data.test is None:
+            return
+        with self.meter.window("eval"):
+            metrics = evaluate(self.workload, data.test, self.settings.eval_batch_size)
+        self.last_eval = {**metrics, "samples": len(data.test), "step": self.engine.state.step,
+                          "epoch": epoch}
+        self.writer.log({"event": "eval", **self.last_eval})
+        self.callbacks.on_eval(self.last_eval)
+
+    def _out_of_memory(self, exc: BaseException) -> None:
+        state, batch = self.engine.state, self.workload.batcher.batch_size  # type: ignore[union-attr]
+        state.stop_reason = "out_of_memory"
+        state.stop_detail = f"out of memory at step {state.step + 1} with batch size {batch}"
+        self.error = {"type": "out_of_memory", "message": str(exc).strip().splitlines()[0],
+                      "batch_size": batch, "memory": oom_memory_figures(self.workload.device),
+                      "hint": f"lower train.batch_size (now {batch}), or find the largest that "
+                              "fits with bigbench bench --find-max-batch"}
+
+    def _step(self, step: int) -> None:
+        if self.first_step_at is None:
+            self.first_step_at = time.time()
+        self.callbacks.on_step(step)
+
+    def _log(self, event: LogEvent) -> None:
+        optimizer = self.workload.optimizer
+        self.writer.log({"event": "train", "step": event.step, "epoch": event.epoch,
+                         "loss": event.loss if event.loss == event.loss else None,
+                         "lr": optimizer.param_groups[0]["lr"] if optimizer else None,
+                         "samples_per_s": event.samples_per_s})
+        self.callbacks.on_log(event)
+
+    def segments(self, finished_at: str | None = None) -> list[dict[str, Any]]:
+        """Summaries of the earlier processes of a resumed run, plus this one's so far."""
+        return [*self.restored.prior_segments, segment_summary(
+            len(self.restored.prior_segments), self.started_at, finished_at, self.segment_from,
+            self.engine.state.step, self.meter, self.energy)]
+
+    def durations_s(self) -> list[float]:
+        """Every measured step's duration, this run's earlier processes included."""
+        return self.restored.prior_durations_s + self.timer.durations_s
+
+    def save_checkpoint(self) -> None:
+        """Save everything --resume needs to continue bit-identically from this step."""
+        state, w = self.engine.state, self.workload
+        assert w.optimizer is not None
+        self.writer.save_checkpoint(w.model, w.optimizer, w.schedule, TrainingPosition(
+            step=state.step, epoch=self.epoch, step_in_epoch=state.step - self._epoch_start_step,
+            epochs_done=self.epochs_done, samples=state.samples,
+            last_finite_loss=state.last_finite_loss, skipped_steps=state.skipped_steps), extra={
+            "durations": torch.tensor(self.durations_s(), dtype=torch.float64),
+            "segments": self.segments(), "last_eval": self.last_eval,
+            "scaler": w.scaler.state_dict() if w.scaler is not None else None,
+            "threads": torch.get_num_threads()})
+        self.checkpoint_step = state.step

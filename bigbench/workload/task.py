@@ -1,0 +1,93 @@
+"""What is learned and how it is scored.
+
+A task owns the loss, the targets (real or synthetic), the evaluation metrics and how many items
+(tokens, time steps) one sample holds. Steps, benchmarks and FLOP counting ask the task instead
+of repeating its contract. Classification is the task of the CNN and recurrent families: logits
+``(N, C)``, integer labels ``(N,)``, cross-entropy, accuracy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
+
+from bigbench.data.info import DataInfo
+from bigbench.models.family import ModelFamily
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+Batch = tuple["torch.Tensor", "torch.Tensor"]
+
+
+class Task(Protocol):
+    """The contract every task fulfils.
+
+    Attributes:
+        name: Recorded in run.json (``classification``).
+        metrics: Names of the evaluation metrics :meth:`evaluate` returns.
+    """
+
+    name: str
+    metrics: tuple[str, ...]
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training loss of one batch (a scalar tensor, not synchronised)."""
+
+    def evaluate(self, model: nn.Module, batches: Iterable[Batch], samples: int,
+                 amp_dtype: torch.dtype | None) -> dict[str, float]:
+        """Every metric over ``batches`` (``samples`` in all), with one host sync at the end."""
+
+    def synthetic_targets(self, count: int, info: DataInfo, generator: torch.Generator | None,
+                          device: torch.device) -> torch.Tensor:
+        """Random but valid targets for ``count`` samples (benchmarks, FLOP counting)."""
+
+    def items_per_sample(self, info: DataInfo, family: ModelFamily) -> tuple[int | None, str]:
+        """Items (tokens or time steps) in one sample and their name, or None and why not."""
+
+
+class Classification:
+    """Class labels: logits ``(N, C)``, labels ``(N,)`` in ``[0, C)``, cross-entropy, accuracy."""
+
+    name = "classification"
+    metrics = ("accuracy", "loss")
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the batch."""
+        from torch.nn import functional
+
+        return functional.cross_entropy(outputs, targets)
+
+    def evaluate(self, model: nn.Module, batches: Iterable[Batch], samples: int,
+                 amp_dtype: torch.dtype | None) -> dict[str, float]:
+        """Accuracy and mean cross-entropy; sums stay on the device until the end."""
+        import torch
+        from torch.nn import functional
+
+        device = next(model.parameters()).device
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype,
+                                                    enabled=amp_dtype is not None):
+            for inputs, labels in batches:
+                logits = model(inputs).float()
+                loss_sum += functional.cross_entropy(logits, labels, reduction="sum").double()
+                correct += (logits.argmax(dim=1) == labels).sum()
+        return {"accuracy": correct.item() / samples, "loss": loss_sum.item() / samples}
+
+    def synthetic_targets(self, count: int, info: DataInfo, generator: torch.Generator | None,
+                          device: torch.device) -> torch.Tensor:
+        """Uniform random class labels."""
+        import torch
+
+        return torch.randint(0, info.num_classes, (count,), generator=generator, device=device)
+
+    def items_per_sample(self, info: DataInfo, family: ModelFamily) -> tuple[int | None, str]:
+        """Time steps per sequence for sequence models (reported as tokens/s)."""
+        if family.sequence_input and info.sample_shape:
+            return info.sample_shape[0], "tokens"
+        return None, "inputs are not sequences"
+
+
+CLASSIFICATION = Classification()
