@@ -139,8 +139,9 @@ def _environment(workload: Workload, energy: EnergyMonitor) -> dict[str, Any]:
 
 def _loop_settings(config: ExperimentConfig, energy: EnergyMonitor) -> LoopSettings:
     train = config.train
-    extend_s = energy.min_window_s if config.measure.extend_to_min_window and energy.devices \
-        else 0.0
+    # Extend until every quality rule can be met: the minimum window *and* the sample count.
+    extend_s = energy.min_window_for_quality_s \
+        if config.measure.extend_to_min_window and energy.devices else 0.0
     return LoopSettings(
         warmup_steps=train.warmup_steps, min_measured_s=extend_s, log_every=train.log_every,
         checkpoint_every=train.checkpoint_every,

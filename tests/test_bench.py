@@ -14,12 +14,13 @@ from bigbench.bench.matrix import SUITES, Matrix, Plan, Point, expand, parse_lis
 from bigbench.bench.output import CSV_COLUMNS
 from bigbench.bench.point import measure_point, spread
 from bigbench.bench.runner import find_max_batch, run_point
-from bigbench.bench.session import run_points, start_run
+from bigbench.bench.run import BenchSession, start_run
+from bigbench.config.schema import MeasureConfig
 from bigbench.errors import ConfigError
-from bigbench.measure.energy.base import NullEnergyMeter
+from bigbench.measure.energy.setup import null_monitor
 
 CPU = torch.device("cpu")
-NULL = NullEnergyMeter("no meters in tests")
+NULL = null_monitor("no meters in tests")
 
 
 def test_suites_and_expansion() -> None:
@@ -52,7 +53,7 @@ def test_list_options_suggest_fixes() -> None:
 def _fake_step(clock: FakeClock, durations: list[float]):
     calls = iter(durations)
 
-    def builder(point, model, device):
+    def builder(workload, mode):
         def step(batch):
             clock.advance(next(calls))
             return torch.tensor(1.0)
@@ -97,12 +98,12 @@ def test_oom_is_recorded_and_the_sweep_goes_on(tmp_path) -> None:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return measure_point(point, plan, device, energy)
 
-    run = start_run(tmp_path, points, Plan(steps=3, warmup=1, repeats=1), {"device": {}},
-                    "t", isolated=False)
-    status = run_points(run, lambda p: run_point(p, Plan(steps=3, warmup=1, repeats=1), CPU,
-                                                 NULL, "cpu", measure=measure),
-                        should_stop=lambda: False)
-    assert status == "completed"
+    plan = Plan(steps=3, warmup=1, repeats=1)
+    run = start_run(BenchSession(points, plan, CPU, isolated=False, find_max=False,
+                                 out_dir=tmp_path, label="t", measure=MeasureConfig(),
+                                 env={"device": {}}))
+    for point in points:
+        run.record(run_point(point, plan, CPU, NULL, measure=measure))
     assert [r["status"] for r in run.results] == ["ok", "oom", "ok"]
     assert "batch size 64" in run.results[1]["reason"]
     saved = json.loads((tmp_path / "bench.json").read_text())
@@ -111,14 +112,14 @@ def test_oom_is_recorded_and_the_sweep_goes_on(tmp_path) -> None:
 
 def test_failures_and_skips_are_results() -> None:
     skipped = run_point(Point("rnn", "train", "fp32", 4, channels_last=True, sample_shape=(20,),
-                              num_classes=2, vocab_size=10), Plan(steps=2), CPU, NULL, "cpu")
+                              num_classes=2, vocab_size=10), Plan(steps=2), CPU, NULL)
     assert skipped["status"] == "skipped" and "channels_last" in skipped["reason"]
 
     def broken(*args):
         raise ValueError("shape mismatch")
 
     failed = run_point(Point("cnn", "infer", "fp32", 4, sample_shape=(1, 28, 28)), Plan(steps=2),
-                       CPU, NULL, "cpu", measure=broken)
+                       CPU, NULL, measure=broken)
     assert failed["status"] == "failed" and "shape mismatch" in failed["error"]
 
 
@@ -126,7 +127,7 @@ def test_failures_and_skips_are_results() -> None:
 def test_autocast_precisions_run_on_cpu(precision) -> None:
     point = Point("cnn", "train", precision, 4, sample_shape=(1, 28, 28),
                   model_args=(("channels", (4,)), ("hidden", ())))
-    result = run_point(point, Plan(steps=2, warmup=1, repeats=1), CPU, NULL, "cpu")
+    result = run_point(point, Plan(steps=2, warmup=1, repeats=1), CPU, NULL)
     assert result["status"] == "ok", result
 
 

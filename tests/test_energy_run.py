@@ -122,7 +122,7 @@ def test_unavailable_everything_is_null_never_zero() -> None:
     for key in ("total_j", "j_per_sample", "samples_per_j", "avg_power_w", "peak_power_w"):
         assert section[key] is None
     carbon = carbon_section(300.0, section)
-    assert carbon["measured_window_g"] is None and carbon["reason"]
+    assert carbon["measured_window_g"] is None and carbon["reasons"]["measured_window_g"]
 
 
 def test_energy_measure_of_a_missing_command_is_a_usage_error(cli) -> None:

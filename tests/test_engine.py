@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from bigbench.engine import Phase, StepEngine, train_phases
-from bigbench.measure.energy.base import NullEnergyMeter
+from bigbench.measure.energy.setup import null_monitor
 from bigbench.measure.meter import Meter
 from bigbench.measure.stats import percentile, summarize_durations
 from bigbench.measure.timing import StepTimer
-from bigbench.record import throughput_section
+from bigbench.record import Segment, Totals, throughput_section
 
 CPU = torch.device("cpu")
 
@@ -28,7 +28,7 @@ class FakeClock:
 
 def _engine(clock: FakeClock, total: int, warmup: int, log_every: int = 10,
             step_s: float = 0.05, losses=None, should_stop=lambda: False):
-    meter = Meter(CPU, NullEnergyMeter("test"), clock=clock)
+    meter = Meter(CPU, null_monitor("test"), clock=clock)
     timer = StepTimer(CPU, clock=clock)
     calls = []
     logs = []
@@ -44,6 +44,11 @@ def _engine(clock: FakeClock, total: int, warmup: int, log_every: int = 10,
     return engine, meter, timer, calls, logs
 
 
+def _totals(meter: Meter) -> Totals:
+    window = meter.totals("measured")
+    return Totals.of([Segment(window.steps, window.samples, window.time_s, None)])
+
+
 def _batches(n: int, size: int = 2):
     return [(torch.zeros(size, 3), torch.zeros(size)) for _ in range(n)]
 
@@ -56,7 +61,8 @@ def test_throughput_is_measured_samples_over_measured_time() -> None:
     measured = meter.totals("measured")
     assert measured.steps == 100 and measured.samples == 200
     assert measured.time_s == pytest.approx(5.0)
-    section = throughput_section(meter, timer.durations_s, 10, None)
+    section = throughput_section(_totals(meter), timer.durations_s, 10, 10,
+                                 (None, "inputs are not sequences"))
     assert section["samples_per_s"] == pytest.approx(40.0)  # 100 steps × 2 samples / 5 s
     assert section["warmup_steps"] == 10 and section["measured_steps"] == 100
     assert section["step_time_s"]["p50"] == pytest.approx(0.05)
@@ -106,8 +112,8 @@ def test_stop_request_ends_after_the_current_step() -> None:
 
 
 def test_no_measured_steps_gives_null_with_reason() -> None:
-    meter = Meter(CPU, NullEnergyMeter("test"), clock=FakeClock())
-    section = throughput_section(meter, [], 10, None)
+    meter = Meter(CPU, null_monitor("test"), clock=FakeClock())
+    section = throughput_section(_totals(meter), [], 0, 10, (None, "inputs are not sequences"))
     assert section["samples_per_s"] is None
     assert "no measured steps" in section["reasons"]["samples_per_s"]
 
@@ -126,7 +132,7 @@ def test_summary_of_no_durations_is_null() -> None:
 
 def test_phases_by_time_and_by_steps() -> None:
     clock = FakeClock()
-    meter = Meter(CPU, NullEnergyMeter("test"), clock=clock)
+    meter = Meter(CPU, null_monitor("test"), clock=clock)
     timer = StepTimer(CPU, clock=clock)
 
     def step(batch):

@@ -151,19 +151,28 @@ def test_damaged_checkpoints_are_refused_and_nothing_is_overwritten(cli, write_c
 
 
 def test_skip_step_keeps_weights_finite() -> None:
+    from bigbench.config.schema import OptimizerConfig
+    from bigbench.data.info import DataInfo
     from bigbench.engine import StepEngine, train_phases
-    from bigbench.measure.energy.base import NullEnergyMeter
+    from bigbench.measure.energy.setup import null_monitor
     from bigbench.measure.meter import Meter
     from bigbench.measure.timing import StepTimer
-    from bigbench.steps import make_train_step
+    from bigbench.models import BuiltModel
+    from bigbench.models.family import CNN
+    from bigbench.workload.build import workload_from_module
+    from bigbench.workload.steps import build_step
 
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 2)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    step = make_train_step(model, optimizer, None, None, skip_non_finite=True)
+    workload = workload_from_module(BuiltModel(model, "linear", CNN, {}),
+                                    DataInfo(sample_shape=(3,), num_classes=2),
+                                    torch.device("cpu"),
+                                    optimizer=OptimizerConfig(name="sgd", lr=0.1))
+    workload.skip_non_finite = True
+    step = build_step(workload, "train")
     good = (torch.ones(4, 3), torch.zeros(4, dtype=torch.long))
     bad = (torch.full((4, 3), float("nan")), torch.zeros(4, dtype=torch.long))
-    meter = Meter(torch.device("cpu"), NullEnergyMeter("t"))
+    meter = Meter(torch.device("cpu"), null_monitor("t"))
     engine = StepEngine(step, meter, StepTimer(torch.device("cpu")),
                         phases=train_phases(6, 0), log_every=3, skip_non_finite=True)
     engine.run([good, bad, good, bad, bad, good], epoch=0)

@@ -105,14 +105,32 @@ class Matrix:
     data: dict[str, DataInfo] = field(default_factory=dict)
 
 
+#: The optimizer of training points when no CONFIG names one (SGD with momentum: the most
+#: common baseline, and cheap enough that the step's cost is the model's).
+DEFAULT_OPTIMIZER: dict[str, Any] = {"name": "sgd", "lr": 1e-3, "momentum": 0.9,
+                                     "weight_decay": 0.0}
+
+
 @dataclass
 class Plan:
-    """How each point is measured."""
+    """How each point is measured.
+
+    Attributes:
+        steps: Measured steps per repeat (unless ``duration_s``).
+        duration_s: Measured seconds per repeat (at least).
+        warmup: Warm-up steps before the repeats.
+        repeats: Measured repeats per point.
+        optimizer: Optimizer config of training points (a CONFIG's, else DEFAULT_OPTIMIZER).
+        energy_min_window: When energy is measured, lengthen each repeat to the shortest
+            window whose energy can reach quality "ok" (off: faster, J/sample marked low).
+    """
 
     steps: int | None = 50
     duration_s: float | None = None
     warmup: int = 10
     repeats: int = 3
+    optimizer: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_OPTIMIZER))
+    energy_min_window: bool = True
 
 
 #: Named suites: the matrix and the measurement plan of each.

@@ -1,8 +1,9 @@
-"""Measure one benchmark point: a fresh model on synthetic device data, through the step engine.
+"""Measure one benchmark point through the one step builder and the step engine.
 
 Plan per point: (compile: the first step, in its own window) → warm-up → ``repeats`` measured
-windows of ``steps`` steps or ``duration_s`` seconds. Each repeat gives one samples/s and one
-J/sample; the point reports their median and interquartile range.
+windows of ``steps`` steps or ``duration_s`` seconds — each at least as long as energy quality
+needs when energy is measured. Each repeat gives one samples/s and one J/sample (with its
+quality and error bound); the point reports their median and interquartile range.
 """
 
 from __future__ import annotations
@@ -13,22 +14,24 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import nn
 
 from bigbench.bench.matrix import Plan, Point
+from bigbench.config.schema import OptimizerConfig
 from bigbench.engine import Phase, StepEngine
-from bigbench.measure.energy.report import window_energy_j
+from bigbench.measure.energy.monitor import EnergyMonitor
+from bigbench.measure.energy.report import window_energy, worst_quality
 from bigbench.measure.memory import host_peak_rss_bytes
 from bigbench.measure.meter import Meter
 from bigbench.measure.stats import percentile, summarize_durations
 from bigbench.measure.timing import StepTimer
+from bigbench.models import BuiltModel, build_model
 from bigbench.models.registry import MODELS
 from bigbench.record import memory_section
+from bigbench.workload.build import Workload, synthetic_batches, workload_from_module
+from bigbench.workload.steps import Step, build_step
 
 #: A median whose interquartile range exceeds this fraction of it is flagged noisy.
 NOISY_IQR = 0.10
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-_POOL = 4  # distinct random batches cycled through, so no step reuses the previous inputs
 
 
 def skip_reason(point: Point, device: torch.device) -> str | None:
@@ -50,57 +53,8 @@ def spread(values: list[float]) -> dict[str, Any]:
             "noisy": bool(median and iqr > NOISY_IQR * abs(median))}
 
 
-def _batches(point: Point, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    generator = torch.Generator(device=device).manual_seed(0)
-    shape = (point.batch_size, *point.sample_shape)
-    pool = []
-    for _ in range(_POOL):
-        if point.vocab_size:
-            x = torch.randint(0, point.vocab_size, shape, generator=generator, device=device)
-        else:
-            x = torch.randn(shape, generator=generator, device=device)
-            if point.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-        y = torch.randint(0, point.num_classes, (point.batch_size,), generator=generator,
-                          device=device)
-        pool.append((x, y))
-    return pool
-
-
-def build_step(point: Point, model: nn.Module, device: torch.device
-               ) -> Callable[[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
-    """The step to time: a training step (with autocast/GradScaler) or a forward pass."""
-    autocast = point.precision != "fp32"
-    dtype = _DTYPES[point.precision]
-    if point.mode == "infer":
-        model.eval()
-
-        def infer(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-            with torch.inference_mode(), torch.autocast(device.type, dtype=dtype,
-                                                        enabled=autocast):
-                return model(batch[0])[0, 0]  # a view: the engine's per-interval readback
-
-        return infer
-    loss_fn = nn.CrossEntropyLoss()
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
-    scaler = torch.amp.GradScaler(device.type, enabled=point.precision == "fp16"
-                                  and device.type == "cuda")
-
-    def train(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        with torch.autocast(device.type, dtype=dtype, enabled=autocast):
-            loss = loss_fn(model(batch[0]), batch[1])
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        return loss
-
-    return train
-
-
-def phases(point: Point, plan: Plan) -> list[Phase]:
-    """Compile (if any) → warm-up → one window per repeat."""
+def phases(point: Point, plan: Plan, min_repeat_s: float = 0.0) -> list[Phase]:
+    """Compile (if any) → warm-up → one window per repeat (each at least ``min_repeat_s``)."""
     out = []
     step = 0
     if point.compile:
@@ -110,32 +64,49 @@ def phases(point: Point, plan: Plan) -> list[Phase]:
     out.append(Phase("warmup", step, timed=False))
     for i in range(plan.repeats):
         if plan.duration_s:
-            out.append(Phase(f"repeat-{i}", None, min_s=plan.duration_s))
+            out.append(Phase(f"repeat-{i}", None, min_s=max(plan.duration_s, min_repeat_s)))
         else:
             step += plan.steps or 1
-            out.append(Phase(f"repeat-{i}", step))
+            out.append(Phase(f"repeat-{i}", step, min_s=min_repeat_s))
     return out
 
 
-def measure_point(point: Point, plan: Plan, device: torch.device, energy: Any,
-                  clock: Callable[[], float] = time.perf_counter,
-                  step_builder: Callable[..., Any] = build_step) -> dict[str, Any]:
-    """Run one point and return its figures (raises on OOM or failure; the caller records)."""
-    from bigbench.models.build import build_model
-
+def point_model(point: Point) -> BuiltModel:
+    """A fresh model of the point's registry name and arguments (seeded)."""
     torch.manual_seed(0)
     spec = MODELS.get(point.model)
-    config = spec.config_class(name=point.model, **point.model_kwargs())
-    model = build_model(config, point.data_info()).module.to(device)
-    if point.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    runnable = torch.compile(model) if point.compile else model
-    step_fn = step_builder(point, runnable, device)
+    return build_model(spec.config_class(name=point.model, **point.model_kwargs()),
+                       point.data_info())
+
+
+def point_workload(point: Point, plan: Plan, device: torch.device,
+                   model: BuiltModel | None = None) -> Workload:
+    """The point's workload around ``model`` (a fresh registry model when None)."""
+    optimizer = OptimizerConfig(**plan.optimizer) if point.mode == "train" else None
+    return workload_from_module(model or point_model(point), point.data_info(), device,
+                                precision=point.precision, channels_last=point.channels_last,
+                                optimizer=optimizer, compile=point.compile)
+
+
+def measure_point(point: Point, plan: Plan, device: torch.device, energy: EnergyMonitor,
+                  clock: Callable[[], float] = time.perf_counter,
+                  model: BuiltModel | None = None,
+                  step_builder: Callable[[Workload, str], Step] = build_step) -> dict[str, Any]:
+    """Run one point and return its figures (raises on OOM or failure; the caller records).
+
+    Args:
+        model: The module to measure (e.g. pruned or quantized); None builds the registry's.
+        step_builder: Makes the step from the workload (tests hand in a timed fake).
+    """
+    workload = point_workload(point, plan, device, model)
+    min_repeat_s = energy.min_window_for_quality_s \
+        if plan.energy_min_window and energy.devices else 0.0
     meter = Meter(device, energy, clock=clock)
     timer = StepTimer(device, clock=clock)
-    plan_phases = phases(point, plan)
-    engine = StepEngine(step_fn, meter, timer, phases=plan_phases, log_every=10**9)
-    engine.run(itertools.cycle(_batches(point, device)), epoch=0)
+    plan_phases = phases(point, plan, min_repeat_s)
+    engine = StepEngine(step_builder(workload, point.mode), meter, timer, phases=plan_phases,
+                        log_every=10**9)
+    engine.run(itertools.cycle(synthetic_batches(workload, point.batch_size)), epoch=0)
     repeats = [p.window for p in plan_phases if p.window.startswith("repeat-")]
     windows = [meter.totals(name) for name in repeats]
     rates = [w.samples / w.time_s for w in windows if w.time_s > 0]
@@ -143,46 +114,101 @@ def measure_point(point: Point, plan: Plan, device: torch.device, energy: Any,
         "samples_per_s": spread(rates),
         "latency_s": summarize_durations(timer.durations_s),
         "steps": {"warmup": plan.warmup, "measured": sum(w.steps for w in windows),
-                  "repeats": len(windows), "measured_time_s": sum(w.time_s for w in windows)},
-        "memory": _memory(meter, device),
-        "energy": _energy(energy, meter, repeats),
+                  "repeats": len(windows), "measured_time_s": sum(w.time_s for w in windows),
+                  "min_repeat_s": min_repeat_s},
+        "memory": _memory(meter),
+        "energy": point_energy(energy, meter, repeats),
         "compile": _window_cost(energy, meter, "compile") if point.compile else None,
+        "flops": point_flops(point, workload, rates),
     }
-    del engine, step_fn, runnable, model
+    del engine, workload
     return result
 
 
-def _memory(meter: Meter, device: torch.device) -> dict[str, Any]:
+def _memory(meter: Meter) -> dict[str, Any]:
     memory = memory_section(meter, host_peak_rss_bytes())
     # ru_maxrss never goes down: in one process it includes every earlier point; a fresh
     # process per point (--isolate) isolates it.
     memory["host_peak_rss_scope"] = "process lifetime (per point with --isolate)"
-    reasons = memory.pop("reasons", {})
-    if reasons:
-        memory["reason"] = reasons["device_peak_allocated_bytes"]
     return memory
 
 
-def _energy(energy: Any, meter: Meter, repeats: list[str]) -> dict[str, Any]:
-    reason = energy.unavailable_reason() if hasattr(energy, "unavailable_reason") else None
-    if reason is not None or not hasattr(energy, "aggregate"):
-        return {"status": "unavailable", "reason": reason or "energy not measured",
-                "j_per_sample": spread([]), "devices": []}
-    per_repeat = []
-    for name in repeats:
-        joules, samples = window_energy_j(energy, meter, name), meter.totals(name).samples
-        if joules is not None and samples:
-            per_repeat.append(joules / samples)
+def point_energy(energy: EnergyMonitor, meter: Meter, repeats: list[str]) -> dict[str, Any]:
+    """J/sample of every repeat with its quality and error bound, and their median and IQR."""
+    nothing = energy.unavailable_reason()
+    if nothing is not None:
+        return {"status": "unavailable", "reason": nothing, "quality": None,
+                "quality_reasons": [], "j_per_sample": {**spread([]), "uncertainty": None},
+                "repeats": [], "devices": [],
+                "reasons": {"j_per_sample": nothing}}
+    per_repeat = [_repeat_energy(energy, meter, name) for name in repeats]
+    values = [r["j_per_sample"] for r in per_repeat if r["j_per_sample"] is not None]
+    figures = spread(values)
+    rel = [r["uncertainty_j"] / r["energy_j"] for r in per_repeat
+           if r["j_per_sample"] is not None and r["uncertainty_j"] is not None and r["energy_j"]]
+    # The median's bound: the widest relative bound of the repeats (conservative).
+    figures["uncertainty"] = figures["median"] * max(rel) \
+        if figures["median"] is not None and len(rel) == len(values) and rel else None
+    missing = [f"{u.name}: {u.reason}" for u in energy.meters.unavailable]
+    status = "unavailable" if not values else ("partial" if missing or
+                                                len(values) < len(repeats) else "measured")
+    reasons: dict[str, str] = {}
+    if not values:
+        reasons["j_per_sample"] = "; ".join(
+            {q for r in per_repeat for q in r["quality_reasons"]}) or "no repeat was measured"
+    elif figures["uncertainty"] is None:
+        reasons["uncertainty"] = "no error bound for some repeat's energy"
     last = energy.aggregate(meter.totals(repeats[-1]).energy) if repeats else []
-    missing = [u.reason for u in energy.meters.unavailable]
-    status = "unavailable" if not per_repeat else ("partial" if missing else "measured")
     return {"status": status, "reason": "; ".join(missing) or None,
-            "j_per_sample": spread(per_repeat),
+            "quality": worst_quality([r["quality"] for r in per_repeat]),
+            "quality_reasons": sorted({q for r in per_repeat for q in r["quality_reasons"]}),
+            "j_per_sample": figures, "repeats": per_repeat,
             "devices": [{k: e.get(k) for k in ("kind", "name", "method", "measured", "quality",
-                                               "quality_reasons", "energy_j", "avg_power_w")}
-                        for e in last]}
+                                               "quality_reasons", "energy_j", "uncertainty_j",
+                                               "avg_power_w")} for e in last],
+            **({"reasons": reasons} if reasons else {})}
 
 
-def _window_cost(energy: Any, meter: Meter, window: str) -> dict[str, Any]:
-    joules = window_energy_j(energy, meter, window) if hasattr(energy, "aggregate") else None
-    return {"time_s": meter.totals(window).time_s, "energy_j": joules}
+def _repeat_energy(energy: EnergyMonitor, meter: Meter, window: str) -> dict[str, Any]:
+    totals = meter.totals(window)
+    entries = [e for e in energy.aggregate(totals.energy)]
+    joules, bound = window_energy(energy, meter, window)
+    quality = worst_quality([e["quality"] for e in entries])
+    return {"window": window, "energy_j": joules, "uncertainty_j": bound,
+            "samples": totals.samples, "time_s": totals.time_s,
+            "j_per_sample": joules / totals.samples if joules is not None and totals.samples
+            else None,
+            "quality": quality,
+            "quality_reasons": sorted({r for e in entries for r in e.get("quality_reasons") or []})}
+
+
+def _window_cost(energy: EnergyMonitor, meter: Meter, window: str) -> dict[str, Any]:
+    return {"time_s": meter.totals(window).time_s,
+            "energy_j": window_energy(energy, meter, window)[0]}
+
+
+def point_flops(point: Point, workload: Workload, rates: list[float]) -> dict[str, Any]:
+    """FLOPs per sample (train step or forward) of the measured module, FLOP/s and MFU."""
+    from bigbench.devices import describe
+    from bigbench.measure.mfu import mfu_figures
+    from bigbench.speed import fp32_math
+    from bigbench.workload.build import count_workload_flops
+
+    try:
+        counts = count_workload_flops(workload)
+    except Exception as exc:  # report, don't guess
+        why = f"FLOP counting failed: {type(exc).__name__}: {exc}"
+        return {"per_sample": None, "reasons": {"per_sample": why, "mfu": why}}
+    per_sample = counts["train_step_per_sample" if point.mode == "train"
+                        else "forward_per_sample"]
+    rate = spread(rates)["median"]
+    achieved = per_sample * rate if rate else None
+    device = workload.device
+    figures = mfu_figures(achieved, device.type, describe(device).name, point.precision,
+                          fp32_math(device))
+    why = figures.pop("reason", None)
+    out = {"per_sample": per_sample, "method": counts["method"],
+           "achieved_flops_per_s": achieved, **figures}
+    if why is not None:
+        out["reasons"] = {k: why for k in ("mfu", "peak_flops_per_s") if out.get(k) is None}
+    return out

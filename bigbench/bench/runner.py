@@ -28,31 +28,9 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and any(m in str(exc) for m in OOM_MARKERS)
 
 
-def _flops(point: Point, figures: dict[str, Any], device: Any, device_name: str
-           ) -> dict[str, Any]:
-    """FLOPs per sample (train step or forward), achieved FLOP/s and MFU for the precision."""
-    from bigbench.measure.flops import count_flops
-    from bigbench.measure.peaks import mfu_figures
-    from bigbench.models.registry import MODELS
-
-    spec = MODELS.get(point.model)
-    try:
-        counts = count_flops(spec.config_class(name=point.model, **point.model_kwargs()),
-                             point.data_info())
-    except Exception as exc:  # report, don't guess
-        return {"per_sample": None, "reason": f"FLOP counting failed: {exc}"}
-    per_sample = counts["train_step_per_sample" if point.mode == "train"
-                        else "forward_per_sample"]
-    rate = figures["samples_per_s"]["median"]
-    achieved = per_sample * rate if rate else None
-    return {"per_sample": per_sample, "method": counts["method"],
-            "achieved_flops_per_s": achieved,
-            **mfu_figures(achieved, device.type, device_name, point.precision)}
-
-
-def run_point(point: Point, plan: Plan, device: Any, energy: Any, device_name: str,
+def run_point(point: Point, plan: Plan, device: Any, energy: Any,
               measure: Callable[..., dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Measure one point in this process and return its result record."""
+    """Measure one point in this process and return its result record (never raises)."""
     import torch
 
     from bigbench.bench.point import measure_point, skip_reason
@@ -64,9 +42,7 @@ def run_point(point: Point, plan: Plan, device: Any, energy: Any, device_name: s
         return {**result, "status": "skipped", "reason": reason}
     started = time.perf_counter()
     try:
-        figures = (measure or measure_point)(point, plan, device, energy)
-        figures["flops"] = _flops(point, figures, device, device_name)
-        result.update(figures)
+        result.update((measure or measure_point)(point, plan, device, energy))
     except Exception as exc:
         if is_oom(exc):
             result.update(status="oom", error=str(exc).strip().splitlines()[0][:500],

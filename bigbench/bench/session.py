@@ -1,16 +1,11 @@
-"""Build a benchmark's matrix from a suite or a CONFIG plus flags, and run it to disk."""
+"""Build a benchmark's matrix and plan from a suite or a CONFIG, plus command-line flags."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from bigbench.bench.matrix import SUITES, Matrix, Plan, Point, expand
-from bigbench.bench.output import BENCH_SCHEMA, write_outputs
+from bigbench.bench.matrix import SUITES, Matrix, Plan, expand
 from bigbench.errors import ConfigError
 
 
@@ -28,6 +23,7 @@ class Overrides:
     duration_s: float | None = None
     warmup: int | None = None
     repeats: int | None = None
+    energy_min_window: bool | None = None
 
 
 def matrix_from_config(config: Any) -> tuple[Matrix, Plan]:
@@ -53,6 +49,8 @@ def matrix_from_config(config: Any) -> tuple[Matrix, Plan]:
     )
     plan = Plan(steps=bench.steps, duration_s=bench.duration_s, warmup=bench.warmup,
                 repeats=bench.repeats) if bench else Plan()
+    # Benchmarking a config trains with the config's optimizer, not the stated default.
+    plan.optimizer = config.train.optimizer.model_dump(mode="json")
     return matrix, plan
 
 
@@ -72,6 +70,8 @@ def apply_overrides(matrix: Matrix, plan: Plan, flags: Overrides) -> tuple[Matri
         plan.warmup = flags.warmup
     if flags.repeats is not None:
         plan.repeats = flags.repeats
+    if flags.energy_min_window is not None:
+        plan.energy_min_window = flags.energy_min_window
     return matrix, plan
 
 
@@ -79,59 +79,8 @@ def suite_matrix(name: str) -> tuple[Matrix, Plan]:
     """A fresh copy of a named suite."""
     matrix, plan = SUITES[name]
     return (Matrix(**{**matrix.__dict__, "models": list(matrix.models),
-                      "batch_sizes": list(matrix.batch_sizes)}), Plan(**plan.__dict__))
+                      "batch_sizes": list(matrix.batch_sizes)}),
+            Plan(**{**plan.__dict__, "optimizer": dict(plan.optimizer)}))
 
 
-@dataclass
-class BenchRun:
-    """A benchmark being run: its document is rewritten after every point."""
-
-    out_dir: Path
-    document: dict[str, Any]
-    points: list[Point]
-    results: list[dict[str, Any]] = field(default_factory=list)
-
-    def record(self, result: dict[str, Any]) -> None:
-        """Add a point's result and rewrite bench.json/bench.csv (nothing measured is lost)."""
-        self.results.append(result)
-        self.document["points"] = self.results
-        write_outputs(self.out_dir, self.document)
-
-    def finish(self, status: str) -> None:
-        """Mark the run's final status and write it."""
-        self.document["status"] = status
-        self.document["finished_at"] = datetime.now(timezone.utc).isoformat()
-        write_outputs(self.out_dir, self.document)
-
-
-def start_run(out_dir: Path, points: list[Point], plan: Plan, env: dict[str, Any],
-              label: str, isolated: bool) -> BenchRun:
-    """Write the initial bench.json (status "running") and return the run."""
-    document = {
-        "schema": BENCH_SCHEMA, "status": "running", "label": label,
-        "started_at": datetime.now(timezone.utc).isoformat(), "finished_at": None,
-        "env": env, "plan": dict(plan.__dict__), "isolated": isolated,
-        "matrix": [p.id for p in points], "points": [],
-    }
-    run = BenchRun(out_dir, document, points)
-    write_outputs(out_dir, document)
-    return run
-
-
-def run_points(run: BenchRun, measure_one: Callable[[Point], dict[str, Any]],
-               should_stop: Callable[[], bool],
-               on_result: Callable[[dict[str, Any]], None] = lambda r: None) -> str:
-    """Measure each point in turn; returns "completed" or "interrupted"."""
-    for point in run.points:
-        if should_stop():
-            return "interrupted"
-        started = time.perf_counter()
-        result = measure_one(point)
-        result.setdefault("wall_s", time.perf_counter() - started)
-        run.record(result)
-        on_result(result)
-    return "interrupted" if should_stop() else "completed"
-
-
-__all__ = ["Overrides", "apply_overrides", "expand", "matrix_from_config", "run_points",
-           "start_run", "suite_matrix"]
+__all__ = ["Overrides", "apply_overrides", "expand", "matrix_from_config", "suite_matrix"]

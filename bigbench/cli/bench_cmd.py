@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,11 @@ def bench(
                                         help="Also search the largest batch that fits (CUDA)."),
     out: Path | None = typer.Option(None, "--out", help="Output directory (new or empty) "
                                     "\\[default: runs/<UTC time>-bench-<suite>]."),
+    energy_min_window: bool | None = typer.Option(
+        None, "--energy-min-window/--no-energy-min-window",
+        help="When energy is measured, lengthen each repeat to the shortest window whose "
+        "energy can reach quality ok (5 s on GPUs) \\[default: on]. Off: faster, and "
+        "J/sample is marked low quality."),
     json_: bool = typer.Option(False, "--json", help="Print bench.json to stdout."),
     markdown_: bool = typer.Option(False, "--markdown", help="Print a Markdown table to stdout."),
     set_: list[str] = SET_OPTION,
@@ -72,7 +76,8 @@ def bench(
 
       bigbench bench configs/cnn.yaml --mode train --repeats 5 --markdown
     """
-    from bigbench.bench.matrix import MODES, PRECISIONS, parse_batch_sizes, parse_list
+    from bigbench.bench.matrix import MODES, PRECISIONS, expand, parse_batch_sizes, parse_list
+    from bigbench.bench.run import BenchSession, bench_environment
     from bigbench.bench.session import (
         Overrides,
         apply_overrides,
@@ -80,6 +85,7 @@ def bench(
         suite_matrix,
     )
     from bigbench.config import check_device_string, load_config
+    from bigbench.config.schema import MeasureConfig
     from bigbench.errors import ConfigError
     from bigbench.models.registry import MODELS
     from bigbench.results import check_out_dir, create_run_dir
@@ -97,93 +103,53 @@ def bench(
         matrix, plan = matrix_from_config(cfg)
         label = cfg.name
     else:
-        name = (suite or Suite.standard).value
-        matrix, plan = suite_matrix(name)
-        label = name
+        label = (suite or Suite.standard).value
+        matrix, plan = suite_matrix(label)
     flags = Overrides(
         models=parse_list("--models", models, MODELS.names()) if models else None,
         batch_sizes=parse_batch_sizes(batch_sizes) if batch_sizes else None,
         precisions=parse_list("--precision", precision, PRECISIONS) if precision else None,
         modes=parse_list("--mode", mode, MODES) if mode else None,
         compile=compile_, channels_last=channels_last, steps=steps, duration_s=duration,
-        warmup=warmup, repeats=repeats)
+        warmup=warmup, repeats=repeats, energy_min_window=energy_min_window)
     matrix, plan = apply_overrides(matrix, plan, flags)
 
-    from bigbench import devices, environment
-    from bigbench.bench.matrix import expand
+    from bigbench import devices
 
     torch_device = devices.resolve(device)
     if find_max_batch and torch_device.type != "cuda":
         raise ConfigError("--find-max-batch needs a CUDA device: on the CPU an allocation that "
                           "does not fit ends the process (the kernel's OOM killer) instead of "
                           "raising an error bigbench could record")
-    from bigbench.config.schema import MeasureConfig
-
-    _run(_Session(
+    measure = cfg.measure if cfg else MeasureConfig()
+    _run(BenchSession(
         points=expand(matrix), plan=plan, device=torch_device,
         isolated=torch_device.type == "cuda" if isolate is None else isolate,
         find_max=find_max_batch,
         out_dir=create_run_dir(Path(cfg.output.dir if cfg else "runs"), f"bench-{label}", out),
-        label=label, measure=cfg.measure if cfg else MeasureConfig(),
-        env=environment.collect(torch_device)), json_, markdown_)
+        label=label, measure=measure, env=bench_environment(torch_device, measure)),
+        json_, markdown_)
 
 
-@dataclass
-class _Session:
-    """One ``bigbench bench`` invocation, resolved."""
-
-    points: list[Any]
-    plan: Any
-    device: Any
-    isolated: bool
-    find_max: bool
-    out_dir: Path
-    label: str
-    measure: Any
-    env: dict[str, Any]
-
-
-def _run(session: _Session, json_: bool, markdown_: bool) -> None:
+def _run(session: Any, json_: bool, markdown_: bool) -> None:
+    """Run the benchmark with a live table on stderr, then print the result."""
     from rich.live import Live
 
     from bigbench.bench.output import console_table
-    from bigbench.bench.runner import run_isolated, run_point
-    from bigbench.bench.session import run_points, start_run
+    from bigbench.bench.run import run_bench
     from bigbench.interrupt import graceful_stop
-    from bigbench.measure.energy.setup import build_monitor
-
-    points, plan, device = session.points, session.plan, session.device
-    run = start_run(session.out_dir, points, plan, session.env, session.label, session.isolated)
-    energy = None if session.isolated else build_monitor(session.measure, device)
-    if energy is not None and hasattr(energy, "start"):
-        energy.start()
-
-    def measure_one(point: Any) -> dict[str, Any]:
-        if session.isolated:
-            return run_isolated(point, plan, str(device), session.measure.model_dump())
-        return run_point(point, plan, device, energy, session.env["device"]["name"])
 
     console = err_console()
     title = (f"bigbench bench — {session.label} on {session.env['device']['name']} "
-             f"({len(points)} points)")
-    with graceful_stop() as stop:
-        try:
-            with Live(console_table([], title), console=console, transient=True,
-                      refresh_per_second=4) as live:
-                status = run_points(run, measure_one, lambda: stop.requested,
-                                    lambda _: live.update(console_table(run.results, title)))
-        except KeyboardInterrupt:
-            status = "interrupted"
-        finally:
-            if energy is not None and hasattr(energy, "stop"):
-                energy.stop()
-    if session.find_max and status == "completed":
-        run.document["max_batch"] = _max_batches(points, plan, str(device), session.measure)
-    run.finish(status)
+             f"({len(session.points)} points)")
+    with graceful_stop() as stop, Live(console_table([], title), console=console,
+                                       transient=True, refresh_per_second=4) as live:
+        run = run_bench(session, lambda: stop.requested,
+                        lambda r: live.update(console_table(r.results, title)))
     _print_result(run, title, json_, markdown_)
-    if status == "interrupted":
-        console.print(f"interrupted: {len(run.results)} of {len(points)} points measured; "
-                      f"results kept in {session.out_dir}")
+    if run.document["status"] == "interrupted":
+        console.print(f"interrupted: {len(run.results)} of {len(session.points)} points "
+                      f"measured; results kept in {session.out_dir}")
         raise typer.Exit(stop.exit_code or 130)
     failed = [r["id"] for r in run.results if r["status"] == "failed"]
     if failed:
@@ -205,33 +171,6 @@ def _print_result(run: Any, title: str, json_: bool, markdown_: bool) -> None:
                             f"{run.out_dir / 'bench.csv'}")
 
 
-def _max_batches(points: list[Any], plan: Any, device: str, measure_cfg: Any
-                 ) -> list[dict[str, Any]]:
-    """The largest batch that fits, per model/mode/precision, each trial isolated."""
-    from dataclasses import replace
-
-    from bigbench.bench.matrix import Plan
-    from bigbench.bench.runner import find_max_batch, run_isolated
-
-    trial_plan = Plan(steps=2, warmup=1, repeats=1)
-    found, seen = [], set()
-    for point in points:
-        key = (point.model, point.mode, point.precision, point.compile, point.channels_last)
-        if key in seen:
-            continue
-        seen.add(key)
-
-        def trial(size: int, point: Any = point) -> str:
-            return run_isolated(replace(point, batch_size=size), trial_plan, device,
-                                measure_cfg.model_dump())["status"]
-
-        result = find_max_batch(trial, start=point.batch_size)
-        found.append({"model": point.model, "mode": point.mode, "precision": point.precision,
-                      "compile": point.compile, "channels_last": point.channels_last,
-                      **{**result, "tried": {str(k): v for k, v in result["tried"].items()}}})
-    return found
-
-
 @user_errors
 def bench_point_worker() -> None:
     """Measure one point described by JSON on stdin; print its result as JSON (for --isolate)."""
@@ -240,7 +179,7 @@ def bench_point_worker() -> None:
     from bigbench.bench.runner import run_point
     from bigbench.config.schema import MeasureConfig
     from bigbench.errors import ConfigError
-    from bigbench.measure.energy.setup import build_monitor
+    from bigbench.measurement import energy_monitor
 
     try:
         request = json.loads(sys.stdin.read())
@@ -250,12 +189,10 @@ def bench_point_worker() -> None:
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"_bench-point: not a point request on stdin ({exc}); this is an "
                           "internal command of bigbench bench --isolate") from None
-    energy = build_monitor(measure, device)
-    if hasattr(energy, "start"):
-        energy.start()
+    energy = energy_monitor(measure, device)
+    energy.start()
     try:
-        result = run_point(point, plan, device, energy, devices.describe(device).name)
+        result = run_point(point, plan, device, energy)
     finally:
-        if hasattr(energy, "stop"):
-            energy.stop()
+        energy.stop()
     sys.stdout.write(json.dumps(result, allow_nan=False) + "\n")

@@ -3,7 +3,8 @@
 FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` on a copy of the model
 whose parameters live on the *meta* device: no memory, no real compute, and the recurrent layers
 decompose into the matrix multiplies the counter knows (on CPU, mkldnn's LSTM kernel is
-invisible to it, and so is cuDNN's on CUDA). A matmul of (M×K)·(K×N) counts 2·M·N·K; elementwise ops count 0.
+invisible to it, and so is cuDNN's on CUDA). A matmul of (M×K)·(K×N) counts 2·M·N·K;
+elementwise ops count 0.
 """
 
 from __future__ import annotations
