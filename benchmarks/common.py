@@ -23,6 +23,19 @@ def reference_model(name: str) -> nn.Module:
     return build_model(spec.config_class(name=name), spec.extras["reference_data"]).module
 
 
+def reference_workload(name: str, optimizer=None, channels_last: bool = False):  # noqa: ANN001, ANN201
+    """The reference model as a bigbench training workload on the CPU (default: SGD, lr 0.01)."""
+    from bigbench.config.schema import OptimizerConfig
+    from bigbench.models import MODELS, build_model
+    from bigbench.workload.build import workload_from_module
+
+    spec = MODELS.get(name)
+    info = spec.extras["reference_data"]
+    return workload_from_module(build_model(spec.config_class(name=name), info), info,
+                                torch.device("cpu"), channels_last=channels_last,
+                                optimizer=optimizer or OptimizerConfig(name="sgd", lr=0.01))
+
+
 def classic_step(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer,
                  images: torch.Tensor, labels: torch.Tensor) -> None:
     """The textbook training step, exactly as the classic examples write it."""

@@ -57,23 +57,24 @@ def engine_alone(model: str, repeats: int, steps: int = 60) -> tuple[float, floa
     Everything else (data generation, process state, other threads) is shared, so this isolates
     what the engine's hot loop adds. Returns the median samples/s of (bare, engine).
     """
-    from common import classic_step
+    from common import classic_step, reference_workload
 
     from bigbench.engine import StepEngine, train_phases
-    from bigbench.measure.energy.base import NullEnergyMeter
+    from bigbench.measure.energy.setup import null_monitor
     from bigbench.measure.meter import Meter
     from bigbench.measure.timing import StepTimer
-    from bigbench.steps import make_train_step
+    from bigbench.workload.steps import build_step
 
     torch.manual_seed(0)
-    net = reference_model(model)
+    workload = reference_workload(model)
+    net, optimizer = workload.model, workload.optimizer
     info = _reference_input(model)
     x = (torch.randint(0, 10, (64 * steps, *info)) if model != "cnn"
          else torch.randn(64 * steps, *info))
     y = torch.randint(0, 2 if model != "cnn" else 10, (64 * steps,))
     batches = [(x[i * 64:(i + 1) * 64], y[i * 64:(i + 1) * 64]) for i in range(steps)]
-    criterion, optimizer = torch.nn.CrossEntropyLoss(), torch.optim.SGD(net.parameters(), 0.01)
-    step = make_train_step(net, optimizer, None, None)
+    criterion = torch.nn.CrossEntropyLoss()
+    step = build_step(workload, "train")
 
     def bare() -> float:
         start = time.perf_counter()
@@ -82,7 +83,7 @@ def engine_alone(model: str, repeats: int, steps: int = 60) -> tuple[float, floa
         return steps * 64 / (time.perf_counter() - start)
 
     def engine() -> float:
-        meter = Meter(torch.device("cpu"), NullEnergyMeter("not measured here"))
+        meter = Meter(torch.device("cpu"), null_monitor("not measured here"))
         StepEngine(step, meter, StepTimer(torch.device("cpu")), phases=train_phases(steps, 0),
                    log_every=50).run(batches, 0)
         measured = meter.totals("measured")

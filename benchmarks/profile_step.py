@@ -12,14 +12,13 @@ import argparse
 import itertools
 
 import torch
-from common import reference_model
+from common import reference_workload
 from torch.profiler import ProfilerActivity, profile
 
 from bigbench.config import load_config
 from bigbench.data import build_data
 from bigbench.data.tensors import Batcher
-from bigbench.optim import build_optimizer
-from bigbench.steps import make_train_step
+from bigbench.workload.steps import build_step
 
 
 def main() -> None:
@@ -29,9 +28,8 @@ def main() -> None:
     config = load_config("configs/cnn.yaml", ["device=cpu"])
     data = build_data(config.data, torch.device("cpu"))
     torch.manual_seed(0)
-    model = reference_model("cnn").to(memory_format=torch.channels_last)
-    step = make_train_step(model, build_optimizer(config.train.optimizer, model.parameters()),
-                           None, None, channels_last=True)
+    step = build_step(reference_workload("cnn", config.train.optimizer, channels_last=True),
+                      "train")
     batches = itertools.cycle(list(Batcher(data.train, 64, True, 0).epoch(0)))
     for _ in range(10):
         step(next(batches))
