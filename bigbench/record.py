@@ -154,7 +154,7 @@ def flops_section(counts: dict[str, Any] | None, count_error: str | None,
         counts: FLOPs per sample (None when not counted; ``count_error`` says why).
         throughput: The throughput section (its samples/s over the run's totals).
         energy_j, energy_samples: Total energy and the samples it covers.
-        peak: :func:`bigbench.measure.peaks.mfu_figures` for the achieved rate (its
+        peak: :func:`bigbench.measure.mfu.mfu_figures` for the achieved rate (its
             ``reason`` key, when present, explains a null MFU).
     """
     section: dict[str, Any] = {"forward_per_sample": None, "train_step_per_sample": None,

@@ -28,6 +28,18 @@ device: cpu
 
 
 @pytest.fixture(autouse=True)
+def _no_host_energy_meters(tmp_path_factory: pytest.TempPathFactory,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never read this host's RAPL counters: results must not depend on the machine.
+
+    Points the powercap root at an empty folder (subprocesses inherit it); a test that wants
+    meters builds a fake tree and sets the root itself.
+    """
+    empty = tmp_path_factory.mktemp("no-powercap") / "powercap"
+    monkeypatch.setenv("BIGBENCH_POWERCAP_ROOT", str(empty))
+
+
+@pytest.fixture(autouse=True)
 def _keep_torch_threads():
     """train.threads sets torch's process-wide thread count; restore it after every test."""
     import torch

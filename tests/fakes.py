@@ -5,10 +5,12 @@ Both are driven by an injected clock, so tests control time instead of sleeping.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
 import types
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -74,14 +76,19 @@ class FakeNVMLError(Exception):
 
 
 class FakeGpu:
-    """One GPU whose power follows ``steps``: [(from_time_s, watts), ...]."""
+    """One GPU whose power follows ``steps``: [(from_time_s, watts), ...].
+
+    ``cc`` is the CUDA compute capability NVML reports; None answers NOT_SUPPORTED (older
+    drivers), leaving ``arch`` and the name to decide.
+    """
 
     def __init__(self, uuid: str, name: str, steps: list[tuple[float, float]], *,
                  counter: bool = True, instant: bool = True, usage: bool = True,
-                 arch: int = 9, mig: bool = False, power_scale: float = 1.0) -> None:
+                 arch: int = 9, mig: bool = False, power_scale: float = 1.0,
+                 cc: tuple[int, int] | None = None) -> None:
         self.uuid, self.name, self.steps = uuid, name, sorted(steps)
         self.counter, self.instant, self.usage = counter, instant, usage
-        self.arch, self.mig, self.power_scale = arch, mig, power_scale
+        self.arch, self.mig, self.power_scale, self.cc = arch, mig, power_scale, cc
         self.counter_offset_mj = 0.0
 
     def power(self, t: float) -> float:
@@ -101,10 +108,12 @@ class FakeGpu:
 class FakeNVML(types.ModuleType):
     """Enough of pynvml for bigbench: counter in ``counter_step_s`` steps, power fields."""
 
-    def __init__(self, gpus: list[FakeGpu], clock: FakeClock, counter_step_s: float = 0.1,
-                 init_error: int | None = None) -> None:
+    def __init__(self, gpus: list[FakeGpu], clock: Callable[[], float],
+                 counter_step_s: float = 0.1, init_error: int | None = None,
+                 counter_phase_s: float = 0.0) -> None:
         super().__init__("pynvml")
         self.gpus, self.clock, self.counter_step_s = gpus, clock, counter_step_s
+        self.counter_phase_s = counter_phase_s
         self.init_error = init_error
         self.NVMLError = FakeNVMLError
 
@@ -143,11 +152,16 @@ class FakeNVML(types.ModuleType):
     def nvmlDeviceGetArchitecture(self, gpu: FakeGpu) -> int:  # noqa: N802
         return gpu.arch
 
+    def nvmlDeviceGetCudaComputeCapability(self, gpu: FakeGpu) -> tuple[int, int]:  # noqa: N802
+        if gpu.cc is None:
+            raise FakeNVMLError(NOT_SUPPORTED)
+        return gpu.cc
+
     def nvmlDeviceGetTotalEnergyConsumption(self, gpu: FakeGpu) -> int:  # noqa: N802
         if not gpu.counter:
             raise FakeNVMLError(NOT_SUPPORTED)
-        step = self.counter_step_s
-        updated = int(self.clock() / step) * step  # the counter advances in steps
+        step, phase = self.counter_step_s, self.counter_phase_s
+        updated = math.floor((self.clock() - phase) / step) * step + phase  # it advances in steps
         return int(gpu.energy(updated) * 1000 + gpu.counter_offset_mj)
 
     def nvmlDeviceGetFieldValues(self, gpu: FakeGpu, ids: list[int]) -> list[SimpleNamespace]:  # noqa: N802

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 from fakes import FakeClock, FakeGpu, FakeNVML
 
@@ -61,16 +58,42 @@ def test_no_counter_makes_the_integral_the_headline() -> None:
     assert entry["counter_vs_integral_diff"] is None
 
 
-@pytest.mark.parametrize(("arch", "name", "method"), [
-    (8, "NVIDIA L4", "nvml_power_average_1s"),        # Ampere+: the reading is a 1 s average
-    (7, "NVIDIA A100-PCIE-40GB", "nvml_power_usage"),  # GA100 reports instantaneous power
-    (5, "Tesla V100-SXM2-16GB", "nvml_power_usage"),
+AVG, USAGE = "nvml_power_average_1s", "nvml_power_usage"
+
+
+@pytest.mark.parametrize(("arch", "cc", "name", "method"), [
+    # Ampere and newer average over 1 s, except GA100 (compute capability exactly 8.0).
+    (7, (8, 0), "NVIDIA A100-SXM4-80GB", USAGE),
+    (7, (8, 0), "NVIDIA A30", USAGE),
+    (7, (8, 0), "NVIDIA A800 80GB PCIe", USAGE),
+    (7, (8, 6), "NVIDIA A10", AVG),
+    (7, (8, 6), "NVIDIA A40", AVG),
+    (7, (8, 6), "NVIDIA GeForce RTX 3090", AVG),
+    (8, (8, 9), "NVIDIA L4", AVG),
+    (9, (9, 0), "NVIDIA H100 80GB HBM3", AVG),
+    (5, (7, 0), "Tesla V100-SXM2-16GB", USAGE),
+    (6, (7, 5), "Tesla T4", USAGE),
+    # No compute capability from NVML: the architecture decides, GA100 parts by name.
+    (8, None, "NVIDIA L4", AVG),
+    (7, None, "NVIDIA A100-PCIE-40GB", USAGE),
+    (7, None, "NVIDIA A30", USAGE),
+    (7, None, "NVIDIA A800 80GB PCIe", USAGE),
+    (7, None, "NVIDIA A10", AVG),
+    (7, None, "NVIDIA RTX A3000 Laptop GPU", AVG),  # A3000 is GA104, not an "A30"
+    (5, None, "Tesla V100-SXM2-16GB", USAGE),
 ])
-def test_power_usage_fallback_is_labelled(arch, name, method) -> None:
+def test_power_usage_fallback_is_labelled(arch, cc, name, method) -> None:
     clock = FakeClock()
-    gpu = FakeGpu(UUID_A, name, [(0, 50.0)], instant=False, arch=arch)
-    meters = nvml.open_gpu(UUID_A, backend=FakeNVML([gpu], clock))
-    assert meters.devices[0].power_method == method
+    gpu = FakeGpu(UUID_A, name, [(0, 50.0)], instant=False, arch=arch, cc=cc)
+    device = nvml.open_gpu(UUID_A, backend=FakeNVML([gpu], clock)).devices[0]
+    assert device.power_method == method
+    assert device.power_smear_s == (1.0 if method == AVG else 0.0)
+
+
+def test_instant_power_is_never_labelled_averaged() -> None:
+    gpu = FakeGpu(UUID_A, "NVIDIA H100 80GB HBM3", [(0, 50.0)], cc=(9, 0))
+    device = nvml.open_gpu(UUID_A, backend=FakeNVML([gpu], FakeClock())).devices[0]
+    assert device.power_method == "nvml_power_instant" and device.power_smear_s == 0.0
 
 
 def test_nothing_supported_is_unavailable_with_reason() -> None:
@@ -127,7 +150,8 @@ def test_disagreement_above_5_percent_warns() -> None:
     clock = FakeClock(start=0.0)
     gpu = FakeGpu(UUID_A, "H100", [(0, 100.0)], power_scale=1.2)  # power reads 20% high
     entry = _window(_monitor(gpu, clock), clock, 10.0)
-    assert entry["counter_vs_integral_diff"] == pytest.approx(-0.2, abs=0.01)
+    # (counter - integral) / max(counter, integral) = (1000 - 1200) / 1200
+    assert entry["counter_vs_integral_diff"] == pytest.approx(-1 / 6, abs=0.01)
     assert "differ by" in diff_warnings([entry])[0]
 
 
@@ -138,6 +162,8 @@ def test_integrate_holds_edges_flat() -> None:
 
 class _Flaky:
     key, kind, name, counter_method, power_method = "x", "gpu", "x", None, "p"
+    uuid, sample_counter, counter_update_s = None, False, None
+    counter_resolution_j = power_resolution_w = power_smear_s = 0.0
 
     def __init__(self, fail_after: int) -> None:
         self.polls = 0
@@ -150,24 +176,76 @@ class _Flaky:
         return 1.0
 
 
-def test_sampler_thread_stops_on_error_and_sleeps_between_ticks() -> None:
+class _FakeWait:
+    """Stands in for the stop Event's wait: records each requested sleep, advances the clock.
+
+    Returns True (stop) after ``limit`` calls, so a thread that never ends by itself cannot
+    hang the test.
+    """
+
+    def __init__(self, clock: FakeClock, limit: int = 1000) -> None:
+        self.clock, self.limit, self.requests = clock, limit, []
+
+    def __call__(self, seconds: float) -> bool:
+        self.requests.append(seconds)
+        self.clock.advance(seconds)
+        return len(self.requests) >= self.limit
+
+
+def test_sampler_thread_stops_on_error() -> None:
+    clock = FakeClock()
     device = _Flaky(fail_after=3)
-    sampler = PowerSampler([device], interval_s=0.01)
+    wait = _FakeWait(clock)
+    sampler = PowerSampler([device], interval_s=0.01, clock=clock, wait=wait)
     sampler.start()
-    deadline = time.monotonic() + 5
-    while sampler.running and time.monotonic() < deadline:
-        time.sleep(0.01)
+    sampler._thread.join(timeout=60)  # ends by itself once its only device fails
     assert not sampler.running
     assert "GPU is lost" in sampler.errors["x"] and device.polls == 4
     assert len(sampler.traces["x"].t_s) == 3
+    assert len(wait.requests) == 3  # it slept between ticks, then ended on the error
 
-    idle = _Flaky(fail_after=10**9)
-    sampler = PowerSampler([idle], interval_s=0.05)
+
+class _Slow(_Flaky):
+    """A device whose poll takes ``cost_s`` of (fake) time."""
+
+    def __init__(self, clock: FakeClock, cost_s: float) -> None:
+        super().__init__(fail_after=10**9)
+        self.clock, self.cost_s = clock, cost_s
+
+    def poll(self, t):
+        self.clock.advance(self.cost_s)
+        return super().poll(t)
+
+
+def test_sampler_sleeps_the_rest_of_each_interval_on_a_fixed_grid() -> None:
+    clock = FakeClock(start=0.0)
+    wait = _FakeWait(clock, limit=10)
+    sampler = PowerSampler([_Slow(clock, cost_s=0.01)], interval_s=0.05, clock=clock, wait=wait)
     sampler.start()
-    threading.Event().wait(0.3)
-    sampler.stop()
-    assert not sampler.running
-    assert idle.polls <= 12  # about 7 ticks in 0.3 s at 50 ms: it waits, it does not spin
+    sampler._thread.join(timeout=60)
+    assert sampler.ticks == 10
+    # It waits (never spins) and only for what is left of the interval, so ticks stay on the
+    # 50 ms grid instead of drifting by the 10 ms each poll takes.
+    assert wait.requests == pytest.approx([0.04] * 10)
+    assert sampler.traces["x"].t_s == pytest.approx([0.05 * k for k in range(10)])
+
+
+def test_a_stalled_sampler_restarts_its_grid_instead_of_bursting() -> None:
+    clock = FakeClock(start=0.0)
+    wait = _FakeWait(clock, limit=3)
+    sampler = PowerSampler([_Slow(clock, cost_s=0.3)], interval_s=0.05, clock=clock, wait=wait)
+    sampler.start()
+    sampler._thread.join(timeout=60)
+    assert wait.requests == [0.0, 0.0, 0.0]  # late: sample again at once, but only once per tick
+    assert sampler.traces["x"].t_s == pytest.approx([0.0, 0.3, 0.6])
+
+
+def test_stop_ends_a_waiting_sampler_thread() -> None:
+    sampler = PowerSampler([_Flaky(fail_after=10**9)], interval_s=3600.0)
+    sampler.start()
+    assert sampler.running
+    sampler.stop()  # sets the Event the thread sleeps on: it wakes at once
+    assert not sampler.running and sampler.ticks == 1
 
 
 def test_every_measured_figure_carries_its_method() -> None:

@@ -105,3 +105,9 @@ def test_constant_100_w_for_10_s_is_1000_j(tmp_path) -> None:
     assert package["avg_power_w"] == pytest.approx(100.0, rel=0.01)
     assert package["method"] == "rapl" and package["measured"] and package["quality"] == "ok"
     assert package["samples"] == 200
+    # RAPL's counter updates about every millisecond (assumed: the sampler cannot see it):
+    # up to 1 ms × 100 W at each edge.
+    assert package["counter_period_basis"] == "assumed"
+    assert package["uncertainty_j"] == pytest.approx(0.2, rel=0.01)
+    assert abs(package["energy_j"] - 1000.0) <= package["uncertainty_j"]
+    assert package["integral_uncertainty_j"] is not None

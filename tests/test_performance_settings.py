@@ -27,6 +27,52 @@ def test_settings_can_be_turned_off_and_on(cli, write_config, tmp_path) -> None:
     assert performance["threads"] == 1
 
 
+def _workload(write_config, *overrides: str):
+    from bigbench.config import load_config
+    from bigbench.workload.build import build_workload
+
+    return build_workload(load_config(write_config(TINY_CNN), list(overrides)))
+
+
+def _last_conv_weight(workload) -> torch.Tensor:
+    return [m for m in workload.model.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight
+
+
+def _dtype_seen_by_the_model(workload) -> torch.dtype:
+    """Run one training step and return the dtype the first convolution produced."""
+    from bigbench.workload.steps import build_step
+
+    seen = []
+    conv = next(m for m in workload.model.modules() if isinstance(m, torch.nn.Conv2d))
+    handle = conv.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    build_step(workload, "train")(next(iter(workload.batcher.epoch(0))))
+    handle.remove()
+    return seen[0]
+
+
+def test_each_setting_changes_how_the_model_runs(write_config) -> None:
+    fast = _workload(write_config, "train.precision=bf16", "train.threads=1")
+    weight = _last_conv_weight(fast)  # 4 input channels: the two layouts really differ
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    assert not weight.is_contiguous()
+    assert _dtype_seen_by_the_model(fast) == torch.bfloat16
+    assert torch.get_num_threads() == 1
+    plain = _workload(write_config, "train.channels_last=false", "train.threads=2")
+    weight = _last_conv_weight(plain)
+    assert weight.is_contiguous() and not weight.is_contiguous(memory_format=torch.channels_last)
+    assert _dtype_seen_by_the_model(plain) == torch.float32
+    assert torch.get_num_threads() == 2
+
+
+def test_matmul_precision_sets_torch_and_is_recorded(write_config) -> None:
+    workload = _workload(write_config, "train.matmul_precision=high")
+    assert torch.get_float32_matmul_precision() == "high"
+    assert workload.performance["matmul_precision"] == "high"
+    assert workload.performance["matmul_tf32"] is None  # CPU: no TF32 units to report
+    _workload(write_config)
+    assert torch.get_float32_matmul_precision() == "highest"
+
+
 def test_recurrent_models_never_use_channels_last(cli, write_config, tmp_path) -> None:
     config = write_config("""\
         model: {name: rnn}
@@ -50,7 +96,7 @@ def test_compile_reports_its_cost_and_payback(cli, write_config, tmp_path) -> No
     assert section["overhead_s"] == pytest.approx(section["first_step_s"] -
                                                   section["compiled_step_s"])
     if section["payback_steps"] is None:
-        assert "never pays back" in section["reason"]
+        assert "never pays back" in section["reasons"]["payback_steps"]
     else:
         saving = section["eager_step_s"] - section["compiled_step_s"]
         assert section["payback_steps"] * saving >= section["overhead_s"]

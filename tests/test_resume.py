@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,18 +25,15 @@ device: cpu
 """
 
 
-def _start(config: Path, out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "bigbench", "train", str(config), "--out",
-                             str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+INTERRUPTING = Path(__file__).with_name("interrupting.py")
 
 
-def _wait_for_lines(path: Path, lines: int, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 90
-    while not (path.exists() and path.read_text().count("\n") >= lines):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+def _train_signalled(config: Path, out: Path, step: int, sig: str = "SIGINT"
+                     ) -> subprocess.CompletedProcess:
+    """``bigbench train`` in a subprocess that receives ``sig`` right after step ``step``."""
+    return subprocess.run([sys.executable, str(INTERRUPTING), "--signal", sig, "--at-step",
+                           str(step), "--", "train", str(config), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
@@ -57,16 +53,14 @@ def uninterrupted(tmp_path_factory, write_config):
 def test_interrupted_and_resumed_equals_uninterrupted(uninterrupted, tmp_path, cli, how) -> None:
     config, reference = uninterrupted
     out = tmp_path / "run"
-    proc = _start(config, out)
-    _wait_for_lines(out / "metrics.jsonl", 5, proc)  # past step 25
-    proc.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)
-    proc.wait(timeout=60)
+    proc = _train_signalled(config, out, 25, "SIGINT" if how == "sigint" else "SIGKILL")
     record = load_run(out)
     if how == "sigint":
-        assert proc.returncode == 130 and record["status"] == "interrupted"
+        assert proc.returncode == 130 and record["status"] == "interrupted", proc.stderr
         stopped_at = record["progress"]["steps"]
-    else:  # killed without warning: resume from the last periodic checkpoint
-        assert record["status"] == "running"
+        assert stopped_at == 25
+    else:  # killed without warning: resume from the last periodic checkpoint (step 20)
+        assert proc.returncode == -signal.SIGKILL and record["status"] == "running"
         stopped_at = None
     result = cli("train", "--resume", out)
     assert result.exit_code == 0, result.stderr
@@ -100,10 +94,9 @@ def test_resume_refuses_a_different_config_unless_forced(cli, write_config, tmp_
 
 
 def _interrupt_after(config: Path, out: Path, lines: int) -> None:
-    proc = _start(config, out)
-    _wait_for_lines(out / "metrics.jsonl", lines, proc)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
+    """Interrupt a run after ``lines`` log intervals (of 5 steps each)."""
+    proc = _train_signalled(config, out, 5 * lines)
+    assert proc.returncode == 130, proc.stderr
 
 
 def test_what_cannot_be_resumed(cli, write_config, tmp_path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 from typing import Any
 
@@ -72,10 +73,12 @@ def measure(
       bigbench energy measure --json -- sleep 5
     """
     from bigbench.measure.energy.discovery import all_meters
-    from bigbench.measure.energy.monitor import EnergyMonitor
+    from bigbench.measure.energy.monitor import EnergyMonitor, default_min_window_s
 
     meters = all_meters(powercap_root)
-    monitor = EnergyMonitor(meters, interval_ms / 1000.0, min_window_s=1.0)
+    # The same rule as training runs: GPU counters step, so GPU windows need seconds.
+    monitor = EnergyMonitor(meters, interval_ms / 1000.0,
+                            min_window_s=default_min_window_s(meters))
     monitor.start()
     token = monitor.begin()
     started = time.perf_counter()
@@ -96,6 +99,9 @@ def measure(
         segments = monitor.end(token)
         monitor.stop()
     report = _report(monitor, segments, duration, exit_code, rss.peak_bytes)
+    for line in report["warnings"]:
+        sys.stderr.write(f"warning: {line}\n")
+    sys.stderr.flush()
     if json_:
         print_json(report)
     else:
@@ -103,26 +109,55 @@ def measure(
     raise typer.Exit(exit_code if exit_code >= 0 else 128 - exit_code)
 
 
+_DEVICE_KEYS = ("kind", "name", "energy_j", "uncertainty_j", "uncertainty_method",
+                "avg_power_w", "method", "measured", "reason", "quality", "quality_reasons",
+                "peak_power_w", "samples", "integral_j", "counter_fallback")
+
+
 def _report(monitor: Any, segments: dict[str, Any], duration: float, exit_code: int,
             peak_rss_bytes: int | None) -> dict[str, Any]:
     entries = monitor.aggregate([segments])
     devices = []
     for entry in entries:
-        item = {k: entry.get(k) for k in ("kind", "name", "energy_j", "avg_power_w", "method",
-                                          "measured", "quality", "peak_power_w", "samples")}
-        item["quality_reasons"] = entry.get("quality_reasons")
+        item = {k: entry.get(k) for k in _DEVICE_KEYS}
         if entry["kind"] == "gpu":
             item["uuid"] = entry.get("uuid")
+            item["counter_j"] = entry.get("counter_j")
             item["counter_vs_integral_diff"] = entry.get("counter_vs_integral_diff")
         devices.append(item)
     devices += [u.as_dict() for u in monitor.meters.unavailable]
-    measured = [d["energy_j"] for d in devices if d["measured"]]
+    measured = [d for d in devices if d["measured"]]
+    bounds = [d.get("uncertainty_j") for d in measured]
     report = {"duration_s": duration, "exit_code": exit_code,
-              "total_j": sum(measured) if measured else None,
-              "peak_rss_bytes": peak_rss_bytes, "devices": devices}
+              "total_j": sum(d["energy_j"] for d in measured) if measured else None,
+              # half-widths add: the total's truth lies within the sum of the devices' bounds
+              "total_uncertainty_j": sum(bounds) if measured and None not in bounds else None,
+              "min_window_s": monitor.min_window_s,
+              "peak_rss_bytes": peak_rss_bytes, "devices": devices,
+              "warnings": _warnings(entries)}
     if peak_rss_bytes is None:
         report["peak_rss_reason"] = "the command ended before its memory could be sampled"
     return report
+
+
+def _warnings(entries: list[dict[str, Any]]) -> list[str]:
+    """Low quality (with its reasons) and counter/integral disagreements above 5%."""
+    from bigbench.measure.energy.monitor import diff_warnings
+
+    warnings = [f"{e['kind']} {e['name']}: energy quality is {e['quality']}: "
+                + "; ".join(e.get("quality_reasons") or [])
+                for e in entries if e.get("quality") in ("low", "invalid")]
+    return warnings + diff_warnings([e for e in entries if e.get("measured")])
+
+
+def _energy_text(device: dict[str, Any]) -> str:
+    text = f"{device['energy_j']:.2f} J"
+    bound = device.get("uncertainty_j")
+    if bound is None:
+        return text + " ± n/a"
+    if device["energy_j"] > 0:
+        return text + f" ± {bound / device['energy_j']:.0%}"
+    return text + f" ± {bound:.2f} J"
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -136,15 +171,18 @@ def _print_report(report: dict[str, Any]) -> None:
         table.add_column(column)
     for d in report["devices"]:
         if d["measured"]:
-            table.add_row(f"{d['kind']} {d['name']}", f"{d['energy_j']:.2f} J",
+            table.add_row(f"{d['kind']} {d['name']}", _energy_text(d),
                           f"{d['avg_power_w']:.1f} W", d["method"], d["quality"])
         else:
             why = d.get("reason") or "; ".join(d.get("quality_reasons") or [])
             table.add_row(f"{d['kind']} {d['name']}", f"n/a ({why})", "", "", "")
     console = out_console()
     console.print(table)
-    total = report["total_j"]
-    console.print(f"total: {total:.2f} J" if total is not None else
-                  "total: n/a (no device measured)")
+    total, bound = report["total_j"], report["total_uncertainty_j"]
+    if total is None:
+        console.print("total: n/a (no device measured)")
+    else:
+        console.print(f"total: {total:.2f} J" + (f" ± {bound:.2f} J" if bound is not None
+                                                  else " (no error bound)"))
     rss = human_bytes(report["peak_rss_bytes"])
     console.print(f"peak RSS: {rss}" if rss else f"peak RSS: n/a ({report['peak_rss_reason']})")

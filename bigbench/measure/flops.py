@@ -18,10 +18,6 @@ import torch
 from torch import nn
 
 
-class MeasurementError(RuntimeError):
-    """A figure came out impossible (e.g. MFU above 1): a bug in a count or a peak figure."""
-
-
 def meta_copy(module: nn.Module) -> nn.Module:
     """A copy of ``module`` whose parameters and buffers live on the meta device.
 

@@ -23,6 +23,15 @@ class DeviceMeter(Protocol):
         counter_method: Method label of :meth:`counter_j` (e.g. ``"nvml_energy_counter"``), or
             None when the device has no energy counter.
         power_method: Method label of the power samples :meth:`poll` returns.
+        uuid: The GPU's UUID (None for other devices).
+        sample_counter: The sampler also reads the counter every tick, to observe how often it
+            updates (for the counter's error bound).
+        counter_update_s: Assumed seconds between counter updates until observed (None: no
+            counter).
+        counter_resolution_j: Smallest counter step in joules.
+        power_resolution_w: Smallest power step in watts.
+        power_smear_s: Seconds over which a power reading is averaged (0: instantaneous; None:
+            the time since the previous poll).
     """
 
     key: str
@@ -30,6 +39,12 @@ class DeviceMeter(Protocol):
     name: str
     counter_method: str | None
     power_method: str
+    uuid: str | None
+    sample_counter: bool
+    counter_update_s: float | None
+    counter_resolution_j: float
+    power_resolution_w: float
+    power_smear_s: float | None
 
     def counter_j(self) -> float | None:
         """Cumulative energy in joules now, or None without a counter."""

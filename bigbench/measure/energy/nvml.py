@@ -6,10 +6,17 @@ The backend (the ``pynvml`` module) is injectable so tests can hand in a fake.
 
 from __future__ import annotations
 
+import re
 from types import ModuleType
 from typing import Any
 
 from bigbench.measure.energy.base import MeterSet, Unavailable
+
+#: Update period of the total energy counter assumed until the sampler has observed it: NVIDIA
+#: GPUs have been seen updating it every 10–100 ms, so 100 ms is the safe side.
+COUNTER_UPDATE_S = 0.1
+#: GA100 products by name, for drivers that do not report the compute capability.
+_GA100_NAMES = re.compile(r"\bA(100|30|800)\b|\bPG506\b")
 
 
 def load_backend() -> tuple[ModuleType | None, str | None]:
@@ -68,6 +75,7 @@ _DRIVER_NOT_LOADED = 9
 _LIBRARY_NOT_FOUND = 12
 _FI_POWER_INSTANT = 186
 _ARCH_AMPERE = 7
+_ARCH_UNKNOWN = 0xFFFFFFFF
 _TEMPERATURE_GPU = 0
 _CLOCK_SM = 1
 
@@ -116,6 +124,12 @@ class NvmlGpu:
             self.power_method = "nvml_power_instant"
         else:
             self.power_method = "nvml_power_average_1s" if averaged else "nvml_power_usage"
+        # What the monitor needs to bound its figures (see monitor.py):
+        self.sample_counter = counter  # the sampler reads it each tick to observe its period
+        self.counter_update_s = COUNTER_UPDATE_S if counter else None
+        self.counter_resolution_j = 0.001  # NVML counts whole millijoules
+        self.power_resolution_w = 0.001  # ... and whole milliwatts
+        self.power_smear_s = 1.0 if averaged and not self._instant else 0.0
 
     def counter_j(self) -> float:
         """Energy since the driver loaded, in joules (NVML reports millijoules)."""
@@ -204,16 +218,33 @@ def open_gpu(uuid: str, backend: ModuleType | None = None) -> MeterSet:
     if not counter and not (instant or usage):
         return MeterSet(unavailable=[Unavailable("gpu", name, (
             f"{counter_reason}; {usage_reason}"))])
-    averaged = False
-    if not instant:
-        try:
-            averaged = backend.nvmlDeviceGetArchitecture(handle) >= _ARCH_AMPERE and \
-                "A100" not in name
-        except Exception:
-            averaged = False
+    averaged = not instant and usage_is_averaged(backend, handle, name)
     gpu = NvmlGpu(backend, handle, uuid, name, counter=counter,
                   power_source="instant" if instant else "usage", averaged=averaged)
     return MeterSet(devices=[gpu])
+
+
+def usage_is_averaged(backend: ModuleType, handle: Any, name: str) -> bool:
+    """Whether ``nvmlDeviceGetPowerUsage`` is a 1-second average on this GPU.
+
+    It is on Ampere and newer, except the GA100 data-center parts (A100, A30, A800 …), which
+    report instantaneous power. NVML has no GA100 flag, but GA100 is the only chip of compute
+    capability exactly 8.0 (GA10x are 8.6/8.7, Ada 8.9, Hopper 9.0, Blackwell 10.x/12.x), so the
+    capability decides. Where NVML cannot tell the capability, the architecture decides, and
+    the GA100 products are recognised by name.
+    """
+    try:
+        major, minor = backend.nvmlDeviceGetCudaComputeCapability(handle)
+        return (int(major), int(minor)) > (8, 0)
+    except Exception:
+        pass  # older drivers or bindings: fall back to the architecture
+    try:
+        arch = int(backend.nvmlDeviceGetArchitecture(handle))
+    except Exception:
+        return False
+    if arch == _ARCH_UNKNOWN or arch < _ARCH_AMPERE:
+        return False
+    return _GA100_NAMES.search(name) is None
 
 
 def _instant_field(backend: ModuleType, handle: Any) -> float:

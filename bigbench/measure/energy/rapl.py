@@ -65,6 +65,15 @@ class RaplCounter:
 
     counter_method = "rapl"
     power_method = "rapl_energy_delta"
+    uuid = None
+    #: The monitor's error bounds: Intel documents an update about every millisecond (AMD
+    #: behaves alike); the sampler does not read this counter itself, so the figure is assumed.
+    counter_update_s = 0.001
+    counter_resolution_j = 1e-6
+    sample_counter = False  # poll() already reads it; a second read per tick would add nothing
+    #: Each power sample averages since the previous poll (None: "one sampling interval").
+    power_smear_s = None
+    power_resolution_w = 0.0
 
     def __init__(self, zone: RaplZone, max_range_uj: int, host: str) -> None:
         self.zone = zone

@@ -14,7 +14,7 @@ from types import ModuleType
 
 from bigbench.measure.energy import nvml, rapl
 from bigbench.measure.energy.base import MeterSet, Unavailable
-from bigbench.measure.energy.monitor import EnergyMonitor
+from bigbench.measure.energy.monitor import EnergyMonitor, default_min_window_s
 
 #: Where the GPU's power reading covers the whole module, CPU included (Grace Hopper).
 _WHOLE_MODULE_GPUS = ("GH200", "GH100")
@@ -53,5 +53,4 @@ def build_monitor(*, interval_s: float, min_window_s: float | None = None,
             "not added: on Grace Hopper the GPU reading already covers the CPU")))
     elif measure_host:
         meters.extend(rapl.discover(powercap_root or rapl.powercap_root(None)))
-    min_window = min_window_s or (5.0 if gpu_names else 1.0)
-    return EnergyMonitor(meters, interval_s, min_window, clock)
+    return EnergyMonitor(meters, interval_s, min_window_s or default_min_window_s(meters), clock)
