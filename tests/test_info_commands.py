@@ -24,13 +24,20 @@ def test_data_lists_datasets(cli) -> None:
     assert cli("data").exit_code == 0
 
 
-def test_devices_reports_cpu_and_nvml(cli) -> None:
+def test_devices_reports_cpu_and_nvml(cli, monkeypatch) -> None:
+    import os
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_pynvml())
     info = json.loads(cli("devices", "--json").stdout)
-    assert info["cpu"]["logical_cpus"] >= 1
-    assert isinstance(info["nvml"]["available"], bool)
-    if not info["nvml"]["available"]:
-        assert info["nvml"]["reason"]
-    assert cli("devices").exit_code == 0
+    assert info["cpu"]["logical_cpus"] == os.cpu_count()
+    assert info["nvml"] == {"available": True, "driver_version": "550.54.15",
+                            "device_count": 2, "reason": None}
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_pynvml(init_fails=True))
+    broken = json.loads(cli("devices", "--json").stdout)["nvml"]
+    assert broken["available"] is False and "Driver Not Loaded" in broken["reason"]
+    table = cli("devices")
+    assert table.exit_code == 0 and "Driver Not Loaded" in table.stdout
 
 
 class _NVMLError(Exception):

@@ -75,6 +75,10 @@ def test_interrupted_and_resumed_equals_uninterrupted(uninterrupted, tmp_path, c
         assert segments[0]["steps"] == [0, stopped_at] and segments[1]["steps"][0] == stopped_at
     assert resumed["throughput"]["measured_samples"] == sum(
         s["measured_samples"] for s in segments)
+    # Derived figures come from the same totals as the throughput (no mixed windows).
+    flops, throughput = resumed["flops"], resumed["throughput"]
+    assert flops["achieved_flops_per_s"] == pytest.approx(
+        throughput["samples_per_s"] * flops["train_step_per_sample"])
     assert resumed["resumed"][0]["from_step"] == segments[1]["steps"][0]
 
 

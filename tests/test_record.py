@@ -1,0 +1,89 @@
+"""run.json sections: totals before derived figures, sections that agree, the MFU peak basis."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from fakes import FakeClock, FakeGpu, FakeNVML
+
+from bigbench.measure.energy import nvml
+from bigbench.measure.energy.monitor import EnergyMonitor
+from bigbench.measure.energy.report import energy_section
+from bigbench.measure.meter import Meter
+from bigbench.measure.mfu import fp32_peak_dtype, mfu_figures
+from bigbench.record import Segment, Totals, apply_energy_totals, flops_section, throughput_section
+
+COUNTS = {"forward_per_sample": 1e6, "train_step_per_sample": 3e6, "method": "x"}
+
+
+def test_every_derived_figure_comes_from_the_totals_over_segments() -> None:
+    # A resumed run: two processes with different speeds and energy per sample.
+    totals = Totals.of([Segment(10, 100, 1.0, 50.0, 1.0), Segment(20, 200, 3.0, 100.0, 2.0)])
+    throughput = throughput_section(totals, [0.1] * 30, 2, 2, (None, "not sequences"))
+    assert throughput["samples_per_s"] == pytest.approx(300 / 4.0)
+    energy = {"status": "measured", "reason": None, "total_j": 100.0}  # the last segment only
+    apply_energy_totals(energy, totals)
+    assert energy["total_j"] == pytest.approx(150.0)
+    assert energy["j_per_sample"] == pytest.approx(0.5)
+    assert energy["j_per_sample_uncertainty"] == pytest.approx(3.0 / 300)
+    assert energy["avg_power_w"] == pytest.approx(150.0 / 4.0)
+    flops = flops_section(COUNTS, None, throughput, totals.energy_j, totals.energy_samples,
+                          mfu_figures(None, "cpu", "x", "fp32", {}))
+    assert flops["achieved_flops_per_s"] == pytest.approx(3e6 * 75.0)
+    assert flops["flops_per_j"] == pytest.approx(3e6 * 300 / 150.0)
+
+
+def test_a_segment_without_energy_makes_the_total_partial_not_mixed() -> None:
+    totals = Totals.of([Segment(10, 100, 1.0, None), Segment(20, 200, 3.0, 90.0, 1.0)])
+    energy = {"status": "measured", "reason": None}
+    apply_energy_totals(energy, totals)
+    assert energy["status"] == "partial" and "not measured in every segment" in energy["reason"]
+    assert energy["j_per_sample"] == pytest.approx(90.0 / 200)  # its own samples, not 300
+    flops = flops_section(COUNTS, None, {"samples_per_s": 75.0}, totals.energy_j,
+                          totals.energy_samples, {})
+    assert flops["flops_per_j"] == pytest.approx(3e6 * 200 / 90.0)
+
+
+def test_a_short_gpu_window_gives_sections_that_agree() -> None:
+    """80 ms at 300 W with a counter stepping every 100 ms: the integral, never 0 J."""
+    clock = FakeClock(start=10.01)
+    gpu = FakeGpu("GPU-1", "NVIDIA H100 80GB HBM3", [(0, 300.0)])
+    monitor = EnergyMonitor(nvml.open_gpu(gpu.uuid, FakeNVML([gpu], clock, 0.1)), 0.04, 5.0,
+                            clock)
+    meter = Meter(torch.device("cpu"), monitor, clock=clock)
+    monitor.sampler.sample_once()
+    with meter.window("measured") as window:
+        for _ in range(2):
+            clock.advance(0.04)
+            monitor.sampler.sample_once()
+        window.steps, window.samples = 4, 64
+    section = energy_section(monitor, meter)
+    assert section["status"] == "measured" and section["total_j"] == pytest.approx(24.0)
+    assert section["quality"] == "low"
+    assert section["j_per_sample"] == pytest.approx(24.0 / 64)
+    assert section["samples_per_j"] == pytest.approx(64 / 24.0)
+    assert section["avg_power_w"] == pytest.approx(300.0)
+    assert section["uncertainty_j"] is not None and section["uncertainty_j"] > 0
+    flops = flops_section(COUNTS, None, {"samples_per_s": 800.0}, section["total_j"], 64, {})
+    assert flops["flops_per_j"] == pytest.approx(3e6 * 64 / 24.0)
+    assert "reasons" not in flops or "flops_per_j" not in flops["reasons"]
+
+
+@pytest.mark.parametrize(("math", "dtype", "says"), [
+    ({"matmul_tf32": False, "conv_tf32": False}, "fp32", "true fp32"),
+    ({"matmul_tf32": True, "conv_tf32": True}, "tf32", "matmuls and convolutions"),
+    ({"matmul_tf32": False, "conv_tf32": True}, "tf32", "matmuls run in fp32"),
+    ({"matmul_tf32": True, "conv_tf32": False}, "tf32", "convolutions run in fp32"),
+])
+def test_the_fp32_peak_follows_the_math_in_effect(math, dtype, says) -> None:
+    chosen, basis = fp32_peak_dtype(math)
+    assert chosen == dtype and says in basis
+    figures = mfu_figures(1e12, "cuda", "NVIDIA A100-SXM4-80GB", "fp32", math)
+    assert figures["peak_dtype"] == dtype and says in figures["peak_basis"]
+    assert figures["mfu"] == pytest.approx(1e12 / (156e12 if dtype == "tf32" else 19.5e12))
+
+
+def test_a_gpu_without_tf32_is_held_against_fp32_and_says_so() -> None:
+    figures = mfu_figures(1e12, "cuda", "Tesla T4", "fp32", {"matmul_tf32": True,
+                                                             "conv_tf32": True})
+    assert figures["peak_dtype"] == "fp32" and "no TF32" in figures["peak_basis"]
