@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -43,32 +44,10 @@ def train(
 
       bigbench train --resume runs/20261129T143012Z-cnn-digits
     """
-    from bigbench.config import load_config
-    from bigbench.errors import ConfigError
     from bigbench.results import check_out_dir
 
-    overrides = list(set_)
-    if device is not None:
-        overrides.append(f"device={device}")
-    if seed is not None:
-        overrides.append(f"train.seed={seed}")
-    resume_info = None
-    if resume is not None:
-        from bigbench.resume import ResumeInfo, config_differences, open_run
-
-        if out is not None:
-            raise ConfigError("--out and --resume: a resumed run continues in its own directory")
-        record, checkpoint = open_run(resume)
-        cfg = load_config(config or resume / "config.yaml", overrides)
-        changes = config_differences(record["config"], cfg.model_dump(mode="json"))
-        if changes and not force:
-            raise ConfigError(*[f"--resume {resume}: the config differs from the run's; "
-                                "pass --force to accept:"] + [f"  {c}" for c in changes])
-        resume_info = ResumeInfo(resume, record, checkpoint, changes)
-    elif config is None:
-        raise ConfigError("give a CONFIG to train, or --resume RUN_DIR")
-    else:
-        cfg = load_config(config, overrides)
+    cfg, resume_info = _config_and_resume(config, resume, force, out,
+                                          _overrides(set_, device, seed))
     if out is not None:
         check_out_dir(out)  # fail before any expensive work
 
@@ -96,3 +75,36 @@ def train(
         console.print(f"run {result.record['status']}: {result.record.get('stop_detail') or ''}"
                       f" — results in {result.run_dir}")
     raise typer.Exit(result.exit_code)
+
+
+def _overrides(set_: list[str], device: str | None, seed: int | None) -> list[str]:
+    """``--set`` plus the options that are shorthands for config keys."""
+    overrides = list(set_)
+    if device is not None:
+        overrides.append(f"device={device}")
+    if seed is not None:
+        overrides.append(f"train.seed={seed}")
+    return overrides
+
+
+def _config_and_resume(config: Path | None, resume: Path | None, force: bool,
+                       out: Path | None, overrides: list[str]) -> tuple[Any, Any]:
+    """The validated config, and what to resume (None for a fresh run)."""
+    from bigbench.config import load_config
+    from bigbench.errors import ConfigError
+
+    if resume is None:
+        if config is None:
+            raise ConfigError("give a CONFIG to train, or --resume RUN_DIR")
+        return load_config(config, overrides), None
+    from bigbench.resume import ResumeInfo, config_differences, open_run
+
+    if out is not None:
+        raise ConfigError("--out and --resume: a resumed run continues in its own directory")
+    record, checkpoint = open_run(resume)
+    cfg = load_config(config or resume / "config.yaml", overrides)
+    changes = config_differences(record["config"], cfg.model_dump(mode="json"))
+    if changes and not force:
+        raise ConfigError(*[f"--resume {resume}: the config differs from the run's; "
+                            "pass --force to accept:"] + [f"  {c}" for c in changes])
+    return cfg, ResumeInfo(resume, record, checkpoint, changes)

@@ -1,4 +1,8 @@
-"""Datasets: a torch-free registry of argument specs, built on demand on the target device."""
+"""Datasets: a torch-free registry of argument specs, built on demand on the target device.
+
+Owns: dataset specs, the generated and file-backed datasets, in-memory splits and the seeded,
+shard-aware batcher (``tensors``). Must never import: config, measure, workloads, bench, CLI.
+"""
 
 from __future__ import annotations
 
