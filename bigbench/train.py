@@ -26,7 +26,7 @@ from bigbench.resume import ResumeInfo
 from bigbench.run_record import RunFacts, finish_record, start_record
 from bigbench.run_writer import RunWriter
 from bigbench.training_loop import LoopSettings, Restored, TrainCallbacks, TrainingLoop
-from bigbench.workload.build import Workload, build_workload, count_workload_flops
+from bigbench.workload.build import Workload, build_workload
 
 __all__ = ["TrainCallbacks", "TrainResult", "run_training"]
 
@@ -108,10 +108,12 @@ def _restore(workload: Workload, resume: ResumeInfo | None, threads: int | None)
 
 def _count_flops(config: ExperimentConfig, workload: Workload
                  ) -> tuple[dict[str, Any] | None, str | None]:
+    from bigbench.workload.steps import step_flops
+
     if not config.measure.flops:
         return None, None
     try:
-        return count_workload_flops(workload), None
+        return step_flops(workload), None
     except Exception as exc:  # an op the meta device cannot run: say so instead of guessing
         return None, f"FLOP counting failed: {type(exc).__name__}: {exc}"
 

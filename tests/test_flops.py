@@ -11,7 +11,8 @@ from bigbench.measure.mfu import mfu_figures
 from bigbench.measure.peaks import find_peak, peak_flops
 from bigbench.models import MODELS, build_model
 from bigbench.record import flops_section
-from bigbench.workload.build import count_workload_flops, workload_from_module
+from bigbench.workload.build import workload_from_module
+from bigbench.workload.steps import step_flops
 
 CPU = torch.device("cpu")
 FP32_MATH = {"matmul_tf32": False, "conv_tf32": True}  # torch's CUDA defaults
@@ -19,7 +20,7 @@ FP32_MATH = {"matmul_tf32": False, "conv_tf32": True}  # torch's CUDA defaults
 
 def count_flops(args, info: DataInfo) -> dict:
     """FLOPs of the model ``args`` builds, counted as every command counts them."""
-    return count_workload_flops(workload_from_module(build_model(args, info), info, CPU))
+    return step_flops(workload_from_module(build_model(args, info), info, CPU))
 
 
 def _section(counts, rate, energy_j, device_type, device_name, precision="fp32",
@@ -92,3 +93,14 @@ def test_peak_follows_the_precision_and_falls_back_without_tf32() -> None:
     assert bf16["peak_dtype"] == "bf16" and bf16["mfu"] == pytest.approx(3e12 / 312e12)
     t4 = _section(counts, 1000.0, None, "cuda", "Tesla T4")
     assert t4["peak_dtype"] == "fp32" and t4["mfu"] == pytest.approx(3e12 / 8.1e12)
+
+
+def test_a_model_changed_in_memory_is_counted_as_it_is() -> None:
+    """A smaller layer swapped in (as structured pruning does) changes the count."""
+    spec = MODELS.get("cnn")
+    info = spec.extras["reference_data"]
+    built = build_model(spec.config_class(name="cnn"), info)
+    before = step_flops(workload_from_module(built, info, CPU))["forward_per_sample"]
+    built.module.features[0] = torch.nn.Conv2d(1, 32, kernel_size=1)  # was 3×3
+    after = step_flops(workload_from_module(built, info, CPU))["forward_per_sample"]
+    assert before - after == 2 * 28 * 28 * 32 * (9 - 1)

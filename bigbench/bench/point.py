@@ -28,7 +28,7 @@ from bigbench.models import BuiltModel, build_model
 from bigbench.models.registry import MODELS
 from bigbench.record import memory_section
 from bigbench.workload.build import Workload, synthetic_batches, workload_from_module
-from bigbench.workload.steps import Step, build_step
+from bigbench.workload.steps import Step, build_step, step_flops
 
 #: A median whose interquartile range exceeds this fraction of it is flagged noisy.
 NOISY_IQR = 0.10
@@ -192,10 +192,9 @@ def point_flops(point: Point, workload: Workload, rates: list[float]) -> dict[st
     from bigbench.devices import describe
     from bigbench.measure.mfu import mfu_figures
     from bigbench.speed import fp32_math
-    from bigbench.workload.build import count_workload_flops
 
     try:
-        counts = count_workload_flops(workload)
+        counts = step_flops(workload)
     except Exception as exc:  # report, don't guess
         why = f"FLOP counting failed: {type(exc).__name__}: {exc}"
         return {"per_sample": None, "reasons": {"per_sample": why, "mfu": why}}

@@ -1,10 +1,10 @@
 """FLOPs per sample of a module, counted without memory or compute.
 
-FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` on a copy of the model
-whose parameters live on the *meta* device: no memory, no real compute, and the recurrent layers
-decompose into the matrix multiplies the counter knows (on CPU, mkldnn's LSTM kernel is
-invisible to it, and so is cuDNN's on CUDA). A matmul of (M×K)·(K×N) counts 2·M·N·K;
-elementwise ops count 0.
+FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` while a step runs on a
+copy of the model whose parameters live on the *meta* device: no memory, no real compute, and
+the recurrent layers decompose into the matrix multiplies the counter knows (on CPU, mkldnn's
+LSTM kernel is invisible to it, and so is cuDNN's on CUDA). A matmul of (M×K)·(K×N) counts
+2·M·N·K; elementwise ops count 0.
 """
 
 from __future__ import annotations
@@ -33,28 +33,18 @@ def meta_copy(module: nn.Module) -> nn.Module:
     return copy.deepcopy(module, memo)
 
 
-def count_flops(module: nn.Module, inputs: torch.Tensor,
-                loss: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, Any]:
-    """Forward and training-step FLOPs per sample of ``module`` (on the meta device).
-
-    The training step is counted as forward + backward (input and weight gradients); the
-    optimizer's elementwise update is not a matmul and counts 0.
+def count_flops(run: Callable[[], object], samples: int) -> int:
+    """FLOPs per sample of everything ``run()`` executes (give it meta tensors: free).
 
     Args:
-        module: The model, its parameters on the meta device (see :func:`meta_copy`).
-        inputs: A meta batch of inputs; FLOPs are divided by its first dimension.
-        loss: Turns the model's outputs into the training loss.
+        run: Executes the work once, e.g. one training step on a meta batch.
+        samples: Samples that work processes (the total is divided by it).
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    batch = inputs.shape[0]
-    with FlopCounterMode(display=False) as forward:
-        module(inputs)
-    with FlopCounterMode(display=False) as step:
-        loss(module(inputs)).backward()
-    return {"forward_per_sample": forward.get_total_flops() // batch,
-            "train_step_per_sample": step.get_total_flops() // batch,
-            "method": "flop_counter_meta"}
+    with FlopCounterMode(display=False) as counter:
+        run()
+    return counter.get_total_flops() // samples
 
 
 def recurrent_forward_flops(cell: str, input_size: int, hidden: int, layers: int,

@@ -198,23 +198,3 @@ def synthetic_batches(workload: Workload, batch_size: int, count: int = 4
                 x = x.contiguous(memory_format=torch.channels_last)
         pool.append((x, workload.task.synthetic_targets(batch_size, info, generator, device)))
     return pool
-
-
-def count_workload_flops(workload: Workload) -> dict[str, Any]:
-    """FLOPs per sample of the workload's own model (as modified in memory, not rebuilt).
-
-    Returns:
-        ``forward_per_sample``, ``train_step_per_sample`` and ``method``.
-    """
-    from bigbench.measure.flops import count_flops, meta_copy
-
-    info, task = workload.info, workload.task
-    batch = 2  # FLOPs scale linearly with the batch; two samples catch batch-dependent shapes
-    with torch.device("meta"):
-        module = meta_copy(workload.model)
-        if info.is_tokens:
-            inputs = torch.randint(0, info.vocab_size or 1, (batch, *info.sample_shape))
-        else:
-            inputs = torch.randn(batch, *info.sample_shape)
-        targets = task.synthetic_targets(batch, info, None, torch.device("meta"))
-        return count_flops(module, inputs, lambda outputs: task.loss(outputs, targets))

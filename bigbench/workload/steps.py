@@ -12,7 +12,7 @@ import dataclasses
 import statistics
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
@@ -93,6 +93,44 @@ def _train_step(workload: Workload) -> Step:
         return loss
 
     return step
+
+
+def step_flops(workload: Workload) -> dict[str, Any]:
+    """FLOPs per sample of THE training and inference steps of the workload's own model.
+
+    The steps run on a twin of the workload whose parameters live on the meta device (no
+    memory, no compute), so what is counted is the module as it is in memory — a modified model
+    is not rebuilt from its registry name. The optimizer's elementwise update counts 0.
+
+    Returns:
+        ``train_step_per_sample``, ``forward_per_sample`` and ``method``.
+    """
+    from bigbench.config.schema import OptimizerConfig
+    from bigbench.measure.flops import count_flops, meta_copy
+    from bigbench.optim import build_optimizer
+    from bigbench.workload.precision import Precision
+
+    # An inference workload's model is counted with a plain SGD update: the update is
+    # elementwise and counts 0, so any optimizer gives the same training-step FLOPs.
+    optimizer = workload.optimizer_config or OptimizerConfig(name="sgd")
+    twin_model = meta_copy(workload.model)
+    twin = dataclasses.replace(
+        workload, built=dataclasses.replace(workload.built, module=twin_model),
+        runnable=twin_model, precision=Precision("fp32"), channels_last=False, schedule=None,
+        scaler=None, grad_clip=None, skip_non_finite=False,  # no host reads of meta values
+        optimizer=build_optimizer(optimizer, twin_model.parameters()))
+    info, samples = workload.info, 2  # FLOPs scale with the batch; 2 catches batch-dependent shapes
+    with torch.device("meta"):
+        if info.is_tokens:
+            inputs = torch.randint(0, info.vocab_size or 1, (samples, *info.sample_shape))
+        else:
+            inputs = torch.randn(samples, *info.sample_shape)
+        batch = (inputs, workload.task.synthetic_targets(samples, info, None,
+                                                         torch.device("meta")))
+    return {"train_step_per_sample": count_flops(lambda: build_step(twin, "train")(batch),
+                                                 samples),
+            "forward_per_sample": count_flops(lambda: build_step(twin, "infer")(batch), samples),
+            "method": "flop_counter_meta"}
 
 
 def evaluate(workload: Workload, split: Split, batch_size: int) -> dict[str, float]:
