@@ -1,61 +1,78 @@
-"""bench.json, bench.csv, the Markdown table and the live console table."""
+"""bench.json, bench.csv, the Markdown table and the live console table.
+
+The tables and the CSV read points through the typed :class:`~bigbench.records.BenchPoint`;
+callers may pass the dicts of a bench document (they are validated — a mismatch between the
+writer and the schema is a bug and keeps its traceback).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bigbench.records import BENCH_SCHEMA, BenchDocument, BenchPoint, PointEnergy
 from bigbench.results import atomic_write_text, write_json
 
-BENCH_SCHEMA = "bigbench.bench/1"
+__all__ = ["BENCH_SCHEMA", "CSV_COLUMNS", "HEADERS", "as_point", "console_table", "csv_row",
+           "display_row", "footnotes", "j_per_sample_cell", "markdown", "quality_notes",
+           "write_outputs"]
 
 CSV_COLUMNS = [
     "id", "model", "mode", "precision", "batch_size", "compile", "channels_last", "status",
     "samples_per_s", "samples_per_s_iqr", "noisy", "latency_p50_s", "latency_p90_s",
     "latency_p99_s", "host_peak_rss_bytes", "device_peak_allocated_bytes", "energy_status",
-    "j_per_sample", "j_per_sample_iqr", "energy_methods", "flops_per_sample",
-    "achieved_flops_per_s", "mfu", "compile_s", "reason", "error",
+    "j_per_sample", "j_per_sample_iqr", "j_per_sample_uncertainty", "energy_quality",
+    "energy_methods", "flops_per_sample", "achieved_flops_per_s", "mfu", "compile_s", "reason",
+    "error",
 ]
+HEADERS = ["point", "status", "samples/s ± IQR", "step p50", "peak mem", "J/sample", "MFU"]
+#: Energy qualities marked beside a J/sample figure.
+_MARKED = ("low", "invalid")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+PointLike = BenchPoint | Mapping[str, Any]
 
 
-def _get(point: dict[str, Any], *path: str) -> Any:
-    value: Any = point
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
+def as_point(point: PointLike) -> BenchPoint:
+    """``point`` as a typed :class:`BenchPoint` (a dict is validated)."""
+    return point if isinstance(point, BenchPoint) else BenchPoint.model_validate(dict(point))
 
 
-def csv_row(point: dict[str, Any]) -> dict[str, Any]:
+def csv_row(point: PointLike) -> dict[str, Any]:
     """One flat CSV row (empty cells for what was not measured)."""
-    settings = point["settings"]
-    devices = _get(point, "energy", "devices") or []
+    p = as_point(point)
+    s, rate, lat, mem, energy, flops = (p.settings, p.samples_per_s, p.latency_s, p.memory,
+                                        p.energy, p.flops)
+    j = energy.j_per_sample if energy else None
     return {
-        "id": point["id"], **{k: settings[k] for k in ("model", "mode", "precision",
-                                                       "batch_size", "compile",
-                                                       "channels_last")},
-        "status": point["status"],
-        "samples_per_s": _get(point, "samples_per_s", "median"),
-        "samples_per_s_iqr": _get(point, "samples_per_s", "iqr"),
-        "noisy": _get(point, "samples_per_s", "noisy"),
-        "latency_p50_s": _get(point, "latency_s", "p50"),
-        "latency_p90_s": _get(point, "latency_s", "p90"),
-        "latency_p99_s": _get(point, "latency_s", "p99"),
-        "host_peak_rss_bytes": _get(point, "memory", "host_peak_rss_bytes"),
-        "device_peak_allocated_bytes": _get(point, "memory", "device_peak_allocated_bytes"),
-        "energy_status": _get(point, "energy", "status"),
-        "j_per_sample": _get(point, "energy", "j_per_sample", "median"),
-        "j_per_sample_iqr": _get(point, "energy", "j_per_sample", "iqr"),
-        "energy_methods": ";".join(sorted({d["method"] for d in devices if d.get("method")})),
-        "flops_per_sample": _get(point, "flops", "per_sample"),
-        "achieved_flops_per_s": _get(point, "flops", "achieved_flops_per_s"),
-        "mfu": _get(point, "flops", "mfu"),
-        "compile_s": _get(point, "compile", "time_s"),
-        "reason": point.get("reason"),
-        "error": point.get("error"),
+        "id": p.id, "model": s.model, "mode": s.mode, "precision": s.precision,
+        "batch_size": s.batch_size, "compile": s.compile, "channels_last": s.channels_last,
+        "status": p.status,
+        "samples_per_s": rate.median if rate else None,
+        "samples_per_s_iqr": rate.iqr if rate else None,
+        "noisy": rate.noisy if rate else None,
+        "latency_p50_s": lat.p50 if lat else None,
+        "latency_p90_s": lat.p90 if lat else None,
+        "latency_p99_s": lat.p99 if lat else None,
+        "host_peak_rss_bytes": mem.host_peak_rss_bytes if mem else None,
+        "device_peak_allocated_bytes": mem.device_peak_allocated_bytes if mem else None,
+        "energy_status": energy.status if energy else None,
+        "j_per_sample": j.median if j else None,
+        "j_per_sample_iqr": j.iqr if j else None,
+        "j_per_sample_uncertainty": j.uncertainty if j else None,
+        "energy_quality": energy.quality if energy else None,
+        "energy_methods": ";".join(sorted({d.method for d in energy.devices if d.method}))
+        if energy else "",
+        "flops_per_sample": flops.per_sample if flops else None,
+        "achieved_flops_per_s": flops.achieved_flops_per_s if flops else None,
+        "mfu": flops.mfu if flops else None,
+        "compile_s": p.compile.time_s if p.compile else None,
+        "reason": p.reason,
+        "error": p.error,
     }
 
 
@@ -70,70 +87,134 @@ def write_outputs(out_dir: Path, document: dict[str, Any]) -> None:
     atomic_write_text(out_dir / "bench.csv", buffer.getvalue())
 
 
-def _fmt(value: Any, spec: str, scale: float = 1.0, suffix: str = "") -> str:
+def _fmt(value: float | None, spec: str, scale: float = 1.0, suffix: str = "") -> str:
     return "" if value is None else f"{value * scale:{spec}}{suffix}"
 
 
-def display_row(point: dict[str, Any]) -> list[str]:
+def _percent(fraction: float) -> str:
+    pct = abs(fraction) * 100
+    return f"{pct:.1f}%" if pct < 1 else f"{pct:.0f}%"
+
+
+def j_per_sample_cell(energy: PointEnergy | None) -> str:
+    """``0.512 mJ ± 3% (low)``: the median, its error bound, and a quality mark when not ok."""
+    j = energy.j_per_sample if energy else None
+    if energy is None or j is None or j.median is None:
+        return "n/a"
+    text = f"{j.median * 1000:.3f} mJ"
+    if j.uncertainty is not None and j.median > 0:
+        text += f" ± {_percent(j.uncertainty / j.median)}"
+    if energy.quality in _MARKED:
+        text += f" ({energy.quality})"
+    return text
+
+
+def display_row(point: PointLike) -> list[str]:
     """Cells of one point in the console and Markdown tables ("n/a": see :func:`footnotes`)."""
-    rate = point.get("samples_per_s") or {}
-    if point["status"] != "ok":
-        why = point.get("reason") or point.get("error") or ""
-        return [point["id"], point["status"], why[:60], "", "", "", ""]
-    noisy = " noisy" if rate.get("noisy") else ""
-    j = _get(point, "energy", "j_per_sample", "median")
-    memory = _get(point, "memory", "device_peak_allocated_bytes")
-    mfu = _get(point, "flops", "mfu")
+    p = as_point(point)
+    if p.status != "ok" or p.samples_per_s is None or p.samples_per_s.median is None:
+        why = p.reason or p.error or ""
+        return [p.id, p.status, why[:60], "", "", "", ""]
+    rate = p.samples_per_s
+    noisy = " noisy" if rate.noisy else ""
+    memory = p.memory.device_peak_allocated_bytes if p.memory else None
+    mfu = p.flops.mfu if p.flops else None
     return [
-        point["id"], "ok",
-        f"{rate['median']:,.0f} ± {rate['iqr']:,.0f}{noisy}",
-        _fmt(_get(point, "latency_s", "p50"), ".2f", 1000, " ms"),
+        p.id, "ok",
+        f"{rate.median:,.0f} ± {rate.iqr or 0:,.0f}{noisy}",
+        _fmt(p.latency_s.p50 if p.latency_s else None, ".2f", 1000, " ms"),
         _fmt(memory, ".1f", 1 / 2**20, " MiB") if memory is not None else "n/a",
-        _fmt(j, ".3f", 1000, " mJ") if j is not None else "n/a",
+        j_per_sample_cell(p.energy),
         _fmt(mfu, ".1%") if mfu is not None else "n/a",
     ]
 
 
-def footnotes(points: list[dict[str, Any]]) -> list[str]:
-    """Why the "n/a" cells are empty, once per distinct reason."""
+def _why(section: Any, key: str) -> str:
+    """The reason a section gives for its null ``key``."""
+    if section is None:
+        return "not measured"
+    return section.reasons.get(key) or getattr(section, "reason", None) or "not measured"
+
+
+def footnotes(points: Sequence[PointLike]) -> list[str]:
+    """Why the "n/a" cells are empty and why J/sample is marked, once per distinct reason."""
     notes: dict[str, None] = {}
-    for point in points:
-        if point["status"] != "ok":
+    typed = [as_point(p) for p in points]
+    ok = [p for p in typed if p.status == "ok"]
+    for p in ok:
+        if p.memory is None or p.memory.device_peak_allocated_bytes is None:
+            notes[f"peak mem n/a: {_why(p.memory, 'device_peak_allocated_bytes')}"] = None
+        if p.energy is None or p.energy.j_per_sample.median is None:
+            notes[f"energy n/a: {_why(p.energy, 'j_per_sample')}"] = None
+        if p.flops is None or p.flops.mfu is None:
+            notes[f"MFU n/a: {_why(p.flops, 'mfu')}"] = None
+    return list(notes) + quality_notes(ok)
+
+
+def quality_notes(points: Sequence[BenchPoint]) -> list[str]:
+    """A note per distinct reason a J/sample is marked (low)/(invalid), and how to reach ok.
+
+    Reasons that differ only in their numbers (each repeat's length) are shown once, with how
+    many similar ones there were.
+    """
+    shapes: dict[str, list[str]] = {}
+    marked = [p for p in points if p.energy is not None and p.energy.quality in _MARKED
+              and p.energy.j_per_sample.median is not None]
+    for p in marked:
+        energy = p.energy
+        if energy is None:  # filtered above; narrows the type
             continue
-        if _get(point, "memory", "device_peak_allocated_bytes") is None:
-            notes[f"peak mem n/a: {_get(point, 'memory', 'reason')}"] = None
-        if _get(point, "energy", "j_per_sample", "median") is None:
-            notes[f"energy n/a: {_get(point, 'energy', 'reason')}"] = None
-        if _get(point, "flops", "mfu") is None:
-            notes[f"MFU n/a: {_get(point, 'flops', 'reason')}"] = None
-    return list(notes)
+        reasons = energy.quality_reasons or sorted(
+            {r for repeat in energy.repeats for r in repeat.quality_reasons})
+        for reason in reasons or ["no reason recorded"]:
+            texts = shapes.setdefault(f"{energy.quality}:{_NUMBER.sub('#', reason)}", [])
+            if reason not in texts:
+                texts.append(reason)
+    notes = []
+    for key, texts in shapes.items():
+        similar = f" (and {len(texts) - 1} similar)" if len(texts) > 1 else ""
+        notes.append(f"J/sample ({key.split(':', 1)[0]}): {texts[0]}{similar}")
+    if any(p.energy is not None and p.energy.quality == "low" for p in marked):
+        notes.append("J/sample (low): " + _longer_repeats_hint(marked))
+    return notes
 
 
-HEADERS = ["point", "status", "samples/s ± IQR", "step p50", "peak mem", "J/sample", "MFU"]
+def _longer_repeats_hint(points: Sequence[BenchPoint]) -> str:
+    lengths = [p.steps.min_repeat_s for p in points if p.steps and p.steps.min_repeat_s]
+    if lengths:
+        return (f"for quality ok, measure longer repeats: --duration {max(lengths):g} or more "
+                "(seconds per repeat)")
+    return ("for quality ok, measure longer repeats: leave --energy-min-window on (the "
+            "default lengthens each repeat to the shortest window that can reach ok) or raise "
+            "--duration past the window named above")
 
 
-def markdown(document: dict[str, Any]) -> str:
+def markdown(document: BenchDocument | Mapping[str, Any]) -> str:
     """The result as a Markdown table (for CI step summaries)."""
+    doc = document if isinstance(document, BenchDocument) else \
+        BenchDocument.model_validate(dict(document))
+    points = doc.points
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    for point in document["points"]:
+    for point in points:
         cells = [c.replace("|", "\\|") for c in display_row(point)]
         lines.append("| " + " | ".join(cells) + " |")
-    device = document["env"]["device"]["name"]
-    lines += ["", f"{len(document['points'])} points on {device}, "
-                  f"{document['plan']['repeats']} repeats each."]
-    lines += [f"- {note}" for note in footnotes(document["points"])]
+    lines += ["", f"{len(points)} points on {doc.env.device.name}, "
+                  f"{doc.plan.repeats} repeats each."]
+    lines += [f"- {note}" for note in footnotes(points)]
     return "\n".join(lines) + "\n"
 
 
-def console_table(points: list[dict[str, Any]], title: str) -> Any:
+def console_table(points: Sequence[PointLike], title: str) -> Any:
     """A rich table of the points so far."""
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, caption="\n".join(footnotes(points)) or None,
+    typed = [as_point(p) for p in points]
+    table = Table(title=title, caption=escape("\n".join(footnotes(typed))) or None,
                   caption_justify="left")
     for header in HEADERS:
         table.add_column(header, justify="left" if header in ("point", "status") else "right",
                          no_wrap=header == "point")
-    for point in points:
-        table.add_row(*display_row(point))
+    for point in typed:
+        table.add_row(*(escape(cell) for cell in display_row(point)))
     return table

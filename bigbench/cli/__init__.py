@@ -6,7 +6,15 @@ from __future__ import annotations
 import typer
 
 import bigbench
-from bigbench.cli import bench_cmd, compare_cmd, config_cmd, energy_cmd, info_cmd, train_cmd
+from bigbench.cli import (
+    bench_cmd,
+    compare_cmd,
+    config_cmd,
+    energy_cmd,
+    info_cmd,
+    schema_cmd,
+    train_cmd,
+)
 
 app = typer.Typer(
     name="bigbench",
@@ -41,6 +49,7 @@ app.command("train")(train_cmd.train)
 app.command("bench")(bench_cmd.bench)
 app.command("compare")(compare_cmd.compare)
 app.command("_bench-point", hidden=True)(bench_cmd.bench_point_worker)
+app.command("schema")(schema_cmd.schema)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(energy_cmd.app, name="energy")
 app.command("models")(info_cmd.models)

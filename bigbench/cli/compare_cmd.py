@@ -67,7 +67,7 @@ def _verdict(row) -> str:  # noqa: ANN001
 def _higher_better(metric: str) -> bool:
     from bigbench.compare import METRICS
 
-    return METRICS[metric][1]
+    return METRICS[metric].higher_is_better
 
 
 def _print(result, fail_above: float) -> None:  # noqa: ANN001

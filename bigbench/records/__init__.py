@@ -1,0 +1,79 @@
+"""Typed result models: run.json (``bigbench.run/1``) and bench.json (``bigbench.bench/1``).
+
+Owns: the pydantic models of both files, their schema identifiers, their exported JSON Schemas
+and the loaders that validate a file someone hands bigbench. Readers (compare, summaries, bench
+tables) read these models instead of walking dictionaries.
+Must never import: torch, or anything that measures, trains or prints.
+
+Sections accept unknown keys (a newer writer stays readable); every key written today is
+declared with its type and a description. A figure that was not measured is null, and its
+section's ``reasons`` maps the field name to why (bench points' sections may still carry one
+``reason`` sentence instead).
+"""
+
+from __future__ import annotations
+
+from bigbench.records.bench import (
+    BenchDocument,
+    BenchPoint,
+    CompileWindow,
+    JPerSample,
+    MaxBatch,
+    Plan,
+    PointEnergy,
+    PointFlops,
+    PointMemory,
+    PointSettings,
+    PointSteps,
+    RepeatEnergy,
+)
+from bigbench.records.common import (
+    BENCH_SCHEMA,
+    RUN_SCHEMA,
+    DeviceInfo,
+    EnergyDevice,
+    EnergyMeterInfo,
+    Environment,
+    Part,
+    ReasonedSection,
+    Section,
+    Spread,
+    StepTimes,
+    Telemetry,
+)
+from bigbench.records.load import (
+    RecordError,
+    json_schema,
+    load_bench,
+    load_result,
+    load_run,
+    read_document,
+    validate,
+)
+from bigbench.records.run import (
+    Carbon,
+    CompileCost,
+    Evaluation,
+    Files,
+    IdleEnergy,
+    ModelInfo,
+    Performance,
+    Progress,
+    RunConfig,
+    RunEnergy,
+    RunFlops,
+    RunMemory,
+    RunRecord,
+    Throughput,
+    Window,
+)
+
+__all__ = [
+    "BENCH_SCHEMA", "RUN_SCHEMA", "BenchDocument", "BenchPoint", "Carbon", "CompileCost",
+    "CompileWindow", "DeviceInfo", "EnergyDevice", "EnergyMeterInfo", "Environment", "Evaluation",
+    "Files", "IdleEnergy", "JPerSample", "MaxBatch", "ModelInfo", "Part", "Performance", "Plan",
+    "PointEnergy", "PointFlops", "PointMemory", "PointSettings", "PointSteps", "Progress",
+    "ReasonedSection", "RecordError", "RepeatEnergy", "RunConfig", "RunEnergy", "RunFlops",
+    "RunMemory", "RunRecord", "Section", "Spread", "StepTimes", "Telemetry", "Throughput",
+    "Window", "json_schema", "load_bench", "load_result", "load_run", "read_document", "validate",
+]

@@ -1,0 +1,191 @@
+"""bench.json (schema ``bigbench.bench/1``): a benchmark matrix and every point's figures.
+
+Rewritten after every point, so a document may be ``running`` or ``interrupted`` with fewer
+points than its matrix. A point that did not run (``oom``, ``skipped``, ``failed``) carries its
+``reason`` or ``error`` and none of the measured sections.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from bigbench.records.common import (
+    BENCH_SCHEMA,
+    EnergyDevice,
+    EnergyStatus,
+    Environment,
+    Part,
+    Quality,
+    ReasonedSection,
+    Spread,
+    StepTimes,
+    absent,
+    field,
+)
+
+#: Sections every point with status "ok" carries.
+MEASURED_SECTIONS = ("samples_per_s", "latency_s", "memory", "energy", "flops")
+
+
+class PointSettings(Part):
+    """What identifies a point when two results are compared."""
+
+    model: str = field("Registry model name.")
+    mode: Literal["train", "infer"] = field("train (forward, loss, backward, step) or infer.")
+    precision: str = field("fp32, bf16 or fp16 (bf16/fp16 under autocast).")
+    batch_size: int = field("Samples per step.", ge=1)
+    compile: bool = field("Whether the model ran under torch.compile.")
+    channels_last: bool = field("Whether the channels_last memory format was used.")
+    model_args: dict[str, Any] = field("Model arguments beyond the defaults.",
+                                       default_factory=dict)
+    sample_shape: list[int] = field("Shape of one input sample.", default_factory=list)
+
+
+class JPerSample(Spread):
+    """J/sample over the repeats (J/sample), with the median's error bound."""
+
+    uncertainty: float | None = field(
+        "Half-width of the median's error bound, J/sample (null: unknown).", None)
+
+
+class RepeatEnergy(Part):
+    """Energy of one measured repeat."""
+
+    window: str = field("The repeat's window, e.g. repeat-0.")
+    energy_j: float | None = field("Energy of the repeat, J.")
+    uncertainty_j: float | None = field("Half-width of energy_j's bound, J.")
+    samples: int | None = field("Samples in the repeat.", None)
+    time_s: float | None = field("Duration of the repeat, s.", None)
+    j_per_sample: float | None = field("energy_j / samples, J/sample.")
+    quality: Quality | None = field("ok, low or invalid.")
+    quality_reasons: list[str] = field("Why the quality is not ok.", default_factory=list)
+
+
+class PointEnergy(ReasonedSection):
+    """J/sample of the point over its repeats, with quality and provenance."""
+
+    status: EnergyStatus = field("measured, partial or unavailable.")
+    quality: Quality | None = field("Worst quality over the repeats.", None)
+    quality_reasons: list[str] = field("Why the quality is not ok (every repeat).",
+                                       default_factory=list)
+    j_per_sample: JPerSample = field("J/sample over the repeats.")
+    repeats: list[RepeatEnergy] = field("Every repeat's energy.", default_factory=list)
+    devices: list[EnergyDevice] = field("Per device, for the last repeat.")
+
+
+class PointMemory(ReasonedSection):
+    """Peak memory of the point (an out-of-memory point: what the allocator held)."""
+
+    host_peak_rss_bytes: int | None = field(
+        "Peak RSS, bytes: the process's so far unless isolated.", None)
+    host_peak_rss_scope: str | None = field("What host_peak_rss_bytes covers.", None)
+    device_peak_allocated_bytes: int | None = field("CUDA allocator peak, bytes.", None)
+    device_peak_reserved_bytes: int | None = field("CUDA reserved peak, bytes.", None)
+    device_free_bytes: int | None = field("Free device memory at the OOM, bytes.", None)
+    device_total_bytes: int | None = field("Device memory, bytes (OOM points).", None)
+
+
+class PointFlops(ReasonedSection):
+    """FLOPs per sample, achieved FLOP/s and MFU."""
+
+    per_sample: int | None = field("FLOPs per sample (train step or forward).")
+    method: str | None = field("How FLOPs were counted.", None)
+    achieved_flops_per_s: float | None = field("per_sample × samples/s, FLOP/s.", None)
+    mfu: float | None = field("achieved / peak FLOP/s (fraction).", None)
+    mfu_invalid: float | None = field("An impossible MFU (> 1), recorded instead.", None)
+    peak_flops_per_s: float | None = field("Dense peak of the math used, FLOP/s.", None)
+    peak_dtype: str | None = field("Math mode of the peak.", None)
+    peak_basis: str | None = field("Why that peak.", None)
+    peak_source: str | None = field("Where the peak figure comes from.", None)
+
+
+class PointSteps(Part):
+    """What the point's figures were computed from."""
+
+    warmup: int = field("Warm-up steps.")
+    measured: int = field("Measured steps over all repeats.")
+    repeats: int = field("Measured repeats.")
+    measured_time_s: float = field("Measured time over all repeats, s.")
+    min_repeat_s: float | None = field("Shortest repeat length enforced for energy, s.", None)
+
+
+class CompileWindow(Part):
+    """The compiling first step."""
+
+    time_s: float = field("Its time, s.")
+    energy_j: float | None = field("Its energy, J.")
+
+
+class BenchPoint(Part):
+    """One configuration and its figures."""
+
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"properties": {"status": {"const": "ok"}}},
+        "then": {"required": list(MEASURED_SECTIONS)}})
+
+    id: str = field("Readable unique name, e.g. cnn/train/fp32/bs64.")
+    settings: PointSettings = field("What identifies the point.")
+    status: Literal["ok", "oom", "skipped", "failed"] = field("ok, oom, skipped or failed.")
+    reason: str | None = field("Why the point was skipped or ran out of memory.", None)
+    error: str | None = field("The error of a failed or out-of-memory point.", None)
+    samples_per_s: Spread | None = absent("Samples/s over the repeats.")
+    latency_s: StepTimes | None = absent("Step times over all measured steps, s.")
+    steps: PointSteps | None = absent("Steps and time measured.")
+    memory: PointMemory | None = absent("Peak memory.")
+    energy: PointEnergy | None = absent("Energy.")
+    compile: CompileWindow | None = field("Compile cost (with --compile).", None)
+    flops: PointFlops | None = absent("FLOPs and MFU.")
+    wall_s: float | None = absent("Wall time of the point, s.")
+
+    @model_validator(mode="after")
+    def _measured_sections(self) -> BenchPoint:
+        if self.status == "ok":
+            missing = [name for name in MEASURED_SECTIONS if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"an ok point needs {', '.join(missing)}")
+        return self
+
+
+class Plan(Part):
+    """How each point was measured."""
+
+    steps: int | None = field("Measured steps per repeat (unless duration_s).")
+    duration_s: float | None = field("Measured seconds per repeat, at least.")
+    warmup: int = field("Warm-up steps per point.")
+    repeats: int = field("Measured repeats per point.")
+    optimizer: dict[str, Any] | None = field("Optimizer of training points.", None)
+    energy_min_window: bool | None = field(
+        "Repeats lengthened to the shortest window that can reach energy quality ok.", None)
+
+
+class MaxBatch(Part):
+    """The largest batch that fits, for one model/mode/precision."""
+
+    model: str = field("Registry model name.")
+    mode: str = field("train or infer.")
+    precision: str = field("fp32, bf16 or fp16.")
+    compile: bool = field("Under torch.compile.")
+    channels_last: bool = field("channels_last memory format.")
+    max_batch_size: int | None = field("Largest batch that fitted (null: none).")
+    limited_by: str = field("What stopped the search.")
+    tried: dict[str, str] = field("Every batch size tried → its status.")
+
+
+class BenchDocument(Part):
+    """bench.json: a benchmark (schema bigbench.bench/1)."""
+
+    schema_: Literal["bigbench.bench/1"] = Field(alias="schema",
+                                                 description=f"'{BENCH_SCHEMA}'.")
+    status: Literal["running", "completed", "interrupted"] = field(
+        "running (or killed), completed or interrupted.")
+    label: str = field("Suite or experiment name.")
+    started_at: str = field("UTC start, ISO 8601.")
+    finished_at: str | None = field("UTC end, ISO 8601 (null while running).")
+    env: Environment = field("Environment (as in run.json).")
+    plan: Plan = field("How points were measured.")
+    isolated: bool = field("Each point in a fresh process.")
+    matrix: list[str] = field("Point ids of the whole matrix.")
+    points: list[BenchPoint] = field("Points measured so far.")
+    max_batch: list[MaxBatch] | None = absent("With --find-max-batch.")

@@ -1,0 +1,334 @@
+"""run.json (schema ``bigbench.run/1``): the record of one training run.
+
+Written as ``running`` when training starts (identification, config, environment, model, data)
+and rewritten with the final status and every measured section when it ends.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from bigbench.records.common import (
+    RUN_SCHEMA,
+    EnergyDevice,
+    EnergyStatus,
+    Environment,
+    Part,
+    Quality,
+    ReasonedSection,
+    Section,
+    StepTimes,
+    absent,
+    field,
+)
+
+#: Sections every finished record (status other than "running") carries.
+FINISHED_SECTIONS = ("progress", "throughput", "memory", "energy", "flops", "eval", "time",
+                     "windows", "files")
+_FINISHED = "Absent while the run is running."
+
+
+class TrainSettings(Part):
+    """The ``train`` section of the resolved config: the keys results are compared by."""
+
+    batch_size: int = field("Samples per step.")
+    precision: str = field("fp32, bf16 or fp16 (bf16/fp16 under autocast).")
+    compile: bool = field("Whether the model ran under torch.compile.")
+    channels_last: bool | Literal["auto"] = field(
+        "channels_last as configured; performance.channels_last says what was used.", "auto")
+
+
+class RunConfig(Part):
+    """The resolved experiment config (its full schema: ``bigbench schema config``)."""
+
+    name: str = field("Experiment name.")
+    model: dict[str, Any] = field("Model name and arguments.")
+    data: dict[str, Any] = field("Dataset name and arguments.")
+    train: TrainSettings = field("Training settings.")
+    device: str = field("Device as configured: auto, cpu, cuda or cuda:N.")
+    output: dict[str, Any] = field("Where run directories go.", default_factory=dict)
+    measure: dict[str, Any] = field("Measurement settings.", default_factory=dict)
+    bench: dict[str, Any] | None = field("The config's bench: section.", None)
+
+
+class Performance(Part):
+    """Runtime settings the run actually used."""
+
+    threads: int | None = field("torch intra-op threads.")
+    cudnn_benchmark: bool | None = field("cuDNN autotuning (null off CUDA).")
+    input_pipeline: str = field("How batches reach the device.")
+    zero_grad_set_to_none: bool = field("Gradients freed rather than zeroed.")
+    loss_readback: str = field("How often the loss is read back to the host.")
+    channels_last: bool = field("Whether the channels_last memory format was used.")
+    precision: str = field("fp32, bf16 or fp16.")
+    grad_scaler: bool = field("Whether a GradScaler scaled the loss (fp16 on CUDA).")
+    compile: bool = field("Whether torch.compile was used.")
+    optimizer_foreach: bool | None = field("The optimizer's foreach setting.")
+    matmul_precision: str | None = field("torch float32 matmul precision.", None)
+    matmul_tf32: bool | None = field("TF32 allowed for matmuls (null off CUDA).", None)
+    conv_tf32: bool | None = field("TF32 allowed for convolutions (null off CUDA).", None)
+
+
+class ModelInfo(Part):
+    """The model that was trained."""
+
+    name: str = field("Registry name.")
+    family: str = field("Model family, e.g. cnn or recurrent.")
+    params: int = field("Parameters.")
+    trainable_params: int = field("Trainable parameters.")
+    args: dict[str, Any] = field("Resolved model arguments (see `bigbench models`).")
+
+
+class DataSummary(Part):
+    """The dataset's shape facts."""
+
+    name: str = field("Registry name.")
+    sample_shape: list[int] = field("Shape of one input sample.")
+    num_classes: int | None = field("Classes (null for token prediction without classes).")
+    vocab_size: int | None = field("Token vocabulary (null for non-token inputs).")
+    train_size: int = field("Training samples.")
+    test_size: int | None = field("Test samples (null or 0: no test split).")
+
+
+class Resume(Part):
+    """One resume of an interrupted run."""
+
+    at: str = field("UTC time of the resume, ISO 8601.")
+    from_step: int = field("Step the run resumed from.")
+    config_changes: list[str] = field("Accepted config changes, 'key: old → new'.")
+
+
+class Progress(Part):
+    """How far training got."""
+
+    steps: int = field("Steps done.")
+    total_steps: int = field("Steps planned.")
+    extra_steps: int = field("Steps past the plan (measure.extend_to_min_window).")
+    epochs_completed: int = field("Epochs completed.")
+    samples: int = field("Samples processed.")
+    last_loss: float | None = field("Last loss read back (null: not finite or none).")
+    last_finite_loss: float | None = field("Last finite loss read back.")
+    skipped_steps: int = field("Steps skipped for a non-finite loss (on_nan: skip_step).")
+
+
+class Throughput(Section):
+    """Speed of the measured window: its samples divided by its time."""
+
+    samples_per_s: float | None = field("Measured samples / measured time, samples/s.")
+    tokens_per_s: float | None = field("samples_per_s × sequence length, tokens/s.")
+    step_time_s: StepTimes = field("Durations of the measured steps, s.")
+    measured_steps: int = field("Steps in the measured window.")
+    measured_samples: int = field("Samples in the measured window.")
+    measured_time_s: float = field("Time of the measured window, s.")
+    warmup_steps: int = field("Warm-up steps run (outside the measured window).")
+    warmup_steps_configured: int | None = field("train.warmup_steps.", None)
+    extra_steps: int | None = field("Steps run past the plan to reach the min window.", None)
+
+
+class RunMemory(Section):
+    """Peak memory."""
+
+    host_peak_rss_bytes: int | None = field("Peak resident set size of the process, bytes.")
+    device_peak_allocated_bytes: int | None = field("CUDA allocator peak, bytes.")
+    device_peak_reserved_bytes: int | None = field("CUDA reserved peak, bytes.")
+
+
+class IdleEnergy(ReasonedSection):
+    """Idle baseline (measure.idle_s)."""
+
+    duration_s: float = field("Idle window duration, s.")
+    energy_j: float | None = field("Energy of the idle window, J.", None)
+    power_w: float | None = field("Idle power, W.")
+    measured_window_idle_j: float | None = field("Idle power × measured time, J.", None)
+    measured_window_active_j: float | None = field("Measured energy minus idle share, J.", None)
+
+
+class Sampler(Part):
+    """The power sampler thread."""
+
+    interval_s: float = field("Sampling period, s.")
+    ticks: int = field("Sampler ticks.")
+    errors: dict[str, str] = field("Per-device sampling errors (meter key → error).")
+
+
+class RunEnergy(ReasonedSection):
+    """Energy of the measured window, summed over the measured devices."""
+
+    status: EnergyStatus = field("measured (every meter), partial (some) or unavailable.")
+    window: str | None = field("The window these figures cover (measured).", None)
+    total_j: float | None = field("Energy of the measured window, J.")
+    uncertainty_j: float | None = field("Half-width of total_j's error bound, J.", None)
+    j_per_sample: float | None = field("total_j / measured samples, J/sample.")
+    j_per_sample_uncertainty: float | None = field("Half-width of j_per_sample, J/sample.",
+                                                   None)
+    samples_per_j: float | None = field("Measured samples / total_j, samples/J.")
+    avg_power_w: float | None = field("total_j / measured time, W.")
+    peak_power_w: float | None = field("Highest summed power at one sampler tick, W.")
+    quality: Quality | None = field("Worst device quality: ok, low or invalid.", None)
+    devices: list[EnergyDevice] = field("Per device, with provenance.")
+    windows: dict[str, float | None] = field("Total energy of each window, J.",
+                                             default_factory=dict)
+    idle: IdleEnergy | None = absent("Idle baseline (with measure.idle_s).")
+    sampler: Sampler | None = absent("Power sampler statistics.")
+    min_window_s: float | None = field("Shortest window for quality ok, s.", None)
+
+
+class RunFlops(Section):
+    """FLOPs per sample, achieved FLOP/s, MFU and FLOPs per joule."""
+
+    forward_per_sample: int | None = field("Forward FLOPs per sample.")
+    train_step_per_sample: int | None = field("Forward + backward FLOPs per sample.")
+    method: str | None = field("How FLOPs were counted.")
+    achieved_flops_per_s: float | None = field("Train-step FLOPs × samples/s, FLOP/s.")
+    mfu: float | None = field("achieved_flops_per_s / peak_flops_per_s (fraction).")
+    mfu_invalid: float | None = field("An impossible MFU (> 1), recorded instead of mfu.", None)
+    peak_flops_per_s: float | None = field("Dense peak of the math used, FLOP/s.")
+    peak_dtype: str | None = field("Math mode of the peak (fp32, tf32, bf16, fp16).")
+    peak_basis: str | None = field("Why that peak.", None)
+    peak_source: str | None = field("Where the peak figure comes from.")
+    flops_per_j: float | None = field("Measured-window FLOPs / its energy, FLOP/J.")
+
+
+class Evaluation(Section):
+    """The last evaluation."""
+
+    accuracy: float | None = field("Test accuracy (fraction).")
+    loss: float | None = field("Mean test cross-entropy.")
+    samples: int = field("Samples evaluated.")
+    step: int | None = field("Step of the evaluation.")
+    epoch: int | None = field("Epoch of the evaluation.", None)
+
+
+class RunTime(Part):
+    """Wall time and each window's time, s (one '<window>_s' key per window)."""
+
+    __pydantic_extra__: dict[str, float | None] = Field(init=False)
+
+    wall_s: float = field("Config loaded → results written, s.")
+    startup_s: float | None = field("Process start → first training step, s.")
+
+
+class WindowEnergy(Part):
+    """One device's energy in one window."""
+
+    key: str | None = field("Meter key.")
+    energy_j: float | None = field("Energy, J.")
+    uncertainty_j: float | None = field("Half-width of energy_j's bound, J.", None)
+    method: str | None = field("Measurement method.")
+    avg_power_w: float | None = field("Average power, W.")
+    peak_power_w: float | None = field("Highest power sample, W.")
+    samples: int | None = field("Power samples.")
+    quality: Quality | None = field("ok, low or invalid.")
+
+
+class Window(Part):
+    """Totals of one measurement window (idle, warmup, measured, eval, …)."""
+
+    time_s: float = field("Time inside the window, s.")
+    segments: int = field("Times the window was entered.")
+    steps: int = field("Steps in the window.")
+    samples: int = field("Samples in the window.")
+    device_peak_allocated_bytes: int | None = field("CUDA allocator peak, bytes.")
+    device_peak_reserved_bytes: int | None = field("CUDA reserved peak, bytes.")
+    energy: list[WindowEnergy] = field("Energy per device.", default_factory=list)
+
+
+class RunError(Part):
+    """Why a run failed."""
+
+    type: str = field("Error type, e.g. out_of_memory.")
+    message: str = field("The error message.")
+    hint: str | None = field("How to fix it.", None)
+
+
+class Files(Part):
+    """Names of the files in the run directory (null: not written)."""
+
+    config: str = field("The resolved config.")
+    metrics: str = field("The metrics log.")
+    weights: str | None = field("Final weights (safetensors).")
+    power: str | None = field("Power samples CSV.")
+    checkpoint: str | None = field("Latest checkpoint folder.")
+
+
+class CompileCost(ReasonedSection):
+    """What torch.compile cost and when it pays back."""
+
+    first_step_s: float = field("The compiling first step, s.")
+    first_step_energy_j: float | None = field("Its energy, J.")
+    eager_step_s: float | None = field("Eager step time (throwaway copy), s.")
+    compiled_step_s: float | None = field("Median compiled step time, s.")
+    overhead_s: float | None = field("first_step_s - compiled_step_s, s.")
+    payback_steps: int | None = field("Steps until compiling pays back.")
+
+
+class RunSegment(Part):
+    """What one process of a resumed run measured."""
+
+    index: int = field("Segment number, from 0.")
+    started_at: str = field("UTC start, ISO 8601.")
+    finished_at: str | None = field("UTC end, ISO 8601.")
+    steps: list[int] = field("[first step, last step].")
+    measured_steps: int = field("Measured steps.")
+    measured_samples: int = field("Measured samples.")
+    measured_time_s: float = field("Measured time, s.")
+    energy_j: float | None = field("Measured energy, J.")
+    energy_uncertainty_j: float | None = field("Half-width of energy_j's bound, J.", None)
+    energy_status: EnergyStatus | None = field("Energy status of the segment.")
+
+
+class Carbon(ReasonedSection):
+    """Emissions at a given grid intensity (measure.carbon_intensity_g_per_kwh)."""
+
+    intensity_g_per_kwh: float = field("Grid carbon intensity, gCO2e/kWh.")
+    measured_window_g: float | None = field("Measured window's emissions, gCO2e.")
+    run_g: float | None = field("Whole run's emissions, gCO2e.")
+
+
+class RunRecord(Part):
+    """run.json: one training run (schema bigbench.run/1)."""
+
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"properties": {"status": {"const": "running"}}},
+        "else": {"required": list(FINISHED_SECTIONS)}})
+
+    schema_: Literal["bigbench.run/1"] = Field(alias="schema", description=f"'{RUN_SCHEMA}'.")
+    status: Literal["running", "completed", "interrupted", "failed"] = field(
+        "running (or killed), completed, interrupted or failed.")
+    name: str = field("Experiment name.")
+    run_dir: str = field("The run directory.")
+    started_at: str | None = field("UTC start, ISO 8601.")
+    finished_at: str | None = field("UTC end, ISO 8601 (null while running).")
+    config: RunConfig = field("The resolved config.")
+    env: Environment = field("Environment.")
+    performance: Performance = field("Runtime settings used.")
+    task: str | None = field("classification or language modelling.", None)
+    model: ModelInfo = field("The model.")
+    data: DataSummary = field("The data.")
+    resumed: list[Resume] | None = absent("Each resume (resumed runs).")
+    stop_reason: str | None = field(
+        "interrupted, non_finite_loss, out_of_memory or error (null: not stopped early).", None)
+    stop_detail: str | None = field("Where and why the run stopped early.", None)
+    progress: Progress | None = absent(f"Progress. {_FINISHED}")
+    throughput: Throughput | None = absent(f"Throughput. {_FINISHED}")
+    memory: RunMemory | None = absent(f"Peak memory. {_FINISHED}")
+    energy: RunEnergy | None = absent(f"Energy. {_FINISHED}")
+    flops: RunFlops | None = absent(f"FLOPs and MFU. {_FINISHED}")
+    eval: Evaluation | None = absent(f"Last evaluation. {_FINISHED}")
+    time: RunTime | None = absent(f"Times. {_FINISHED}")
+    windows: dict[str, Window] | None = absent(f"Measurement windows. {_FINISHED}")
+    error: RunError | None = field("Why a failed run failed (null otherwise).", None)
+    files: Files | None = absent(f"Files in the run directory. {_FINISHED}")
+    compile: CompileCost | None = absent("torch.compile cost (train.compile).")
+    segments: list[RunSegment] | None = absent("Per-process segments (resumed runs).")
+    carbon: Carbon | None = absent("Emissions (measure.carbon_intensity_g_per_kwh).")
+
+    @model_validator(mode="after")
+    def _finished_sections(self) -> RunRecord:
+        if self.status != "running":
+            missing = [name for name in FINISHED_SECTIONS if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"a {self.status} record needs {', '.join(missing)}")
+        return self
