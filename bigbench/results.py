@@ -18,11 +18,6 @@ from typing import Any
 
 from bigbench.errors import OutputError
 
-#: Schema identifier of run.json.
-RUN_SCHEMA = "bigbench.run/1"
-#: Schema identifier of bench.json.
-BENCH_SCHEMA = "bigbench.bench/1"
-
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically.

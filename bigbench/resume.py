@@ -14,6 +14,7 @@ from typing import Any
 
 from bigbench.checkpoint import find_checkpoint
 from bigbench.errors import BigbenchError
+from bigbench.records import RUN_SCHEMA
 
 
 class ResumeError(BigbenchError):
@@ -59,8 +60,8 @@ def open_run(run_dir: Path) -> tuple[dict[str, Any], Path]:
         record = json.loads(record_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ResumeError(f"{record_path}: unreadable ({exc})") from None
-    if not isinstance(record, dict) or record.get("schema") != "bigbench.run/1":
-        raise ResumeError(f"{record_path}: not a bigbench.run/1 record")
+    if not isinstance(record, dict) or record.get("schema") != RUN_SCHEMA:
+        raise ResumeError(f"{record_path}: not a {RUN_SCHEMA} record")
     if record.get("status") == "completed":
         raise ResumeError(f"--resume {run_dir}: the run already completed; nothing to resume")
     checkpoint = find_checkpoint(run_dir)

@@ -33,7 +33,7 @@ from bigbench.record import (
     memory_section,
     throughput_section,
 )
-from bigbench.results import RUN_SCHEMA
+from bigbench.records import RUN_SCHEMA
 
 if TYPE_CHECKING:
     from bigbench.config.schema import ExperimentConfig

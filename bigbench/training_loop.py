@@ -9,6 +9,7 @@ engine's stop reason plus an error record, so run.json can always be written.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 import traceback
 from collections.abc import Callable
@@ -176,8 +177,15 @@ class TrainingLoop:
             return
         with self.meter.window("eval"):
             metrics = evaluate(self.workload, data.test, self.settings.eval_batch_size)
-        self.last_eval = {**metrics, "samples": len(data.test), "step": self.engine.state.step,
+        # A diverged model evaluates to NaN/inf: that is a finding, stored as null with why.
+        diverged = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+        self.last_eval = {**{k: None if k in diverged else v for k, v in metrics.items()},
+                          "samples": len(data.test), "step": self.engine.state.step,
                           "epoch": epoch}
+        if diverged:
+            self.last_eval["reasons"] = {
+                k: f"the evaluation {k} is {v} (not finite): the model's outputs overflowed"
+                for k, v in diverged.items()}
         self.writer.log({"event": "eval", **self.last_eval})
         self.callbacks.on_eval(self.last_eval)
 

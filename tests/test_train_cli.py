@@ -152,6 +152,20 @@ def test_diverging_run_fails_with_the_step(cli, write_config, tmp_path) -> None:
     assert record["progress"]["steps"] < 12 and record["progress"]["last_loss"] is None
 
 
+def test_a_diverged_model_with_skipped_steps_still_writes_its_record(cli, write_config,
+                                                                    tmp_path) -> None:
+    config = write_config(TINY_CNN.replace("lr: 0.05", "lr: 1000.0"))
+    result = cli("train", config, "--out", tmp_path / "run", "--set", "train.on_nan=skip_step",
+                 "--set", "train.max_steps=16")
+    assert result.exit_code == 0, result.stderr
+    from bigbench.records import load_run as load_typed
+
+    record = load_typed(tmp_path / "run")  # valid JSON, valid against the schema
+    assert record.status == "completed" and record.progress.skipped_steps > 0
+    assert record.eval.loss is None  # the outputs overflowed: null with why, never NaN
+    assert "not finite" in record.eval.reasons["loss"]
+
+
 def test_no_test_split_reports_why(cli, write_config, tmp_path) -> None:
     path = write_config(TINY_CNN.replace("test_size: 64", "test_size: 0"))
     assert cli("train", path, "--out", tmp_path / "r").exit_code == 0

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bigbench.bench.matrix import Plan, Point
 from bigbench.bench.output import write_outputs
-from bigbench.results import BENCH_SCHEMA
+from bigbench.records import BENCH_SCHEMA
 
 if TYPE_CHECKING:
     import torch

@@ -64,6 +64,8 @@ class TrainProgress:
         self._progress.update(self._task, loss=f"{event.loss:.4f}", rate=rate)
 
     def _eval(self, result: dict[str, Any]) -> None:
+        accuracy, loss = result.get("accuracy"), result.get("loss")
         self._progress.console.print(
-            f"epoch {result['epoch'] + 1}: test accuracy {result['accuracy']:.2%}, "
-            f"test loss {result['loss']:.4f}")
+            f"epoch {result['epoch'] + 1}: test accuracy "
+            f"{'n/a' if accuracy is None else f'{accuracy:.2%}'}, test loss "
+            f"{'n/a (not finite)' if loss is None else f'{loss:.4f}'}")

@@ -37,7 +37,10 @@ def device_peaks(device: torch.device) -> tuple[int | None, int | None]:
 def oom_memory_figures(device: torch.device) -> dict[str, int | str]:
     """What the allocator held when an allocation failed (for an out-of-memory record)."""
     if device.type != "cuda":
-        return {"reason": "the CPU allocator refused an allocation"}
+        why = "the CPU allocator refused an allocation; it keeps no peak figures"
+        return {"device_peak_allocated_bytes": None, "device_peak_reserved_bytes": None,
+                "reasons": {"device_peak_allocated_bytes": why,
+                            "device_peak_reserved_bytes": why}}
     import torch
 
     free, total = torch.cuda.mem_get_info(device)
