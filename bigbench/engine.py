@@ -63,16 +63,27 @@ class Phase:
         end_step: The phase ends once this many steps ran in total (None: by time alone).
         min_s: …and not before its window has lasted this long (0: no minimum).
         timed: Record every step's duration (the warm-up is not timed).
+        min_s_for_segments: A minimum that grows with the number of segments the window was
+            split into (energy quality: every segment edge can lose a power sample).
     """
 
     window: str
     end_step: int | None
     min_s: float = 0.0
     timed: bool = True
+    min_s_for_segments: Callable[[int], float] | None = None
+
+    def minimum_s(self, segments: int) -> float:
+        """The minimum duration of a window that has ``segments`` segments so far."""
+        if self.min_s_for_segments is not None:
+            return max(self.min_s, self.min_s_for_segments(segments))
+        return self.min_s
 
 
 def train_phases(total_steps: int, warmup_end: int, min_measured_s: float = 0.0,
-                 compile_step: bool = False, start_step: int = 0) -> list[Phase]:
+                 compile_step: bool = False, start_step: int = 0,
+                 min_measured_s_for_segments: Callable[[int], float] | None = None
+                 ) -> list[Phase]:
     """(Compilation: the first step, alone,) warm-up, then one measured window.
 
     Args:
@@ -81,10 +92,13 @@ def train_phases(total_steps: int, warmup_end: int, min_measured_s: float = 0.0,
         min_measured_s: Extend the measured window to at least this long (0: no minimum).
         compile_step: Give the first step, which compiles the model, its own window.
         start_step: Step the run starts from (a resumed run compiles again).
+        min_measured_s_for_segments: A minimum for the measured window that grows with its
+            number of segments (see :class:`Phase`).
     """
     phases = [Phase("compile", start_step + 1, timed=False)] if compile_step else []
     return phases + [Phase("warmup", min(warmup_end, total_steps), timed=False),
-                     Phase("measured", total_steps, min_s=min_measured_s)]
+                     Phase("measured", total_steps, min_s=min_measured_s,
+                         min_s_for_segments=min_measured_s_for_segments)]
 
 
 class StepEngine:
@@ -157,9 +171,12 @@ class StepEngine:
     def _done(self, phase: Phase, running_s: float) -> bool:
         if phase.end_step is not None and self.state.step < phase.end_step:
             return False
-        if phase.min_s <= 0:
+        totals = self.meter.totals(phase.window)
+        # Inside a segment, the one running is not counted in totals.segments yet.
+        minimum = phase.minimum_s(totals.segments + (1 if running_s else 0))
+        if minimum <= 0:
             return phase.end_step is not None
-        return self.meter.totals(phase.window).time_s + running_s >= phase.min_s
+        return totals.time_s + running_s >= minimum
 
     def run(self, batches: Iterable[Batch], epoch: int) -> None:
         """Run the plan on ``batches`` until they run out, the plan ends or a stop."""
@@ -190,7 +207,7 @@ class StepEngine:
         state = self.state
         timed = phase.timed
         # Time is checked only once the phase's steps are done (or for time-bound phases).
-        needs_clock = phase.min_s > 0
+        needs_clock = phase.min_s > 0 or phase.min_s_for_segments is not None
         with self.meter.window(phase.window) as totals:
             if timed:
                 self.timer.start()

@@ -141,14 +141,15 @@ def _environment(workload: Workload, energy: EnergyMonitor) -> dict[str, Any]:
 
 def _loop_settings(config: ExperimentConfig, energy: EnergyMonitor) -> LoopSettings:
     train = config.train
-    # Extend until every quality rule can be met: the minimum window *and* the sample count.
-    extend_s = energy.min_window_for_quality_s \
-        if config.measure.extend_to_min_window and energy.devices else 0.0
+    # Extend until every quality rule can be met: the minimum window *and* the sample count,
+    # which loses a sample at each edge of the segments evaluations split the window into.
+    extend = config.measure.extend_to_min_window and bool(energy.devices)
     return LoopSettings(
-        warmup_steps=train.warmup_steps, min_measured_s=extend_s, log_every=train.log_every,
+        warmup_steps=train.warmup_steps,
+        min_measured_s=energy.quality_window_s if extend else None, log_every=train.log_every,
         checkpoint_every=train.checkpoint_every,
         eval_batch_size=train.eval_batch_size or train.batch_size, compile_step=train.compile,
-        endless=train.max_steps is not None or extend_s > 0)
+        endless=train.max_steps is not None or extend)
 
 
 def _measure_idle(config: ExperimentConfig, loop: TrainingLoop, stop: StopRequest) -> None:

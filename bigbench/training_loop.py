@@ -74,14 +74,15 @@ class LoopSettings:
 
     Attributes:
         warmup_steps: Steps before the measured window (again after a resume).
-        min_measured_s: Extend the measured window to at least this long (0: never).
+        min_measured_s: Extend the measured window to at least this long, given how many
+            segments it has (None: never extend).
         log_every, checkpoint_every: Intervals in steps (checkpoint None: only on a stop).
         eval_batch_size: Samples per evaluation batch.
         compile_step: The first step compiles the model and gets its own window.
     """
 
     warmup_steps: int
-    min_measured_s: float
+    min_measured_s: Callable[[int], float] | None
     log_every: int
     checkpoint_every: int | None
     eval_batch_size: int
@@ -113,8 +114,8 @@ class TrainingLoop:
         self.engine = StepEngine(
             build_step(workload, "train"), meter, self.timer,
             phases=train_phases(total, min(start.step + settings.warmup_steps, total),
-                                settings.min_measured_s, compile_step=settings.compile_step,
-                                start_step=start.step),
+                                compile_step=settings.compile_step, start_step=start.step,
+                                min_measured_s_for_segments=settings.min_measured_s),
             log_every=settings.log_every, on_log=self._log, on_step=self._step,
             should_stop=lambda: stop.requested, checkpoint_every=settings.checkpoint_every,
             on_checkpoint=self.save_checkpoint, skip_non_finite=workload.skip_non_finite,

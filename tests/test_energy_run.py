@@ -63,6 +63,10 @@ def test_train_reports_measured_energy(cli, write_config, tmp_path, live_powerca
     assert rows and set(rows[0]) == {"t_s", "device", "power_w"}
     assert {r["device"].rsplit(":", 1)[1] for r in rows} == {"package-0", "dram-0"}
     assert "energy quality is low" in result.stderr
+    assert energy["uncertainty_j"] > 0
+    assert energy["j_per_sample_uncertainty"] == pytest.approx(energy["uncertainty_j"] / samples)
+    shown = f"{energy['total_j']:,.1f} J ± {energy['uncertainty_j'] / energy['total_j']:.0%}"
+    assert shown in result.stdout
 
 
 def test_extend_to_min_window_reaches_ok_quality(cli, write_config, tmp_path,

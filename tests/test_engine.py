@@ -156,3 +156,22 @@ def test_zero_warmup_opens_no_window() -> None:
     engine, meter, _, calls, _ = _engine(clock, total=5, warmup=0)
     engine.run(_batches(5), epoch=0)
     assert "warmup" not in meter.windows and meter.totals("measured").steps == 5
+
+
+def test_a_minimum_that_grows_with_segments_is_met_across_epochs() -> None:
+    """Energy quality loses a sample at each segment edge: the minimum grows per segment."""
+    clock = FakeClock()
+    meter = Meter(CPU, null_monitor("test"), clock=clock)
+
+    def step(batch):
+        clock.now += 0.125
+        return torch.tensor(1.0)
+
+    phases = train_phases(1, 0, min_measured_s_for_segments=lambda segments: 0.5 + 0.1 * segments)
+    engine = StepEngine(step, meter, StepTimer(CPU, clock=clock), phases=phases, log_every=100)
+    engine.run(_batches(4), epoch=0)  # 0.5 s in one segment: short of 0.6 s
+    assert not engine.finished
+    engine.run(_batches(4), epoch=1)  # two segments need 0.7 s: two more steps, not one
+    assert engine.finished and engine.state.step == 6
+    measured = meter.totals("measured")
+    assert measured.segments == 2 and measured.time_s == pytest.approx(0.75)

@@ -97,7 +97,10 @@ def _energy_text(energy: RunEnergy) -> str:
     per_sample = f"{energy.j_per_sample * 1000:.3f} mJ/sample, " \
         if energy.j_per_sample is not None else ""
     power = f"{energy.avg_power_w:.1f} W avg " if energy.avg_power_w is not None else ""
-    text = (f"{energy.total_j:,.1f} J measured window — {per_sample}{power}"
+    bound = ""
+    if energy.uncertainty_j is not None and energy.total_j > 0:
+        bound = f" ± {energy.uncertainty_j / energy.total_j:.0%}"  # J/sample shares it
+    text = (f"{energy.total_j:,.1f} J{bound} measured window — {per_sample}{power}"
             f"({', '.join(methods)}; quality {energy.quality})")
     if energy.status == "partial":
         text += f"; partial: {energy.reason}"

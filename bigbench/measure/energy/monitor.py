@@ -135,13 +135,20 @@ class EnergyMonitor:
 
     @property
     def min_window_for_quality_s(self) -> float:
-        """Shortest window (s) that can reach quality "ok" under every rule.
+        """Shortest one-segment window (s) that can reach quality "ok" under every rule."""
+        return self.quality_window_s(segments=1)
 
-        ``max(min_window_s, (MIN_SAMPLES + 2) × interval_s)``: the sampler keeps a fixed tick
-        schedule, so a window of N intervals holds N or N + 1 ticks; two spare intervals cover
-        a tick landing just past the end edge and RAPL's first poll, which yields no power.
+    def quality_window_s(self, segments: int) -> float:
+        """Shortest window (s) of ``segments`` segments that can reach quality "ok".
+
+        ``max(min_window_s, (MIN_SAMPLES + 2 + segments - 1) × interval_s)``: the sampler keeps
+        a fixed tick schedule, so a segment of N intervals holds N or N + 1 ticks; two spare
+        intervals cover a tick landing just past the end edge and RAPL's first poll, which
+        yields no power, and every further segment (a window split by evaluations) can lose
+        one more tick at its edges.
         """
-        return max(self.min_window_s, (MIN_SAMPLES + _SPARE_TICKS) * self.sampler.interval_s)
+        ticks = MIN_SAMPLES + _SPARE_TICKS + max(0, segments - 1)
+        return max(self.min_window_s, ticks * self.sampler.interval_s)
 
     def start(self) -> None:
         """Start sampling power."""
