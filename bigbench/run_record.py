@@ -58,7 +58,7 @@ class RunFacts:
     config: ExperimentConfig
     workload: Workload
     env: dict[str, Any]
-    run_dir: str
+    run_dir: str | None
     started_at: str
     wall_start: float
     flop_counts: dict[str, Any] | None = None

@@ -62,7 +62,8 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
         writer.write_config(config)
     energy = energy_monitor(config.measure, workload.device, rank)
     meter = Meter(workload.device, energy)
-    facts = RunFacts(config, workload, _environment(workload, energy), str(writer.run_dir),
+    run_dir = str(writer.run_dir) if writer.run_dir is not None else None
+    facts = RunFacts(config, workload, _environment(workload, energy), run_dir,
                      started_at, wall_start, flop_counts, flop_error, eager_step_s, resume,
                      restored.position.step if restored.position else 0)
     record = start_record(facts)

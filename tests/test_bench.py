@@ -215,3 +215,85 @@ def test_interrupted_bench_keeps_what_it_measured(tmp_path) -> None:
     assert len(document["points"]) == 2
     assert all(p["status"] == "ok" for p in document["points"])
     assert "2 of 8 points measured" in proc.stderr
+
+
+def _gpu_energy(clock: FakeClock):
+    """A simulated 300 W GPU (counter stepping every 100 ms) read on an injected clock."""
+    from fakes import FakeGpu, FakeNVML
+
+    from bigbench.measure.energy.setup import build_monitor
+
+    gpu = FakeGpu("GPU-bench-1", "NVIDIA H100 80GB HBM3", [(0, 300.0)])
+    return build_monitor(interval_s=0.05, gpu_uuid=gpu.uuid,
+                         nvml_backend=FakeNVML([gpu], clock, counter_step_s=0.1),
+                         measure_host=False, clock=clock)
+
+
+def _sampled_steps(clock: FakeClock, energy, step_s: float):
+    """Steps of ``step_s`` that let the power sampler tick on the fake clock."""
+    def builder(workload, mode):
+        def step(batch):
+            clock.advance(step_s)
+            energy.sampler.sample_once()
+            return torch.tensor(1.0)
+        return step
+    return builder
+
+
+def test_bench_repeats_reach_ok_energy_quality_by_default() -> None:
+    clock = FakeClock()
+    energy = _gpu_energy(clock)
+    point = Point("rnn", "train", "fp32", 8, sample_shape=(20,), num_classes=2, vocab_size=10)
+    figures = measure_point(point, Plan(steps=5, warmup=1, repeats=3), CPU, energy, clock=clock,
+                            step_builder=_sampled_steps(clock, energy, 0.05))
+    result = figures["energy"]
+    assert figures["steps"]["min_repeat_s"] == pytest.approx(5.0)  # the GPU minimum window
+    assert [r["quality"] for r in result["repeats"]] == ["ok"] * 3 and result["quality"] == "ok"
+    assert all(r["time_s"] >= 5.0 for r in result["repeats"])
+    # 300 W for 0.05 s per step of 8 samples: 1.875 J/sample, inside the error bound.
+    j = result["j_per_sample"]
+    assert abs(j["median"] - 300 * 0.05 / 8) <= j["uncertainty"]
+    assert j["uncertainty"] < 0.05 * j["median"]
+
+
+def test_short_bench_repeats_say_their_energy_is_low_quality() -> None:
+    clock = FakeClock()
+    energy = _gpu_energy(clock)
+    point = Point("rnn", "train", "fp32", 8, sample_shape=(20,), num_classes=2, vocab_size=10)
+    figures = measure_point(point, Plan(steps=2, warmup=1, repeats=3, energy_min_window=False),
+                            CPU, energy, clock=clock,
+                            step_builder=_sampled_steps(clock, energy, 0.04))
+    result = figures["energy"]
+    assert figures["steps"]["min_repeat_s"] == 0.0
+    assert all(r["quality"] == "low" for r in result["repeats"]) and result["quality"] == "low"
+    assert any("shorter than 5 s" in reason for reason in result["quality_reasons"])
+    for repeat in result["repeats"]:  # 80 ms windows: never 0 J, always inside the bound
+        assert repeat["energy_j"] > 0
+        assert abs(repeat["energy_j"] - 300 * 0.08) <= repeat["uncertainty_j"]
+
+
+def test_a_given_module_is_measured_as_it_is() -> None:
+    from bigbench.bench.point import point_model
+
+    point = Point("cnn", "infer", "fp32", 4, sample_shape=(1, 28, 28))
+    plan = Plan(steps=2, warmup=1, repeats=1)
+    stock = measure_point(point, plan, CPU, NULL)
+    model = point_model(point)
+    model.module.features[0] = torch.nn.Conv2d(1, 32, kernel_size=1)  # e.g. pruned to 1×1
+    changed = measure_point(point, plan, CPU, NULL, model=model)
+    assert stock["flops"]["per_sample"] - changed["flops"]["per_sample"] == 2 * 28 * 28 * 32 * 8
+
+
+def test_measure_points_yields_each_result(tmp_path) -> None:
+    from bigbench.bench.run import measure_points
+
+    points = [Point("rnn", "infer", "fp32", b, sample_shape=(20,), num_classes=2,
+                    vocab_size=10) for b in (2, 4, 8)]
+    session = BenchSession(points, Plan(steps=2, warmup=1, repeats=1), CPU, isolated=False,
+                           find_max=False, out_dir=tmp_path, label="lib",
+                           measure=MeasureConfig(energy=False), env={})
+    seen = []
+    for result in measure_points(session, should_stop=lambda: len(seen) == 2):
+        seen.append(result)
+    assert [r["id"] for r in seen] == [p.id for p in points[:2]]
+    assert all(r["status"] == "ok" for r in seen)

@@ -19,7 +19,7 @@ from bigbench.bench.matrix import Plan, Point
 from bigbench.config.schema import OptimizerConfig
 from bigbench.engine import Phase, StepEngine
 from bigbench.measure.energy.monitor import EnergyMonitor
-from bigbench.measure.energy.report import window_energy, worst_quality
+from bigbench.measure.energy.report import measured_total, window_energy, worst_quality
 from bigbench.measure.memory import host_peak_rss_bytes
 from bigbench.measure.meter import Meter
 from bigbench.measure.stats import percentile, summarize_durations
@@ -171,8 +171,8 @@ def point_energy(energy: EnergyMonitor, meter: Meter, repeats: list[str]) -> dic
 
 def _repeat_energy(energy: EnergyMonitor, meter: Meter, window: str) -> dict[str, Any]:
     totals = meter.totals(window)
-    entries = [e for e in energy.aggregate(totals.energy)]
-    joules, bound = window_energy(energy, meter, window)
+    entries = energy.aggregate(totals.energy)
+    joules, bound = measured_total(entries)
     quality = worst_quality([e["quality"] for e in entries])
     return {"window": window, "energy_j": joules, "uncertainty_j": bound,
             "samples": totals.samples, "time_s": totals.time_s,

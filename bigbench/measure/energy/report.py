@@ -17,7 +17,7 @@ _EMPTY = ("total_j", "uncertainty_j", "j_per_sample", "j_per_sample_uncertainty"
           "samples_per_j", "avg_power_w", "peak_power_w")
 
 
-def _total(entries: list[dict[str, Any]]) -> tuple[float | None, float | None]:
+def measured_total(entries: list[dict[str, Any]]) -> tuple[float | None, float | None]:
     """Summed energy of the measured entries (float64) and the sum of their error bounds."""
     measured = [e for e in entries if e["measured"]]
     if not measured:
@@ -32,7 +32,7 @@ def window_energy(monitor: EnergyMonitor, meter: Meter, window: str
     """Total measured energy of one window over all its segments, and its error bound."""
     if window not in meter.windows:
         return None, None
-    return _total(monitor.aggregate(meter.windows[window].energy))
+    return measured_total(monitor.aggregate(meter.windows[window].energy))
 
 
 def window_energy_j(monitor: EnergyMonitor, meter: Meter, window: str) -> float | None:
@@ -77,7 +77,7 @@ def energy_section(monitor: EnergyMonitor, meter: Meter, window: str = "measured
                 "reasons": dict.fromkeys(_EMPTY, nothing)}
     totals = meter.totals(window)
     entries = monitor.aggregate(totals.energy)
-    total, bound = _total(entries)
+    total, bound = measured_total(entries)
     missing = [f"{e['name']}: {e['reason']}" for e in unavailable] + \
         [f"{e['name']}: {'; '.join(e['quality_reasons'])}" for e in entries if not e["measured"]]
     derived = derived_energy_figures(total, bound, totals.samples, totals.time_s)
