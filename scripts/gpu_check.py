@@ -5,7 +5,9 @@ Runs in under 5 minutes:
   2. the energy counter's update period, observed by polling it for 3 s;
   3. a 30 s steady training load (the reference CNN, batch 512): counter vs integrated power,
      sampler samples per second, J/sample, MFU;
-  4. the sampler's overhead: two 10 s runs with energy measurement off and on (ratio).
+  4. a benchmark point with the default energy window: each repeat's J/sample, error bound
+     and quality (all "ok" expected);
+  5. the sampler's overhead: two 10 s runs with energy measurement off and on (ratio).
 
     .venv/bin/python scripts/gpu_check.py [--device cuda:0] [--seconds 30]
 
@@ -102,11 +104,29 @@ def main() -> None:
               f"{device.get('method')}; integral {device.get('integral_j')} J; counter vs "
               f"integral {device.get('counter_vs_integral_diff')}; power "
               f"{device.get('power_method')}; {device.get('samples')} samples; "
-              f"reason {device.get('reason')}")
+              f"± {device.get('uncertainty_j')} J ({device.get('uncertainty_method')}); "
+              f"counter period {device.get('counter_period_s')} s "
+              f"({device.get('counter_period_basis')}); reason {device.get('reason')}")
     if sampler.get("ticks"):
         print(f"sampler: {sampler['ticks'] / run['time']['wall_s']:.1f} ticks/s "
               f"(interval {sampler['interval_s'] * 1000:.0f} ms), errors {sampler['errors']}")
-    print(f"MFU: {flops.get('mfu')} ({flops.get('peak_dtype')} peak {flops.get('peak_source')})")
+    print(f"MFU: {flops.get('mfu')} ({flops.get('peak_dtype')} peak {flops.get('peak_source')};"
+          f" {flops.get('peak_basis')})")
+
+    print("\n== bench point with the default energy window (2 repeats)")
+    bench = _bigbench("bench", "--device", args.device, "--models", "cnn", "--batch-sizes",
+                      "512", "--mode", "train", "--repeats", "2", "--out", str(work / "bench"),
+                      "--json")
+    if bench.returncode != 0:
+        print(f"bench failed ({bench.returncode}): {bench.stderr[-1000:]}")
+    else:
+        point = json.loads(bench.stdout)["points"][0]
+        energy = point.get("energy") or {}
+        for repeat in energy.get("repeats") or []:
+            print(f"  {repeat['window']}: {repeat['time_s']:.2f} s, J/sample "
+                  f"{repeat['j_per_sample']} ± {repeat['uncertainty_j']} J total, quality "
+                  f"{repeat['quality']} {repeat['quality_reasons']}")
+        print(f"  point: J/sample {energy.get('j_per_sample')}, quality {energy.get('quality')}")
 
     print("\n== sampler overhead (about 10 s runs of equal steps, off/on/off/on)")
     steps = max(30, int(tp["samples_per_s"] * 10 / 512))
