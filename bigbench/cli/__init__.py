@@ -1,5 +1,10 @@
-"""The ``bigbench`` command line. Commands import their heavy modules (torch) inside themselves
-so ``bigbench --help`` and ``bigbench config validate`` start fast."""
+"""The ``bigbench`` command line: one module per command group, composed into one app.
+
+Owns: parsing options, printing tables and errors (one ``error:`` line and exit code 2 for a
+user mistake), progress bars. Commands call the library (train, bench.run, compare, records)
+and own no hot loop and no file format. Commands import their heavy modules (torch) inside
+themselves so ``bigbench --help`` and ``bigbench config validate`` start fast.
+"""
 
 from __future__ import annotations
 
