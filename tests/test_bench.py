@@ -297,3 +297,18 @@ def test_measure_points_yields_each_result(tmp_path) -> None:
         seen.append(result)
     assert [r["id"] for r in seen] == [p.id for p in points[:2]]
     assert all(r["status"] == "ok" for r in seen)
+
+
+def test_bench_records_the_same_energy_meters_as_train(tmp_path) -> None:
+    """compare checks drivers and power limits per meter: bench.json must carry them too."""
+    from fakes import PowercapTree
+
+    from bigbench.bench.run import bench_environment
+
+    PowercapTree(tmp_path / "powercap")
+    env = bench_environment(CPU, MeasureConfig(powercap_root=str(tmp_path / "powercap")))
+    names = sorted(m["key"].rsplit(":", 1)[1] for m in env["energy_meters"])
+    assert names == ["dram-0", "package-0"]
+    assert all(m["kind"] in ("cpu", "dram") and "max_energy_range_uj" in m
+               for m in env["energy_meters"])
+    assert env["device"]["type"] == "cpu" and env["torch"] == torch.__version__
