@@ -34,6 +34,7 @@ class Segment:
     time_s: float
     energy_j: float | None
     energy_uncertainty_j: float | None = None
+    run_energy_j: float | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class Totals:
     energy_time_s: float
     energy_uncertainty_j: float | None
     energy_incomplete: bool
+    run_energy_j: float | None
+    segments: int
 
     @classmethod
     def of(cls, segments: list[Segment]) -> Totals:
@@ -66,14 +69,10 @@ class Totals:
             energy_time_s=sum(s.time_s for s in measured),
             energy_uncertainty_j=sum(uncertainties) if measured and None not in uncertainties
             else None,  # type: ignore[arg-type]
-            energy_incomplete=bool(measured) and len(measured) < len(segments))
-
-
-def measured_segment(meter: Meter, energy: dict[str, Any]) -> Segment:
-    """This process's segment: the meter's "measured" window and its energy section."""
-    window = meter.totals("measured")
-    return Segment(window.steps, window.samples, window.time_s, energy.get("total_j"),
-                   energy.get("uncertainty_j"))
+            energy_incomplete=bool(measured) and len(measured) < len(segments),
+            run_energy_j=math.fsum(s.run_energy_j for s in segments)  # type: ignore[misc]
+            if segments and all(s.run_energy_j is not None for s in segments) else None,
+            segments=len(segments))
 
 
 def throughput_section(totals: Totals, durations_s: list[float], warmup_steps: int,
@@ -104,7 +103,16 @@ def throughput_section(totals: Totals, durations_s: list[float], warmup_steps: i
 
 
 def apply_energy_totals(energy: dict[str, Any], totals: Totals) -> None:
-    """Put the run's totals (over every segment) into its energy section."""
+    """Put the run's totals (over every segment) into its energy section.
+
+    The totals and the figures derived from them replace this process's; every other part of
+    the section (per-device entries, peak power, quality) describes this process's segment,
+    and a resumed run's section says so in ``scope``.
+    """
+    if totals.segments > 1:
+        energy["scope"] = (f"total_j and the figures derived from it cover all "
+                           f"{totals.segments} segments of this resumed run; devices, "
+                           "peak_power_w, quality and windows cover the last segment")
     if totals.energy_incomplete:
         energy["status"] = "partial"
         energy["reason"] = "; ".join(filter(None, [
@@ -112,9 +120,18 @@ def apply_energy_totals(energy: dict[str, Any], totals: Totals) -> None:
             "run; totals cover the measured segments only"]))
     if totals.energy_j is None:
         return
-    energy.update(total_j=totals.energy_j, uncertainty_j=totals.energy_uncertainty_j)
-    energy.update(derived_energy_figures(totals.energy_j, totals.energy_uncertainty_j,
-                                         totals.energy_samples, totals.energy_time_s))
+    derived = derived_energy_figures(totals.energy_j, totals.energy_uncertainty_j,
+                                     totals.energy_samples, totals.energy_time_s)
+    derived_reasons = derived.pop("reasons")
+    energy.update(total_j=totals.energy_j, uncertainty_j=totals.energy_uncertainty_j, **derived)
+    reasons = {k: v for k, v in (energy.get("reasons") or {}).items()
+               if energy.get(k) is None}  # drop the reasons of figures that now have values
+    reasons.update(derived_reasons)
+    if totals.energy_uncertainty_j is None:
+        reasons["uncertainty_j"] = "no error bound for some segment's energy"
+    energy.pop("reasons", None)
+    if reasons:
+        energy["reasons"] = reasons
 
 
 def memory_section(meter: Meter, host_peak_rss_bytes: int) -> dict[str, Any]:

@@ -7,6 +7,7 @@ figures (throughput, J/sample, FLOP/s, MFU, FLOPs per joule) computed from those
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -19,6 +20,7 @@ from bigbench.measure.energy.report import (
     carbon_section,
     energy_section,
     idle_section,
+    measured_total,
     window_energy_j,
 )
 from bigbench.measure.memory import host_peak_rss_bytes
@@ -97,18 +99,23 @@ def segment_summary(index: int, started_at: str, finished_at: str | None, steps_
                     steps_to: int, meter: Meter, energy: EnergyMonitor) -> dict[str, Any]:
     """What one process (segment) of a run measured in its "measured" window."""
     window = meter.totals("measured")
-    section = energy_section(energy, meter)
+    entries = energy.aggregate(window.energy)
+    joules, bound = measured_total(entries)
+    windows = [window_energy_j(energy, meter, name) for name in meter.windows]
+    status = "unavailable" if joules is None else \
+        ("measured" if all(e["measured"] for e in entries) else "partial")
     return {"index": index, "started_at": started_at, "finished_at": finished_at,
             "steps": [steps_from, steps_to], "measured_steps": window.steps,
             "measured_samples": window.samples, "measured_time_s": window.time_s,
-            "energy_j": section["total_j"], "energy_uncertainty_j": section["uncertainty_j"],
-            "energy_status": section["status"]}
+            "energy_j": joules, "energy_uncertainty_j": bound, "energy_status": status,
+            "run_energy_j": math.fsum(windows) if windows and None not in windows  # type: ignore[arg-type]
+            else None}
 
 
 def _segment(summary: dict[str, Any]) -> Segment:
     return Segment(summary["measured_steps"], summary["measured_samples"],
                    summary["measured_time_s"], summary["energy_j"],
-                   summary.get("energy_uncertainty_j"))
+                   summary.get("energy_uncertainty_j"), summary.get("run_energy_j"))
 
 
 def finish_record(record: dict[str, Any], facts: RunFacts, loop: TrainingLoop,
@@ -120,7 +127,7 @@ def finish_record(record: dict[str, Any], facts: RunFacts, loop: TrainingLoop,
     totals = Totals.of([_segment(s) for s in segments])
     energy_figures = energy_section(energy, meter)
     apply_energy_totals(energy_figures, totals)
-    idle = idle_section(energy, meter, energy_figures)
+    idle = idle_section(energy, meter, energy_figures["total_j"], totals.energy_time_s)
     if idle is not None:
         energy_figures["idle"] = idle
     throughput = throughput_section(totals, loop.durations_s(), meter.totals("warmup").steps,
@@ -150,7 +157,8 @@ def finish_record(record: dict[str, Any], facts: RunFacts, loop: TrainingLoop,
                                             window_energy_j(energy, meter, "compile"))
     if len(segments) > 1:
         record["segments"] = segments
-    carbon = carbon_section(facts.config.measure.carbon_intensity_g_per_kwh, energy_figures)
+    carbon = carbon_section(facts.config.measure.carbon_intensity_g_per_kwh,
+                            energy_figures["total_j"], totals.run_energy_j)
     if carbon is not None:
         record["carbon"] = carbon
     return record

@@ -118,7 +118,7 @@ def test_partial_when_a_meter_is_missing(tmp_path) -> None:
     assert section["status"] == "partial" and "no NVIDIA driver" in section["reason"]
     assert section["total_j"] == pytest.approx(20.0)
     assert section["j_per_sample"] == pytest.approx(0.2)
-    assert idle_section(monitor, meter, section) is None
+    assert idle_section(monitor, meter, section["total_j"], 1.0) is None  # no idle window
 
 
 def test_unavailable_everything_is_null_never_zero() -> None:
@@ -129,8 +129,11 @@ def test_unavailable_everything_is_null_never_zero() -> None:
     assert section["status"] == "unavailable" and "none here" in section["reason"]
     for key in ("total_j", "j_per_sample", "samples_per_j", "avg_power_w", "peak_power_w"):
         assert section[key] is None
-    carbon = carbon_section(300.0, section)
+    for key in ("total_j", "j_per_sample", "samples_per_j", "avg_power_w", "peak_power_w"):
+        assert "none here" in section["reasons"][key]
+    carbon = carbon_section(300.0, section["total_j"], None)
     assert carbon["measured_window_g"] is None and carbon["reasons"]["measured_window_g"]
+    assert carbon["run_g"] is None and carbon["reasons"]["run_g"]
 
 
 def test_energy_measure_of_a_missing_command_is_a_usage_error(cli) -> None:

@@ -87,3 +87,24 @@ def test_a_gpu_without_tf32_is_held_against_fp32_and_says_so() -> None:
     figures = mfu_figures(1e12, "cuda", "Tesla T4", "fp32", {"matmul_tf32": True,
                                                              "conv_tf32": True})
     assert figures["peak_dtype"] == "fp32" and "no TF32" in figures["peak_basis"]
+
+
+def test_run_totals_keep_the_reasons_of_figures_still_null() -> None:
+    """A window with no power sample inside: peak power is null, and stays explained."""
+    clock = FakeClock(start=10.0)
+    gpu = FakeGpu("GPU-2", "NVIDIA H100 80GB HBM3", [(0, 300.0)])
+    monitor = EnergyMonitor(nvml.open_gpu(gpu.uuid, FakeNVML([gpu], clock, 0.1)), 0.05, 5.0,
+                            clock)
+    meter = Meter(torch.device("cpu"), monitor, clock=clock)
+    with meter.window("measured") as window:
+        clock.advance(2.0)  # the counter moves; the sampler never ticks inside
+        window.steps, window.samples = 10, 100
+    section = energy_section(monitor, meter)
+    assert section["peak_power_w"] is None and section["reasons"]["peak_power_w"]
+    totals = Totals.of([Segment(10, 100, 2.0, section["total_j"], section["uncertainty_j"])])
+    apply_energy_totals(section, totals)
+    assert section["reasons"]["peak_power_w"] == "no power sample inside the window"
+    assert section["j_per_sample"] == pytest.approx(6.0)  # 600 J over 100 samples
+    for key, value in section.items():  # every null figure of the section says why
+        if value is None and key not in ("reason", "scope"):
+            assert key in section["reasons"], key

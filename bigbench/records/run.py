@@ -173,6 +173,8 @@ class RunEnergy(ReasonedSection):
     idle: IdleEnergy | None = absent("Idle baseline (with measure.idle_s).")
     sampler: Sampler | None = absent("Power sampler statistics.")
     min_window_s: float | None = field("Shortest window for quality ok, s.", None)
+    scope: str | None = field("For a resumed run: which figures cover all segments and which "
+                              "the last one.", None)
 
 
 class RunFlops(Section):
@@ -277,6 +279,8 @@ class RunSegment(Part):
     energy_j: float | None = field("Measured energy, J.")
     energy_uncertainty_j: float | None = field("Half-width of energy_j's bound, J.", None)
     energy_status: EnergyStatus | None = field("Energy status of the segment.")
+    run_energy_j: float | None = field("Energy of every window of the segment, J (null: some "
+                                       "window was not measured).", None)
 
 
 class Carbon(ReasonedSection):

@@ -145,39 +145,62 @@ def derived_energy_figures(total_j: float | None, uncertainty_j: float | None, s
     return out
 
 
-def idle_section(monitor: EnergyMonitor, meter: Meter, section: dict[str, Any]
-                 ) -> dict[str, Any] | None:
-    """Idle baseline: idle power, its share of the measured window, and the active remainder."""
+def idle_section(monitor: EnergyMonitor, meter: Meter, measured_j: float | None,
+                 measured_s: float) -> dict[str, Any] | None:
+    """Idle baseline: idle power, its share of the measured energy, and the active remainder.
+
+    Args:
+        measured_j: Energy of the measured window(s) the baseline is held against.
+        measured_s: Their duration in seconds (the same windows as ``measured_j``).
+    """
     if "idle" not in meter.windows:
         return None
     idle = meter.windows["idle"]
     idle_j = window_energy_j(monitor, meter, "idle")
     if idle_j is None or idle.time_s <= 0:
-        return {"duration_s": idle.time_s, "power_w": None,
-                "reasons": {"power_w": "no meter measured the idle window"}}
+        why = "no meter measured the idle window"
+        return {"duration_s": idle.time_s, "energy_j": None, "power_w": None,
+                "measured_window_idle_j": None, "measured_window_active_j": None,
+                "reasons": {"energy_j": why, "power_w": why, "measured_window_idle_j": why,
+                            "measured_window_active_j": why}}
     power = idle_j / idle.time_s
-    measured_s = meter.totals("measured").time_s
-    total = section.get("total_j")
     baseline = power * measured_s
-    return {"duration_s": idle.time_s, "energy_j": idle_j, "power_w": power,
-            "measured_window_idle_j": baseline,
-            "measured_window_active_j": total - baseline if total is not None else None}
+    out = {"duration_s": idle.time_s, "energy_j": idle_j, "power_w": power,
+           "measured_window_idle_j": baseline,
+           "measured_window_active_j": measured_j - baseline if measured_j is not None else None}
+    if measured_j is None:
+        out["reasons"] = {"measured_window_active_j": "the measured window's energy was not "
+                                                      "measured"}
+    return out
 
 
-def carbon_section(intensity_g_per_kwh: float | None, energy: dict[str, Any]
-                   ) -> dict[str, Any] | None:
-    """Emissions of the measured window and of the whole run at a given grid intensity."""
+def all_windows_j(section: dict[str, Any]) -> float | None:
+    """Energy of every window of this process (warm-up, measured, eval, …) together."""
+    values = [v for v in (section.get("windows") or {}).values() if v is not None]
+    return math.fsum(values) if values else None
+
+
+def carbon_section(intensity_g_per_kwh: float | None, measured_j: float | None,
+                   run_j: float | None) -> dict[str, Any] | None:
+    """Emissions of the measured window and of the whole run at a given grid intensity.
+
+    Args:
+        measured_j: Energy of the measured window (all segments of a resumed run).
+        run_j: Energy of every window of the run (None where some part was not measured).
+    """
     if intensity_g_per_kwh is None:
         return None
-    total = energy.get("total_j")
-    run_j = sum(v for v in (energy.get("windows") or {}).values() if v is not None) or None
-    out: dict[str, Any] = {
-        "intensity_g_per_kwh": intensity_g_per_kwh,
-        "measured_window_g": total / _J_PER_KWH * intensity_g_per_kwh if total is not None
-        else None,
-        "run_g": run_j / _J_PER_KWH * intensity_g_per_kwh if run_j is not None else None,
-    }
-    if total is None:
-        why = "energy was not measured, so neither was carbon"
-        out["reasons"] = {"measured_window_g": why, "run_g": why}
+
+    def grams(joules: float | None) -> float | None:
+        return joules / _J_PER_KWH * intensity_g_per_kwh if joules is not None else None
+
+    out: dict[str, Any] = {"intensity_g_per_kwh": intensity_g_per_kwh,
+                           "measured_window_g": grams(measured_j), "run_g": grams(run_j)}
+    reasons = {}
+    if measured_j is None:
+        reasons["measured_window_g"] = "energy was not measured, so neither was carbon"
+    if run_j is None:
+        reasons["run_g"] = "the energy of some part of the run was not measured"
+    if reasons:
+        out["reasons"] = reasons
     return out
