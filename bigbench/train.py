@@ -8,6 +8,7 @@ inside measurement windows; then run.json is written whatever happened.
 from __future__ import annotations
 
 import time
+import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,8 +77,10 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
         failure = loop.run()
     finally:
         energy.stop()
-    finish_record(record, facts, loop, energy)
-    _write_results(writer, record, energy, workload, loop, failure, config.output.save_weights)
+    record_error = _finish(record, facts, loop, energy)
+    write_error = _write_results(writer, record, energy, workload, loop,
+                                 config.output.save_weights)
+    failure = failure or record_error or write_error  # the first cause is the one raised
     if failure is not None:
         raise failure
     exit_code = stop.exit_code if loop.state.stop_reason == "interrupted" else \
@@ -165,26 +168,52 @@ def _measure_idle(config: ExperimentConfig, loop: TrainingLoop, stop: StopReques
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
 
-def _write_results(writer: RunWriter, record: dict[str, Any], energy: EnergyMonitor,
-                   workload: Workload, loop: TrainingLoop, failure: BaseException | None,
-                   save_weights: bool) -> None:
-    """power.csv, the weights (unless the run failed) and run.json, in that order.
+def _finish(record: dict[str, Any], facts: RunFacts, loop: TrainingLoop,
+            energy: EnergyMonitor) -> Exception | None:
+    """Complete run.json; a bug in a derived figure is recorded, and must not lose the run."""
+    try:
+        finish_record(record, facts, loop, energy)
+    except Exception as exc:  # re-raised by the caller once every file is written
+        record.update(status="failed", stop_reason="error",
+                      stop_detail="assembling run.json failed; training itself ended as "
+                                  f"{loop.state.stop_reason or 'planned'}",
+                      error={"type": type(exc).__name__, "message": str(exc),
+                             "traceback": traceback.format_exc()})
+        record.setdefault("files", {"config": "config.yaml", "metrics": "metrics.jsonl",
+                                    "weights": None, "power": None, "checkpoint": None})
+        return exc
+    return None
 
-    After a write error only run.json is attempted, and its own failure is not raised over
-    the original one.
+
+def _write_results(writer: RunWriter, record: dict[str, Any], energy: EnergyMonitor,
+                   workload: Workload, loop: TrainingLoop, save_weights: bool
+                   ) -> OutputError | None:
+    """power.csv, the weights and run.json: each attempted on its own, run.json always last.
+
+    The weights are written when training ended as planned or was interrupted (not after a
+    NaN loss, out of memory or a bug in the loop). Returns the first write error, if any.
     """
-    files = record["files"]
-    if isinstance(failure, OutputError):
+    files, errors = record["files"], []
+
+    def attempt(name: str, write: Any) -> None:
         try:
-            writer.write_record(record)
-        except OutputError:
-            pass
-        return
+            files[name] = write()
+        except OutputError as exc:  # a full disk: keep going, so run.json says what happened
+            errors.append(exc)
+            files[name] = None
+
     files["checkpoint"] = "checkpoint" if writer.has_checkpoint() else None
-    files["power"] = writer.write_power_csv(power_rows(energy))
-    if save_weights and failure is None and record["status"] != "failed":
-        files["weights"] = writer.save_weights(workload.model)
-    writer.write_record(record)
+    attempt("power", lambda: writer.write_power_csv(power_rows(energy)))
+    trained = loop.error is None and loop.state.stop_reason in (None, "interrupted")
+    if save_weights and trained:
+        attempt("weights", lambda: writer.save_weights(workload.model))
+    if errors and record.get("error") is None:
+        record["error"] = {"type": "write_error", "message": errors[0].problems[0]}
+    try:
+        writer.write_record(record)
+    except OutputError as exc:
+        errors.append(exc)
+    return errors[0] if errors else None
 
 
 def _warnings(record: dict[str, Any]) -> list[str]:

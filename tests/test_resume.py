@@ -237,3 +237,43 @@ def test_resume_uses_the_original_thread_count(cli, write_config, tmp_path) -> N
     torch.set_num_threads(1)  # this process differs; the resume must not inherit that
     assert cli("train", "--resume", out).exit_code == 0
     assert load_run(out)["performance"]["threads"] == original
+
+
+def test_a_bug_in_a_derived_figure_keeps_the_weights_and_the_record(write_config, tmp_path,
+                                                                    monkeypatch) -> None:
+    from bigbench import run_record
+    from bigbench.config import load_config
+    from bigbench.interrupt import StopRequest
+    from bigbench.train import run_training
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a derived figure divided by zero")
+
+    monkeypatch.setattr(run_record, "flops_section", broken)
+    config = load_config(write_config(RESUMABLE.replace("max_steps: 80", "max_steps: 12")))
+    out = tmp_path / "run"
+    with pytest.raises(ZeroDivisionError):  # a real bug keeps its traceback...
+        run_training(config, out=out, stop=StopRequest())
+    record = load_run(out)  # ...and the run keeps its files
+    assert record["status"] == "failed" and record["error"]["type"] == "ZeroDivisionError"
+    assert "assembling run.json failed" in record["stop_detail"]
+    assert record["files"]["weights"] == "model.safetensors"
+    assert (out / "model.safetensors").is_file()
+
+
+def test_weights_that_cannot_be_written_still_leave_a_record(cli, write_config, tmp_path,
+                                                             monkeypatch) -> None:
+    from bigbench.errors import OutputError
+    from bigbench.run_writer import RunWriter
+
+    def full(self, model):
+        raise OutputError(f"{self.run_dir}/model.safetensors: disk full while writing")
+
+    monkeypatch.setattr(RunWriter, "save_weights", full)
+    out = tmp_path / "run"
+    result = cli("train", write_config(RESUMABLE.replace("max_steps: 80", "max_steps: 12")),
+                 "--out", out)
+    assert result.exit_code == 2 and "disk full" in result.stderr
+    record = load_run(out)
+    assert record["progress"]["steps"] == 12 and record["files"]["weights"] is None
+    assert record["error"]["type"] == "write_error" and "disk full" in record["error"]["message"]
