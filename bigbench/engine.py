@@ -65,6 +65,8 @@ class Phase:
         timed: Record every step's duration (the warm-up is not timed).
         min_s_for_segments: A minimum that grows with the number of segments the window was
             split into (energy quality: every segment edge can lose a power sample).
+        until: Once the minimum duration is reached, the phase also runs until this is true
+            (checked after every step from then on; e.g. enough power samples).
     """
 
     window: str
@@ -72,6 +74,7 @@ class Phase:
     min_s: float = 0.0
     timed: bool = True
     min_s_for_segments: Callable[[int], float] | None = None
+    until: Callable[[], bool] | None = None
 
     def minimum_s(self, segments: int) -> float:
         """The minimum duration of a window that has ``segments`` segments so far."""
@@ -82,8 +85,8 @@ class Phase:
 
 def train_phases(total_steps: int, warmup_end: int, min_measured_s: float = 0.0,
                  compile_step: bool = False, start_step: int = 0,
-                 min_measured_s_for_segments: Callable[[int], float] | None = None
-                 ) -> list[Phase]:
+                 min_measured_s_for_segments: Callable[[int], float] | None = None,
+                 measured_until: Callable[[], bool] | None = None) -> list[Phase]:
     """(Compilation: the first step, alone,) warm-up, then one measured window.
 
     Args:
@@ -94,11 +97,13 @@ def train_phases(total_steps: int, warmup_end: int, min_measured_s: float = 0.0,
         start_step: Step the run starts from (a resumed run compiles again).
         min_measured_s_for_segments: A minimum for the measured window that grows with its
             number of segments (see :class:`Phase`).
+        measured_until: Past that minimum, keep measuring until this is true.
     """
     phases = [Phase("compile", start_step + 1, timed=False)] if compile_step else []
     return phases + [Phase("warmup", min(warmup_end, total_steps), timed=False),
                      Phase("measured", total_steps, min_s=min_measured_s,
-                         min_s_for_segments=min_measured_s_for_segments)]
+                         min_s_for_segments=min_measured_s_for_segments,
+                         until=measured_until)]
 
 
 class StepEngine:
@@ -176,7 +181,9 @@ class StepEngine:
         minimum = phase.minimum_s(totals.segments + (1 if running_s else 0))
         if minimum <= 0:
             return phase.end_step is not None
-        return totals.time_s + running_s >= minimum
+        if totals.time_s + running_s < minimum:
+            return False
+        return phase.until is None or phase.until()
 
     def run(self, batches: Iterable[Batch], epoch: int) -> None:
         """Run the plan on ``batches`` until they run out, the plan ends or a stop."""

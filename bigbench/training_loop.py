@@ -75,10 +75,13 @@ class LoopSettings:
     Attributes:
         warmup_steps: Steps before the measured window (again after a resume).
         min_measured_s: Extend the measured window to at least this long, given how many
-            segments it has (None: never extend).
+            segments it has, and then until every energy quality rule is met (None: never
+            extend).
         log_every, checkpoint_every: Intervals in steps (checkpoint None: only on a stop).
         eval_batch_size: Samples per evaluation batch.
         compile_step: The first step compiles the model and gets its own window.
+        endless: Epochs are not counted: the plan's steps (``train.max_steps``) or the
+            extended measured window decide when the run ends.
     """
 
     warmup_steps: int
@@ -115,11 +118,18 @@ class TrainingLoop:
             build_step(workload, "train"), meter, self.timer,
             phases=train_phases(total, min(start.step + settings.warmup_steps, total),
                                 compile_step=settings.compile_step, start_step=start.step,
-                                min_measured_s_for_segments=settings.min_measured_s),
+                                min_measured_s_for_segments=settings.min_measured_s,
+                                measured_until=self._enough_power_samples
+                                if settings.min_measured_s is not None else None),
             log_every=settings.log_every, on_log=self._log, on_step=self._step,
             should_stop=lambda: stop.requested, checkpoint_every=settings.checkpoint_every,
             on_checkpoint=self.save_checkpoint, skip_non_finite=workload.skip_non_finite,
             start=start)
+
+    def _enough_power_samples(self) -> bool:
+        """The measured window, closed segments and the running one, has enough samples."""
+        return self.energy.samples_reached(self.meter.totals("measured").energy,
+                                           self.meter.open_since("measured"))
 
     @property
     def state(self) -> EngineState:

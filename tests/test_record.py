@@ -108,3 +108,33 @@ def test_run_totals_keep_the_reasons_of_figures_still_null() -> None:
     for key, value in section.items():  # every null figure of the section says why
         if value is None and key not in ("reason", "scope"):
             assert key in section["reasons"], key
+
+
+def test_extension_runs_until_the_samples_are_really_there() -> None:
+    """A sampler that misses ticks (a stall): the measured window goes on until 60 samples."""
+    from bigbench.engine import StepEngine, train_phases
+    from bigbench.measure.timing import StepTimer
+
+    clock = FakeClock(start=10.0)
+    gpu = FakeGpu("GPU-3", "NVIDIA H100 80GB HBM3", [(0, 300.0)])
+    monitor = EnergyMonitor(nvml.open_gpu(gpu.uuid, FakeNVML([gpu], clock, 0.1)), 0.05, 1.0,
+                            clock)
+    meter = Meter(torch.device("cpu"), monitor, clock=clock)
+    steps = {"n": 0}
+
+    def step(batch):
+        clock.advance(0.05)
+        steps["n"] += 1
+        if steps["n"] % 2:  # every other tick is lost: half the samples time alone predicts
+            monitor.sampler.sample_once()
+        return torch.tensor(1.0)
+
+    phases = train_phases(5, 0, min_measured_s_for_segments=monitor.quality_window_s,
+                          measured_until=lambda: monitor.samples_reached(
+                              meter.totals("measured").energy, meter.open_since("measured")))
+    engine = StepEngine(step, meter, StepTimer(torch.device("cpu"), clock=clock),
+                        phases=phases, log_every=1000)
+    engine.run([(torch.zeros(2, 1), torch.zeros(2))] * 1000, epoch=0)
+    entry = monitor.aggregate(meter.totals("measured").energy)[0]
+    assert entry["samples"] >= 60 and entry["quality"] == "ok"
+    assert meter.totals("measured").time_s > monitor.quality_window_s(1)  # time alone: too short

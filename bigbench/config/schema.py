@@ -164,8 +164,9 @@ class MeasureConfig(StrictModel):
         "when a GPU is measured, else 1 s.",
     )
     extend_to_min_window: bool = Field(
-        False, description="Keep training past the planned steps until the measured window "
-        "reaches min_energy_window_s (the extra steps are reported).",
+        False, description="Keep training past the planned steps until the measured window can "
+        "give energy of quality 'ok': at least min_energy_window_s long and holding 60 power "
+        "samples on every meter (the extra steps are reported).",
     )
     idle_s: float = Field(
         0.0, ge=0.0, le=600.0,

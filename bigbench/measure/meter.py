@@ -73,6 +73,7 @@ class Meter:
         self.energy = energy
         self.clock = clock
         self.windows: dict[str, WindowTotals] = {}
+        self._open: dict[str, float] = {}
 
     @contextmanager
     def window(self, name: str) -> Iterator[WindowTotals]:
@@ -81,10 +82,11 @@ class Meter:
         synchronize(self.device)
         reset_device_peak(self.device)
         token = self.energy.begin()
-        start = self.clock()
+        start = self._open[name] = self.clock()
         try:
             yield totals
         finally:
+            del self._open[name]
             synchronize(self.device)
             totals.time_s += self.clock() - start
             totals.segments += 1
@@ -94,6 +96,10 @@ class Meter:
                 totals.device_peak_allocated_bytes, allocated)
             totals.device_peak_reserved_bytes = _max_or_none(
                 totals.device_peak_reserved_bytes, reserved)
+
+    def open_since(self, name: str) -> float | None:
+        """Start time of window ``name``'s segment running now, or None when it is closed."""
+        return self._open.get(name)
 
     def totals(self, name: str) -> WindowTotals:
         """Totals of window ``name`` (empty when it never ran)."""

@@ -138,6 +138,22 @@ class EnergyMonitor:
         """Shortest one-segment window (s) that can reach quality "ok" under every rule."""
         return self.quality_window_s(segments=1)
 
+    def samples_reached(self, segments: Sequence[dict[str, dict[str, Any]]],
+                        open_since: float | None = None) -> bool:
+        """Whether a window has the power samples quality "ok" needs on every device.
+
+        Args:
+            segments: The window's closed segment records (``Meter`` totals' ``energy``).
+            open_since: Start time of a segment still running (its samples so far count).
+        """
+        for device in self.devices:
+            closed = sum(s[device.key]["samples"] for s in segments if device.key in s)
+            running = self.sampler.traces[device.key].count_since(open_since) \
+                if open_since is not None else 0
+            if closed + running < MIN_SAMPLES:
+                return False
+        return True
+
     def quality_window_s(self, segments: int) -> float:
         """Shortest window (s) of ``segments`` segments that can reach quality "ok".
 

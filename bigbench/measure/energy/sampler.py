@@ -15,6 +15,7 @@ counter difference (see :meth:`PowerTrace.counter_period`).
 
 from __future__ import annotations
 
+import bisect
 import statistics
 import threading
 import time
@@ -47,6 +48,11 @@ class PowerTrace:
         times, watts = self.t_s[:count], self.power_w[:count]
         pairs = [(t, w) for t, w in zip(times, watts, strict=True) if start <= t <= end]
         return [t for t, _ in pairs], [w for _, w in pairs]
+
+    def count_since(self, start: float) -> int:
+        """How many power samples were taken at or after ``start`` (times are in order)."""
+        count = min(len(self.t_s), len(self.power_w))
+        return count - bisect.bisect_left(self.t_s, start, 0, count)
 
     def last_before(self, t_s: float) -> tuple[float, float] | None:
         """The latest power sample strictly before ``t_s`` as ``(time, watts)``, or None."""
