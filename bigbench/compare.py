@@ -294,6 +294,8 @@ def _sm_clock(meter: EnergyMeterInfo | None, run: RunRecord | None) -> float | N
     the start of the measured window."""
     if meter is None:
         return None
+    if meter.application_sm_clock_mhz is not None:  # the setting, recorded by both commands
+        return meter.application_sm_clock_mhz
     extra = meter.model_extra or {}
     telemetry = extra.get("telemetry") if isinstance(extra.get("telemetry"), dict) else {}
     for value in (extra.get("sm_clock_mhz"), telemetry.get("sm_clock_mhz")):

@@ -90,6 +90,7 @@ class FakeGpu:
         self.counter, self.instant, self.usage = counter, instant, usage
         self.arch, self.mig, self.power_scale, self.cc = arch, mig, power_scale, cc
         self.counter_offset_mj = 0.0
+        self.application_clock_mhz = 1755
 
     def power(self, t: float) -> float:
         watts = 0.0
@@ -181,6 +182,12 @@ class FakeNVML(types.ModuleType):
         return 45
 
     def nvmlDeviceGetClockInfo(self, gpu: FakeGpu, clock_type: int) -> int:  # noqa: N802
+        return 1980
+
+    def nvmlDeviceGetApplicationsClock(self, gpu: FakeGpu, clock_type: int) -> int:  # noqa: N802
+        return gpu.application_clock_mhz
+
+    def nvmlDeviceGetMaxClockInfo(self, gpu: FakeGpu, clock_type: int) -> int:  # noqa: N802
         return 1980
 
     def nvmlDeviceGetEnforcedPowerLimit(self, gpu: FakeGpu) -> int:  # noqa: N802

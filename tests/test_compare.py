@@ -273,3 +273,27 @@ def test_several_gpus_are_matched_by_uuid_not_position(cli, tmp_path) -> None:
                     env=_env(H100, [_meter("GPU-b", limit=400.0), _meter("GPU-a")]))
     assert _warnings(cli, a, capped) == [
         "warning: environments differ in gpu GPU-b.power_limit_w: 700.0 vs 400.0"]
+
+
+def test_clock_settings_recorded_by_nvml_are_compared_for_bench_files(cli, tmp_path) -> None:
+    """What NvmlGpu.info() writes into env.energy_meters is what compare checks."""
+    from fakes import FakeClock, FakeGpu, FakeNVML
+
+    from bigbench.measure.energy import nvml
+
+    gpu = FakeGpu("GPU-a", H100, [(0, 300.0)])
+    backend = FakeNVML([gpu], FakeClock())
+
+    def meter_facts() -> dict:
+        device = nvml.open_gpu(gpu.uuid, backend).devices[0]
+        return {"key": device.key, "kind": device.kind, **device.info()}
+
+    stock = meter_facts()
+    assert stock["application_sm_clock_mhz"] == 1755 and stock["max_sm_clock_mhz"] == 1980
+    gpu.application_clock_mhz = 1200  # an administrator locked the clocks lower
+    locked = meter_facts()
+    points = [_point("cnn", 16, 1000.0, 0.0, 0.3)]
+    a = _bench(tmp_path, "a", points, env=_env(H100, [stock]))
+    b = _bench(tmp_path, "b", points, env=_env(H100, [locked]))
+    assert any("gpu.sm_clock_mhz: 1755.0 vs 1200.0" in w for w in _warnings(cli, a, b))
+    assert _warnings(cli, a, _bench(tmp_path, "c", points, env=_env(H100, [stock]))) == []

@@ -117,6 +117,9 @@ class EnergyMeterInfo(Part):
     power_limit_w: float | None = field("Enforced power limit, W (GPU meters).", None)
     energy_counter: bool | None = field("Whether the GPU has a total-energy counter.", None)
     power_method: str | None = field("How power is read, e.g. nvml_power_instant.", None)
+    application_sm_clock_mhz: float | None = field(
+        "SM clock the GPU runs applications at (its application-clock setting), MHz.", None)
+    max_sm_clock_mhz: float | None = field("Highest SM clock the GPU allows, MHz.", None)
     zone: str | None = field("powercap zone folder (RAPL meters).", None)
     max_energy_range_uj: int | None = field("RAPL counter wrap-around value, µJ.", None)
 

@@ -162,14 +162,22 @@ class NvmlGpu:
         return out
 
     def info(self) -> dict[str, Any]:
-        """Name, UUID, driver version, power limit and the methods in use."""
-        try:
-            driver = _text(self.backend.nvmlSystemGetDriverVersion())
-        except Exception:
-            driver = None
-        telemetry = self.telemetry()
-        return {"name": self.name, "uuid": self.uuid, "driver_version": driver,
-                "power_limit_w": telemetry.get("power_limit_w"),
+        """Name, UUID, driver, power limit, clock settings and the methods in use.
+
+        The clock settings (application and maximum SM clock) change when an administrator
+        locks or raises clocks; ``compare`` warns when they differ between two results.
+        """
+        b, h = self.backend, self.handle
+        facts = {"driver_version": lambda: _text(b.nvmlSystemGetDriverVersion()),
+                 "application_sm_clock_mhz": lambda: b.nvmlDeviceGetApplicationsClock(h, _CLOCK_SM),
+                 "max_sm_clock_mhz": lambda: b.nvmlDeviceGetMaxClockInfo(h, _CLOCK_SM)}
+        out: dict[str, Any] = {"name": self.name, "uuid": self.uuid}
+        for name, read in facts.items():
+            try:
+                out[name] = read()
+            except Exception:  # not every GPU answers every query; null means not reported
+                out[name] = None
+        return {**out, "power_limit_w": self.telemetry().get("power_limit_w"),
                 "energy_counter": self.counter_method is not None,
                 "power_method": self.power_method}
 
