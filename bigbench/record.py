@@ -163,16 +163,14 @@ def eval_section(result: dict[str, Any] | None, has_test_split: bool) -> dict[st
 
 
 def flops_section(counts: dict[str, Any] | None, count_error: str | None,
-                  throughput: dict[str, Any], energy_j: float | None, energy_samples: int,
-                  peak: dict[str, Any]) -> dict[str, Any]:
+                  figures: dict[str, Any], energy_j: float | None, energy_samples: int
+                  ) -> dict[str, Any]:
     """FLOPs per sample, achieved FLOP/s, MFU and FLOPs per joule, from the run's totals.
 
     Args:
         counts: FLOPs per sample (None when not counted; ``count_error`` says why).
-        throughput: The throughput section (its samples/s over the run's totals).
+        figures: :func:`bigbench.measure.mfu.throughput_figures` of the run's totals.
         energy_j, energy_samples: Total energy and the samples it covers.
-        peak: :func:`bigbench.measure.mfu.mfu_figures` for the achieved rate (its
-            ``reason`` key, when present, explains a null MFU).
     """
     section: dict[str, Any] = {"forward_per_sample": None, "train_step_per_sample": None,
                                "method": None, "achieved_flops_per_s": None, "mfu": None,
@@ -182,23 +180,12 @@ def flops_section(counts: dict[str, Any] | None, count_error: str | None,
         reason = count_error or "FLOP counting is disabled (measure.flops: false)"
         section["reasons"] = {k: reason for k in section if section[k] is None}
         return section
-    section.update(counts)
-    reasons: dict[str, str] = {}
-    per_sample = counts["train_step_per_sample"]
-    rate = throughput.get("samples_per_s")
-    if rate:
-        section["achieved_flops_per_s"] = per_sample * rate
-    else:
-        reasons["achieved_flops_per_s"] = "no measured throughput"
-    figures = dict(peak)
-    why = figures.pop("reason", None)
-    section.update(figures)
-    if why is not None:
-        reasons.update({k: str(why) for k in ("mfu", "peak_flops_per_s", "peak_dtype",
-                                              "peak_basis", "peak_source")
-                        if section.get(k) is None})
+    section.update({k: v for k, v in counts.items() if k != "cudnn_share"})
+    values = dict(figures)
+    reasons: dict[str, str] = values.pop("reasons", {})
+    section.update(values)
     if energy_j and energy_samples:
-        section["flops_per_j"] = per_sample * energy_samples / energy_j
+        section["flops_per_j"] = counts["train_step_per_sample"] * energy_samples / energy_j
     else:
         reasons["flops_per_j"] = "energy was not measured" if energy_j is None else \
             "the measured energy is 0 J or covers no samples"

@@ -178,16 +178,15 @@ def _progress(loop: TrainingLoop) -> dict[str, Any]:
 
 
 def _flops(facts: RunFacts, throughput: dict[str, Any], totals: Totals) -> dict[str, Any]:
-    from bigbench.measure.mfu import mfu_figures
+    from bigbench.measure.mfu import throughput_figures
 
-    achieved = None
-    if facts.flop_counts is not None and throughput.get("samples_per_s"):
-        achieved = facts.flop_counts["train_step_per_sample"] * throughput["samples_per_s"]
-    device = facts.env["device"]
-    peak = mfu_figures(achieved, device["type"], device["name"],
-                       facts.config.train.precision, facts.workload.performance)
-    return flops_section(facts.flop_counts, facts.flop_error, throughput, totals.energy_j,
-                         totals.energy_samples, peak)
+    counts, device = facts.flop_counts or {}, facts.env["device"]
+    figures = throughput_figures(counts.get("train_step_per_sample"),
+                                 throughput.get("samples_per_s"), device["type"],
+                                 device["name"], facts.config.train.precision,
+                                 facts.workload.performance, counts.get("cudnn_share"))
+    return flops_section(facts.flop_counts, facts.flop_error, figures, totals.energy_j,
+                         totals.energy_samples)
 
 
 def _time(facts: RunFacts, loop: TrainingLoop) -> dict[str, Any]:

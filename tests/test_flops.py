@@ -7,7 +7,7 @@ import torch
 
 from bigbench.data.info import DataInfo
 from bigbench.measure.flops import recurrent_forward_flops
-from bigbench.measure.mfu import mfu_figures
+from bigbench.measure.mfu import throughput_figures
 from bigbench.measure.peaks import find_peak, peak_flops
 from bigbench.models import MODELS, build_model
 from bigbench.record import flops_section
@@ -25,9 +25,9 @@ def count_flops(args, info: DataInfo) -> dict:
 
 def _section(counts, rate, energy_j, device_type, device_name, precision="fp32",
              math=FP32_MATH):
-    achieved = counts["train_step_per_sample"] * rate
-    peak = mfu_figures(achieved, device_type, device_name, precision, math)
-    return flops_section(counts, None, {"samples_per_s": rate}, energy_j, 1000, peak)
+    figures = throughput_figures(counts["train_step_per_sample"], rate, device_type,
+                                 device_name, precision, math, counts.get("cudnn_share"))
+    return flops_section(counts, None, figures, energy_j, 1000)
 
 
 def test_reference_cnn_forward_flops_by_hand() -> None:
@@ -104,3 +104,13 @@ def test_a_model_changed_in_memory_is_counted_as_it_is() -> None:
     built.module.features[0] = torch.nn.Conv2d(1, 32, kernel_size=1)  # was 3×3
     after = step_flops(workload_from_module(built, info, CPU))["forward_per_sample"]
     assert before - after == 2 * 28 * 28 * 32 * (9 - 1)
+
+
+@pytest.mark.parametrize(("name", "expected"), [("cnn", (0.5, 0.99)), ("rnn", (1.0, 1.0))])
+def test_the_share_of_flops_in_cudnn_kernels(name, expected) -> None:
+    """Convolutions (CNN) and recurrent layers (RNN) run in cuDNN on CUDA; the head does not."""
+    spec = MODELS.get(name)
+    info = spec.extras["reference_data"]
+    share = step_flops(workload_from_module(build_model(spec.config_class(name=name), info),
+                                            info, CPU))["cudnn_share"]
+    assert expected[0] <= share <= expected[1]

@@ -10,7 +10,7 @@ from bigbench.measure.energy import nvml
 from bigbench.measure.energy.monitor import EnergyMonitor
 from bigbench.measure.energy.report import energy_section
 from bigbench.measure.meter import Meter
-from bigbench.measure.mfu import fp32_peak_dtype, mfu_figures
+from bigbench.measure.mfu import fp32_peak_dtype, mfu_figures, throughput_figures
 from bigbench.record import Segment, Totals, apply_energy_totals, flops_section, throughput_section
 
 COUNTS = {"forward_per_sample": 1e6, "train_step_per_sample": 3e6, "method": "x"}
@@ -27,8 +27,8 @@ def test_every_derived_figure_comes_from_the_totals_over_segments() -> None:
     assert energy["j_per_sample"] == pytest.approx(0.5)
     assert energy["j_per_sample_uncertainty"] == pytest.approx(3.0 / 300)
     assert energy["avg_power_w"] == pytest.approx(150.0 / 4.0)
-    flops = flops_section(COUNTS, None, throughput, totals.energy_j, totals.energy_samples,
-                          mfu_figures(None, "cpu", "x", "fp32", {}))
+    figures = throughput_figures(3e6, throughput["samples_per_s"], "cpu", "x", "fp32", {})
+    flops = flops_section(COUNTS, None, figures, totals.energy_j, totals.energy_samples)
     assert flops["achieved_flops_per_s"] == pytest.approx(3e6 * 75.0)
     assert flops["flops_per_j"] == pytest.approx(3e6 * 300 / 150.0)
 
@@ -39,8 +39,8 @@ def test_a_segment_without_energy_makes_the_total_partial_not_mixed() -> None:
     apply_energy_totals(energy, totals)
     assert energy["status"] == "partial" and "not measured in every segment" in energy["reason"]
     assert energy["j_per_sample"] == pytest.approx(90.0 / 200)  # its own samples, not 300
-    flops = flops_section(COUNTS, None, {"samples_per_s": 75.0}, totals.energy_j,
-                          totals.energy_samples, {})
+    flops = flops_section(COUNTS, None, throughput_figures(3e6, 75.0, "cpu", "x", "fp32", {}),
+                          totals.energy_j, totals.energy_samples)
     assert flops["flops_per_j"] == pytest.approx(3e6 * 200 / 90.0)
 
 
@@ -64,28 +64,36 @@ def test_a_short_gpu_window_gives_sections_that_agree() -> None:
     assert section["samples_per_j"] == pytest.approx(64 / 24.0)
     assert section["avg_power_w"] == pytest.approx(300.0)
     assert section["uncertainty_j"] is not None and section["uncertainty_j"] > 0
-    flops = flops_section(COUNTS, None, {"samples_per_s": 800.0}, section["total_j"], 64, {})
+    flops = flops_section(COUNTS, None, throughput_figures(3e6, 800.0, "cpu", "x", "fp32", {}),
+                          section["total_j"], 64)
     assert flops["flops_per_j"] == pytest.approx(3e6 * 64 / 24.0)
     assert "reasons" not in flops or "flops_per_j" not in flops["reasons"]
 
 
-@pytest.mark.parametrize(("math", "dtype", "says"), [
-    ({"matmul_tf32": False, "conv_tf32": False}, "fp32", "true fp32"),
-    ({"matmul_tf32": True, "conv_tf32": True}, "tf32", "matmuls and convolutions"),
-    ({"matmul_tf32": False, "conv_tf32": True}, "tf32", "matmuls run in fp32"),
-    ({"matmul_tf32": True, "conv_tf32": False}, "tf32", "convolutions run in fp32"),
+OFF = {"matmul_tf32": False, "conv_tf32": False}
+DEFAULTS = {"matmul_tf32": False, "conv_tf32": True}  # torch's: highest matmuls, cuDNN TF32
+HIGH = {"matmul_tf32": True, "conv_tf32": True}
+
+
+@pytest.mark.parametrize(("math", "cudnn_share", "dtype", "says"), [
+    (OFF, 0.5, "fp32", "true fp32"),
+    (HIGH, 0.5, "tf32", "every counted FLOP may use TF32"),
+    (DEFAULTS, 0.5, "tf32", "matmuls run in fp32"),  # a CNN: convs in TF32, the head not
+    (DEFAULTS, 0.0, "fp32", "true fp32"),  # a matmul-only model: cuDNN's flag is irrelevant
+    (DEFAULTS, 1.0, "tf32", "every counted FLOP"),  # all in cuDNN (a recurrent model)
+    ({"matmul_tf32": True, "conv_tf32": False}, 0.5, "tf32", "cuDNN kernels run in fp32"),
+    ({"matmul_tf32": True, "conv_tf32": False}, 1.0, "fp32", "true fp32"),
 ])
-def test_the_fp32_peak_follows_the_math_in_effect(math, dtype, says) -> None:
-    chosen, basis = fp32_peak_dtype(math)
+def test_the_fp32_peak_follows_the_math_in_effect(math, cudnn_share, dtype, says) -> None:
+    chosen, basis = fp32_peak_dtype(math, cudnn_share)
     assert chosen == dtype and says in basis
-    figures = mfu_figures(1e12, "cuda", "NVIDIA A100-SXM4-80GB", "fp32", math)
+    figures = mfu_figures(1e12, "cuda", "NVIDIA A100-SXM4-80GB", "fp32", math, cudnn_share)
     assert figures["peak_dtype"] == dtype and says in figures["peak_basis"]
     assert figures["mfu"] == pytest.approx(1e12 / (156e12 if dtype == "tf32" else 19.5e12))
 
 
 def test_a_gpu_without_tf32_is_held_against_fp32_and_says_so() -> None:
-    figures = mfu_figures(1e12, "cuda", "Tesla T4", "fp32", {"matmul_tf32": True,
-                                                             "conv_tf32": True})
+    figures = mfu_figures(1e12, "cuda", "Tesla T4", "fp32", HIGH)
     assert figures["peak_dtype"] == "fp32" and "no TF32" in figures["peak_basis"]
 
 

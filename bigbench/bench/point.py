@@ -190,24 +190,23 @@ def _window_cost(energy: EnergyMonitor, meter: Meter, window: str) -> dict[str, 
 def point_flops(point: Point, workload: Workload, rates: list[float]) -> dict[str, Any]:
     """FLOPs per sample (train step or forward) of the measured module, FLOP/s and MFU."""
     from bigbench.devices import describe
-    from bigbench.measure.mfu import mfu_figures
+    from bigbench.measure.mfu import throughput_figures
     from bigbench.speed import fp32_math
 
     try:
         counts = step_flops(workload)
     except Exception as exc:  # report, don't guess
         why = f"FLOP counting failed: {type(exc).__name__}: {exc}"
-        return {"per_sample": None, "reasons": {"per_sample": why, "mfu": why}}
+        keys = ("per_sample", "method", "achieved_flops_per_s", "mfu", "peak_flops_per_s",
+                "peak_dtype", "peak_basis", "peak_source")
+        return {**dict.fromkeys(keys), "reasons": dict.fromkeys(keys, why)}
     per_sample = counts["train_step_per_sample" if point.mode == "train"
                         else "forward_per_sample"]
-    rate = spread(rates)["median"]
-    achieved = per_sample * rate if rate else None
     device = workload.device
-    figures = mfu_figures(achieved, device.type, describe(device).name, point.precision,
-                          fp32_math(device))
-    why = figures.pop("reason", None)
-    out = {"per_sample": per_sample, "method": counts["method"],
-           "achieved_flops_per_s": achieved, **figures}
-    if why is not None:
-        out["reasons"] = {k: why for k in ("mfu", "peak_flops_per_s") if out.get(k) is None}
+    figures = throughput_figures(per_sample, spread(rates)["median"], device.type,
+                                 describe(device).name, point.precision, fp32_math(device),
+                                 counts["cudnn_share"])
+    out = {"per_sample": per_sample, "method": counts["method"], **figures}
+    if not out["reasons"]:
+        del out["reasons"]
     return out

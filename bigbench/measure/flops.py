@@ -33,18 +33,24 @@ def meta_copy(module: nn.Module) -> nn.Module:
     return copy.deepcopy(module, memo)
 
 
-def count_flops(run: Callable[[], object], samples: int) -> int:
+def count_flops(run: Callable[[], object], samples: int) -> tuple[int, int]:
     """FLOPs per sample of everything ``run()`` executes (give it meta tensors: free).
 
     Args:
         run: Executes the work once, e.g. one training step on a meta batch.
-        samples: Samples that work processes (the total is divided by it).
+        samples: Samples that work processes (the totals are divided by it).
+
+    Returns:
+        All FLOPs per sample, and those of convolutions (forward and backward) among them:
+        on CUDA, convolutions run in cuDNN, whose TF32 switch is not the matmuls' one.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
         run()
-    return counter.get_total_flops() // samples
+    by_op = counter.get_flop_counts().get("Global", {})
+    convolution = sum(n for op, n in by_op.items() if "convolution" in str(op))
+    return counter.get_total_flops() // samples, convolution // samples
 
 
 def recurrent_forward_flops(cell: str, input_size: int, hidden: int, layers: int,

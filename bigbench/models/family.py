@@ -27,10 +27,13 @@ class ModelFamily:
             item (tokens/s).
         channels_last_when: Given a model's resolved arguments, whether its inputs are 2-D
             convolution inputs that can run in the channels_last memory format.
+        cudnn_layers: Its layers run as cuDNN kernels on CUDA (recurrent layers), so their
+            fp32 math follows cuDNN's TF32 switch rather than the matmul precision.
     """
 
     name: str
     sequence_input: bool = False
+    cudnn_layers: bool = False
     channels_last_when: Callable[[Mapping[str, Any]], bool] = _never
 
     def supports_channels_last(self, args: Mapping[str, Any]) -> bool:
@@ -41,4 +44,4 @@ class ModelFamily:
 #: Convolutional classifiers: channels_last applies to their 2-D convolutions.
 CNN = ModelFamily("cnn", channels_last_when=lambda args: args.get("conv_dims") == 2)
 #: Recurrent sequence models (RNN, LSTM, GRU).
-RECURRENT = ModelFamily("recurrent", sequence_input=True)
+RECURRENT = ModelFamily("recurrent", sequence_input=True, cudnn_layers=True)

@@ -103,7 +103,9 @@ def step_flops(workload: Workload) -> dict[str, Any]:
     is not rebuilt from its registry name. The optimizer's elementwise update counts 0.
 
     Returns:
-        ``train_step_per_sample``, ``forward_per_sample`` and ``method``.
+        ``train_step_per_sample``, ``forward_per_sample``, ``cudnn_share`` (the fraction of
+        training-step FLOPs that run in cuDNN on CUDA: convolutions, recurrent layers) and
+        ``method``.
     """
     from bigbench.config.schema import OptimizerConfig
     from bigbench.measure.flops import count_flops, meta_copy
@@ -127,10 +129,12 @@ def step_flops(workload: Workload) -> dict[str, Any]:
             inputs = torch.randn(samples, *info.sample_shape)
         batch = (inputs, workload.task.synthetic_targets(samples, info, None,
                                                          torch.device("meta")))
-    return {"train_step_per_sample": count_flops(lambda: build_step(twin, "train")(batch),
-                                                 samples),
-            "forward_per_sample": count_flops(lambda: build_step(twin, "infer")(batch), samples),
-            "method": "flop_counter_meta"}
+    train, train_conv = count_flops(lambda: build_step(twin, "train")(batch), samples)
+    forward, _ = count_flops(lambda: build_step(twin, "infer")(batch), samples)
+    # On CUDA, convolutions and the recurrent layers run in cuDNN, under cuDNN's TF32 switch.
+    cudnn = train if workload.built.family.cudnn_layers else train_conv
+    return {"train_step_per_sample": train, "forward_per_sample": forward,
+            "cudnn_share": cudnn / train if train else None, "method": "flop_counter_meta"}
 
 
 def evaluate(workload: Workload, split: Split, batch_size: int) -> dict[str, float]:
