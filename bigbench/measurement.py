@@ -1,4 +1,5 @@
-"""A run's measurement from its ``measure:`` config: the energy monitor for its device and rank.
+"""A run's measurement from its ``measure:`` config: the energy monitor for its device and rank,
+and the environment record that goes with a result.
 
 The one place where config settings become arguments of the measurement layer, which itself
 never reads the config schema.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bigbench.measure.energy.monitor import EnergyMonitor
 from bigbench.rank import SINGLE, Rank
@@ -36,3 +37,14 @@ def energy_monitor(measure: MeasureConfig, device: torch.device, rank: Rank = SI
                          min_window_s=measure.min_energy_window_s, gpu_uuid=uuid,
                          powercap_root=rapl.powercap_root(measure.powercap_root),
                          measure_host=rank.measures_host, clock=clock)
+
+
+def environment(device: torch.device, monitor: EnergyMonitor) -> dict[str, Any]:
+    """The environment record of a result (run.json and bench.json alike): versions, host,
+    device, and the static facts of every working energy meter (driver, power limit, clocks)."""
+    from bigbench import environment as env
+
+    record = env.collect(device)
+    record["energy_meters"] = [{"key": d.key, "kind": d.kind, **d.info()}
+                               for d in monitor.devices]
+    return record

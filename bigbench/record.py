@@ -195,28 +195,38 @@ def flops_section(counts: dict[str, Any] | None, count_error: str | None,
 
 
 def compile_section(meter: Meter, compiled_step_s: float | None, eager_step_s: float | None,
-                    energy_j: float | None) -> dict[str, Any]:
-    """What torch.compile cost and whether (and when) it pays back against eager steps."""
+                    energy_j: float | None, energy_reason: str | None) -> dict[str, Any]:
+    """What torch.compile cost and whether (and when) it pays back against eager steps.
+
+    Args:
+        energy_j: Energy of the compiling step (None: ``energy_reason`` says why).
+    """
     window = meter.totals("compile")
     section: dict[str, Any] = {
         "first_step_s": window.time_s, "first_step_energy_j": energy_j,
         "eager_step_s": eager_step_s, "compiled_step_s": compiled_step_s,
-        "overhead_s": None, "payback_steps": None,
+        "overhead_s": None, "payback_steps": None, "reasons": {},
     }
+    if energy_j is None:
+        section["reasons"]["first_step_energy_j"] = energy_reason or "not measured"
     if compiled_step_s is None or eager_step_s is None:
         why = "no measured compiled steps to compare with"
-        section["reasons"] = {"overhead_s": why, "payback_steps": why}
-        return section
+        section["reasons"].update(overhead_s=why, payback_steps=why)
+        if eager_step_s is None:
+            section["reasons"]["eager_step_s"] = why
+        if compiled_step_s is None:
+            section["reasons"]["compiled_step_s"] = why
+        return _drop_empty_reasons(section)
     overhead = window.time_s - compiled_step_s
     section["overhead_s"] = overhead
     saving = eager_step_s - compiled_step_s
     if saving <= 0:
-        section["reasons"] = {"payback_steps": f"compiled steps are not faster than eager ones "
-                             f"({compiled_step_s * 1e3:.2f} ms vs {eager_step_s * 1e3:.2f} ms): "
-                             "compiling never pays back"}
+        section["reasons"]["payback_steps"] = (
+            f"compiled steps are not faster than eager ones ({compiled_step_s * 1e3:.2f} ms vs "
+            f"{eager_step_s * 1e3:.2f} ms): compiling never pays back")
     else:
         section["payback_steps"] = max(0, math.ceil(overhead / saving))
-    return section
+    return _drop_empty_reasons(section)
 
 
 def _drop_empty_reasons(section: dict[str, Any]) -> dict[str, Any]:

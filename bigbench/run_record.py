@@ -154,7 +154,8 @@ def finish_record(record: dict[str, Any], facts: RunFacts, loop: TrainingLoop,
     if "compile" in meter.windows:
         record["compile"] = compile_section(meter, throughput["step_time_s"]["p50"],
                                             facts.eager_step_s,
-                                            window_energy_j(energy, meter, "compile"))
+                                            window_energy_j(energy, meter, "compile"),
+                                            energy_figures.get("reason"))
     if len(segments) > 1:
         record["segments"] = segments
     carbon = carbon_section(facts.config.measure.carbon_intensity_g_per_kwh,

@@ -14,14 +14,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bigbench import environment
 from bigbench.config.schema import ExperimentConfig
 from bigbench.errors import OutputError
 from bigbench.interrupt import StopRequest
-from bigbench.measure.energy.monitor import EnergyMonitor, diff_warnings
-from bigbench.measure.energy.report import power_rows
+from bigbench.measure.energy.monitor import EnergyMonitor
+from bigbench.measure.energy.report import energy_warnings, power_rows
 from bigbench.measure.meter import Meter
-from bigbench.measurement import energy_monitor
+from bigbench.measurement import energy_monitor, environment
 from bigbench.rank import SINGLE, Rank
 from bigbench.resume import ResumeInfo
 from bigbench.run_record import RunFacts, finish_record, start_record
@@ -64,7 +63,7 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
     energy = energy_monitor(config.measure, workload.device, rank)
     meter = Meter(workload.device, energy)
     run_dir = str(writer.run_dir) if writer.run_dir is not None else None
-    facts = RunFacts(config, workload, _environment(workload, energy), run_dir,
+    facts = RunFacts(config, workload, environment(workload.device, energy), run_dir,
                      started_at, wall_start, flop_counts, flop_error, eager_step_s, resume,
                      restored.position.step if restored.position else 0)
     record = start_record(facts)
@@ -135,12 +134,6 @@ def _compile(workload: Workload) -> float:
     set_rng_state(saved)
     workload.runnable = torch.compile(workload.model)
     return eager_s
-
-
-def _environment(workload: Workload, energy: EnergyMonitor) -> dict[str, Any]:
-    env = environment.collect(workload.device)
-    env["energy_meters"] = [{"key": d.key, "kind": d.kind, **d.info()} for d in energy.devices]
-    return env
 
 
 def _loop_settings(config: ExperimentConfig, energy: EnergyMonitor) -> LoopSettings:
@@ -217,10 +210,5 @@ def _write_results(writer: RunWriter, record: dict[str, Any], energy: EnergyMoni
 
 
 def _warnings(record: dict[str, Any]) -> list[str]:
-    """Warnings worth showing the user (counter and integral disagreeing, low quality)."""
-    energy = record["energy"]
-    warnings = diff_warnings([d for d in energy.get("devices", []) if d.get("measured")])
-    if energy.get("quality") == "low":
-        reasons = {r for d in energy["devices"] for r in d.get("quality_reasons") or []}
-        warnings.append("energy quality is low: " + "; ".join(sorted(reasons)))
-    return warnings
+    """Warnings worth showing the user (low energy quality, counter and integral disagreeing)."""
+    return energy_warnings(record["energy"].get("devices", []))

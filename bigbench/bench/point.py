@@ -19,7 +19,12 @@ from bigbench.bench.matrix import Plan, Point
 from bigbench.config.schema import OptimizerConfig
 from bigbench.engine import Phase, StepEngine
 from bigbench.measure.energy.monitor import EnergyMonitor
-from bigbench.measure.energy.report import measured_total, window_energy, worst_quality
+from bigbench.measure.energy.report import (
+    measured_quality,
+    measured_total,
+    window_energy,
+    worst_quality,
+)
 from bigbench.measure.memory import host_peak_rss_bytes
 from bigbench.measure.meter import Meter
 from bigbench.measure.stats import percentile, summarize_durations
@@ -35,9 +40,8 @@ NOISY_IQR = 0.10
 
 
 def skip_reason(point: Point, device: torch.device) -> str | None:
-    """Why ``point`` cannot run on ``device``, or None."""
-    if point.channels_last and len(point.sample_shape) != 3:
-        return "channels_last applies to 2-D convolution inputs (C, H, W) only"
+    """Why ``point`` cannot run on ``device``, or None (what the model cannot do — e.g.
+    channels_last without 2-D convolutions — is found when its workload is built)."""
     if device.type == "cuda" and point.precision == "bf16" and not torch.cuda.is_bf16_supported():
         return "this GPU does not support bf16 (needs compute capability 8.0 or newer)"
     return None
@@ -173,18 +177,30 @@ def _repeat_energy(energy: EnergyMonitor, meter: Meter, window: str) -> dict[str
     totals = meter.totals(window)
     entries = energy.aggregate(totals.energy)
     joules, bound = measured_total(entries)
-    quality = worst_quality([e["quality"] for e in entries])
-    return {"window": window, "energy_j": joules, "uncertainty_j": bound,
-            "samples": totals.samples, "time_s": totals.time_s,
-            "j_per_sample": joules / totals.samples if joules is not None and totals.samples
-            else None,
-            "quality": quality,
-            "quality_reasons": sorted({r for e in entries for r in e.get("quality_reasons") or []})}
+    quality, quality_reasons = measured_quality(entries)
+    out = {"window": window, "energy_j": joules, "uncertainty_j": bound,
+           "samples": totals.samples, "time_s": totals.time_s,
+           "j_per_sample": joules / totals.samples if joules is not None and totals.samples
+           else None, "quality": quality, "quality_reasons": quality_reasons}
+    reasons = {}
+    if joules is None:
+        why = "; ".join(sorted({e.get("reason") or "no reading" for e in entries})) or \
+            "no meter measured this repeat"
+        reasons = {"energy_j": why, "uncertainty_j": why, "j_per_sample": why}
+    elif bound is None:
+        reasons["uncertainty_j"] = "no error bound for some device's energy"
+    if reasons:
+        out["reasons"] = reasons
+    return out
 
 
 def _window_cost(energy: EnergyMonitor, meter: Meter, window: str) -> dict[str, Any]:
-    return {"time_s": meter.totals(window).time_s,
-            "energy_j": window_energy(energy, meter, window)[0]}
+    joules = window_energy(energy, meter, window)[0]
+    out: dict[str, Any] = {"time_s": meter.totals(window).time_s, "energy_j": joules}
+    if joules is None:
+        out["reasons"] = {"energy_j": energy.unavailable_reason() or
+                          "no meter measured the compiling step"}
+    return out
 
 
 def point_flops(point: Point, workload: Workload, rates: list[float]) -> dict[str, Any]:

@@ -70,13 +70,10 @@ class BenchRun:
 
 def bench_environment(device: torch.device, measure: MeasureConfig) -> dict[str, Any]:
     """The environment record of a benchmark: as run.json's, energy meters included."""
-    from bigbench import environment
-    from bigbench.measurement import energy_monitor
+    from bigbench.measurement import energy_monitor, environment
 
-    env = environment.collect(device)
-    monitor = energy_monitor(measure, device)  # not started: only its meters are described
-    env["energy_meters"] = [{"key": d.key, "kind": d.kind, **d.info()} for d in monitor.devices]
-    return env
+    # Not started: only its meters are described (the points build their own).
+    return environment(device, energy_monitor(measure, device))
 
 
 def start_run(session: BenchSession) -> BenchRun:

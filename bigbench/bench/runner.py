@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bigbench.bench.matrix import Plan, Point
+from bigbench.errors import ConfigError
 from bigbench.measure.memory import oom_memory_figures
 
 OOM_MARKERS = ("out of memory", "can't allocate memory", "CUDA error: out of memory")
@@ -43,6 +44,8 @@ def run_point(point: Point, plan: Plan, device: Any, energy: Any,
     started = time.perf_counter()
     try:
         result.update((measure or measure_point)(point, plan, device, energy))
+    except ConfigError as exc:  # the model cannot run this way (e.g. channels_last)
+        result.update(status="skipped", reason="; ".join(exc.problems))
     except Exception as exc:
         if is_oom(exc):
             result.update(status="oom", error=str(exc).strip().splitlines()[0][:500],

@@ -116,6 +116,8 @@ _DEVICE_KEYS = ("kind", "name", "energy_j", "uncertainty_j", "uncertainty_method
 
 def _report(monitor: Any, segments: dict[str, Any], duration: float, exit_code: int,
             peak_rss_bytes: int | None) -> dict[str, Any]:
+    from bigbench.measure.energy.report import energy_warnings, measured_total
+
     entries = monitor.aggregate([segments])
     devices = []
     for entry in entries:
@@ -126,28 +128,16 @@ def _report(monitor: Any, segments: dict[str, Any], duration: float, exit_code: 
             item["counter_vs_integral_diff"] = entry.get("counter_vs_integral_diff")
         devices.append(item)
     devices += [u.as_dict() for u in monitor.meters.unavailable]
-    measured = [d for d in devices if d["measured"]]
-    bounds = [d.get("uncertainty_j") for d in measured]
+    total_j, bound_j = measured_total(entries)  # half-widths add, like the energies
     report = {"duration_s": duration, "exit_code": exit_code,
-              "total_j": sum(d["energy_j"] for d in measured) if measured else None,
-              # half-widths add: the total's truth lies within the sum of the devices' bounds
-              "total_uncertainty_j": sum(bounds) if measured and None not in bounds else None,
+              "total_j": total_j, "total_uncertainty_j": bound_j,
               "min_window_s": monitor.min_window_s,
               "peak_rss_bytes": peak_rss_bytes, "devices": devices,
-              "warnings": _warnings(entries)}
+              "warnings": energy_warnings(entries)}
     if peak_rss_bytes is None:
         report["peak_rss_reason"] = "the command ended before its memory could be sampled"
     return report
 
-
-def _warnings(entries: list[dict[str, Any]]) -> list[str]:
-    """Low quality (with its reasons) and counter/integral disagreements above 5%."""
-    from bigbench.measure.energy.monitor import diff_warnings
-
-    warnings = [f"{e['kind']} {e['name']}: energy quality is {e['quality']}: "
-                + "; ".join(e.get("quality_reasons") or [])
-                for e in entries if e.get("quality") in ("low", "invalid")]
-    return warnings + diff_warnings([e for e in entries if e.get("measured")])
 
 
 def _energy_text(device: dict[str, Any]) -> str:

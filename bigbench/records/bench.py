@@ -19,6 +19,7 @@ from bigbench.records.common import (
     Part,
     Quality,
     ReasonedSection,
+    Section,
     Spread,
     StepTimes,
     absent,
@@ -50,7 +51,7 @@ class JPerSample(Spread):
         "Half-width of the median's error bound, J/sample (null: unknown).", None)
 
 
-class RepeatEnergy(Part):
+class RepeatEnergy(Section):
     """Energy of one measured repeat."""
 
     window: str = field("The repeat's window, e.g. repeat-0.")
@@ -111,7 +112,7 @@ class PointSteps(Part):
     min_repeat_s: float | None = field("Shortest repeat length enforced for energy, s.", None)
 
 
-class CompileWindow(Part):
+class CompileWindow(Section):
     """The compiling first step."""
 
     time_s: float = field("Its time, s.")

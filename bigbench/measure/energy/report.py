@@ -95,7 +95,7 @@ def energy_section(monitor: EnergyMonitor, meter: Meter, window: str = "measured
         "reason": "; ".join(missing) if missing else None,
         "window": window, "total_j": total, "uncertainty_j": bound, **derived,
         "peak_power_w": peak,
-        "quality": worst_quality([e["quality"] for e in entries if e["measured"]]),
+        "quality": measured_quality(entries)[0],
         "devices": entries + unavailable,
         "windows": {name: window_energy_j(monitor, meter, name) for name in meter.windows},
         "sampler": {"interval_s": monitor.sampler.interval_s, "ticks": monitor.sampler.ticks,
@@ -105,6 +105,25 @@ def energy_section(monitor: EnergyMonitor, meter: Meter, window: str = "measured
     if reasons:
         section["reasons"] = reasons
     return section
+
+
+def energy_warnings(entries: list[dict[str, Any]]) -> list[str]:
+    """What a user must hear about per-device energy: low or invalid quality (with the
+    reasons) and counters that disagree with their power integral by more than 5%."""
+    from bigbench.measure.energy.monitor import diff_warnings
+
+    warnings = [f"{e['kind']} {e['name']}: energy quality is {e['quality']}: "
+                + "; ".join(e.get("quality_reasons") or [])
+                for e in entries if e.get("quality") in ("low", "invalid")]
+    return warnings + diff_warnings([e for e in entries if e.get("measured")])
+
+
+def measured_quality(entries: list[dict[str, Any]]) -> tuple[str | None, list[str]]:
+    """Quality of a window's measured energy: the worst of its measured devices, and their
+    reasons (a device that measured nothing makes the energy partial, not invalid)."""
+    measured = [e for e in entries if e["measured"]]
+    reasons = sorted({r for e in measured for r in e.get("quality_reasons") or []})
+    return worst_quality([e["quality"] for e in measured]), reasons
 
 
 def worst_quality(qualities: list[str | None]) -> str | None:
