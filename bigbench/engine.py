@@ -1,6 +1,6 @@
 """The one step engine: N steps of a step function inside measurement windows.
 
-``train`` (and later ``bench``) configure it; nobody else writes a hot loop. Per step it calls the
+``train`` and ``bench`` configure it; nobody else writes a hot loop. Per step it calls the
 step function, adds the detached loss to a device-side sum and marks the step timer; it reads the
 loss back (one host sync) only every ``log_every`` steps. The first ``warmup_steps`` run in a
 "warmup" window, the rest in "measured", so warm-up never reaches the reported figures.

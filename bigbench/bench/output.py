@@ -182,8 +182,8 @@ def quality_notes(points: Sequence[BenchPoint]) -> list[str]:
 def _longer_repeats_hint(points: Sequence[BenchPoint]) -> str:
     lengths = [p.steps.min_repeat_s for p in points if p.steps and p.steps.min_repeat_s]
     if lengths:
-        return (f"for quality ok, measure longer repeats: --duration {max(lengths):g} or more "
-                "(seconds per repeat)")
+        return (f"repeats of {max(lengths):g} s still fell short (e.g. missed power samples): "
+                f"measure longer ones, e.g. --duration {2 * max(lengths):g}")
     return ("for quality ok, measure longer repeats: leave --energy-min-window on (the "
             "default lengthens each repeat to the shortest window that can reach ok) or raise "
             "--duration past the window named above")
