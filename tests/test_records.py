@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import jsonschema  # a dev dependency: an independent validator of the exported schema
 import pytest
 from conftest import TINY_CNN
 from fakes import LivePowercap
@@ -29,11 +30,6 @@ from bigbench.records import (
     load_run,
 )
 from bigbench.records.run import RunTime, TrainSettings
-
-try:
-    import jsonschema
-except ImportError:  # validated through the pydantic models instead
-    jsonschema = None
 
 BENCH_ARGS = ["--device", "cpu", "--models", "cnn", "--batch-sizes", "8", "--mode", "train",
               "--duration", "0.02", "--repeats", "2", "--warmup", "1"]
@@ -73,12 +69,10 @@ def _kind(document: dict) -> str:
 
 
 def check(document: dict) -> None:
-    """Validate against the exported JSON Schema (jsonschema), else through the models."""
+    """Validate against the exported JSON Schema and through the models."""
     kind = _kind(document)
-    if jsonschema is None:
-        (RunRecord if kind == "run" else BenchDocument).model_validate(document)
-        return
     jsonschema.Draft202012Validator(json_schema(kind)).validate(document)
+    (RunRecord if kind == "run" else BenchDocument).model_validate(document)
 
 
 def invalid(document: dict) -> bool:
@@ -89,8 +83,6 @@ def invalid(document: dict) -> bool:
         return False
     except ValueError:
         pass
-    if jsonschema is None:
-        return True
     return not jsonschema.Draft202012Validator(json_schema(_kind(document))).is_valid(document)
 
 
