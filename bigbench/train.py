@@ -210,5 +210,13 @@ def _write_results(writer: RunWriter, record: dict[str, Any], energy: EnergyMoni
 
 
 def _warnings(record: dict[str, Any]) -> list[str]:
-    """Warnings worth showing the user (low energy quality, counter and integral disagreeing)."""
-    return energy_warnings(record["energy"].get("devices", []))
+    """Warnings worth showing the user (low energy quality, counter and integral disagreeing),
+    and a record that does not match its own schema (a bug, reported rather than fatal)."""
+    from bigbench.records import RecordError, RunRecord, validate
+
+    warnings = energy_warnings(record["energy"].get("devices", []))
+    try:
+        validate(record, RunRecord, "run.json")
+    except RecordError as exc:
+        warnings.append(f"{exc.problems[0]} (a bug in bigbench: please report it)")
+    return warnings

@@ -149,6 +149,7 @@ def test_smoke_suite_end_to_end(cli, tmp_path) -> None:
     out = tmp_path / "bench"
     result = cli("bench", "--device", "cpu", "--suite", "smoke", "--out", out)
     assert result.exit_code == 0, result.stderr
+    assert "bug in bigbench" not in result.stderr  # bench.json matches its own schema
     document = json.loads((out / "bench.json").read_text())
     assert document["schema"] == "bigbench.bench/1" and document["status"] == "completed"
     assert document["env"]["device"]["type"] == "cpu"

@@ -24,6 +24,7 @@ def test_train_writes_a_complete_run_directory(cli, tiny, tmp_path) -> None:
     out = tmp_path / "run"
     result = cli("train", tiny, "--out", out)
     assert result.exit_code == 0, result.stderr
+    assert "bug in bigbench" not in result.stderr  # run.json matches its own schema
     assert "throughput" in result.stdout and "samples/s" in result.stdout
     record = load_run(out)
     assert record["schema"] == "bigbench.run/1" and record["status"] == "completed"
@@ -183,3 +184,23 @@ def test_sizes_that_cannot_fit_are_refused_before_allocating(cli, write_config, 
     result = cli("train", write_config(text + "device: cpu\n"), "--out", tmp_path / "r")
     assert result.exit_code == 2 and message in result.stderr and "GiB" in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_a_record_that_breaks_its_schema_is_reported_not_fatal(cli, tiny, tmp_path,
+                                                               monkeypatch) -> None:
+    from bigbench import run_record
+
+    original = run_record.finish_record
+
+    def finish(record, *args):
+        original(record, *args)
+        record["progress"]["steps"] = "twelve"  # a writer bug: the schema says integer
+        return record
+
+    monkeypatch.setattr(run_record, "finish_record", finish)
+    monkeypatch.setattr("bigbench.train.finish_record", finish)
+    result = cli("train", tiny, "--out", tmp_path / "run")
+    assert result.exit_code == 0
+    assert "progress.steps" in result.stderr and "bug in bigbench" in result.stderr
+    assert load_run(tmp_path / "run")["status"] == "completed"
+

@@ -54,6 +54,7 @@ class BenchRun:
     out_dir: Path
     document: dict[str, Any]
     results: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def record(self, result: dict[str, Any]) -> None:
         """Add a point's result and rewrite bench.json/bench.csv (nothing measured is lost)."""
@@ -63,9 +64,15 @@ class BenchRun:
 
     def finish(self, status: str) -> None:
         """Mark the run's final status and write it."""
+        from bigbench.records import BenchDocument, RecordError, validate
+
         self.document["status"] = status
         self.document["finished_at"] = datetime.now(timezone.utc).isoformat()
         write_outputs(self.out_dir, self.document)
+        try:  # the typed model is the contract; a mismatch is a bug, reported, not fatal
+            validate(self.document, BenchDocument, "bench.json")
+        except RecordError as exc:
+            self.warnings.append(f"{exc.problems[0]} (a bug in bigbench: please report it)")
 
 
 def bench_environment(device: torch.device, measure: MeasureConfig) -> dict[str, Any]:

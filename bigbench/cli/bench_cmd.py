@@ -148,6 +148,8 @@ def _run(session: Any, json_: bool, markdown_: bool) -> None:
                                        transient=True, refresh_per_second=4) as live:
         run = run_bench(session, lambda: stop.requested,
                         lambda r: live.update(console_table(r.results, title)))
+    for warning in run.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     _print_result(run, title, json_, markdown_)
     if run.document["status"] == "interrupted":
         console.print(f"interrupted: {len(run.results)} of {len(session.points)} points "

@@ -67,10 +67,16 @@ def train(
             raise typer.Exit(130) from None
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
-    if json_:
-        print_json(result.record)
-    else:
-        print_summary(out_console(), result.record)
+    from pydantic import ValidationError
+
+    try:
+        if json_:
+            print_json(result.record)
+        else:
+            print_summary(out_console(), result.record)
+    except ValidationError:  # already warned about above; the files are written
+        console.print(f"no summary table: run.json does not match its schema; see "
+                      f"{result.run_dir}/run.json")
     if result.record["status"] != "completed":
         console.print(f"run {result.record['status']}: {result.record.get('stop_detail') or ''}"
                       f" — results in {result.run_dir}")
