@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from bigbench.workload.build import Workload
 
 _WINDOW_ENERGY_KEYS = ("key", "energy_j", "uncertainty_j", "method", "avg_power_w",
-                       "peak_power_w", "samples", "quality")
+                       "peak_power_w", "samples", "quality", "reason", "reasons")
 
 
 @dataclass
@@ -201,5 +201,6 @@ def _windows(meter: Meter, energy: EnergyMonitor) -> dict[str, Any]:
     windows = {}
     for name, totals in meter.windows.items():
         windows[name] = {**totals.as_dict(), "energy": [
-            {k: e.get(k) for k in _WINDOW_ENERGY_KEYS} for e in energy.aggregate(totals.energy)]}
+            {k: e[k] for k in _WINDOW_ENERGY_KEYS if k in e}
+            for e in energy.aggregate(totals.energy)]}
     return windows

@@ -65,8 +65,9 @@ def test_the_hint_names_the_repeat_length_when_known() -> None:
     point = _point(quality="low", reasons=["12 power samples (fewer than 60)"])
     point["steps"] = {"warmup": 1, "measured": 10, "repeats": 2, "measured_time_s": 2.6,
                       "min_repeat_s": 1.24}
-    assert footnotes([point])[-1] == ("J/sample (low): for quality ok, measure longer "
-                                      "repeats: --duration 1.24 or more (seconds per repeat)")
+    assert footnotes([point])[-1] == ("J/sample (low): repeats of 1.24 s still fell short "
+                                      "(e.g. missed power samples): measure longer ones, e.g. "
+                                      "--duration 2.48")
 
 
 def test_ok_quality_shows_only_the_bound() -> None:

@@ -70,7 +70,7 @@ def test_a_still_counter_without_any_power_sample_is_null_with_a_reason() -> Non
     entry = monitor.aggregate([monitor.end(token)])[0]
     assert entry["energy_j"] is None and not entry["measured"]
     assert entry["quality"] == "invalid" and "did not advance" in entry["reason"]
-    assert entry["uncertainty_j"] is None and entry["uncertainty_reason"]
+    assert entry["uncertainty_j"] is None and entry["reasons"]["uncertainty_j"]
 
 
 def test_a_still_counter_and_zero_power_agree_on_0_j() -> None:

@@ -167,9 +167,10 @@ def point_energy(energy: EnergyMonitor, meter: Meter, repeats: list[str]) -> dic
             "quality": worst_quality([r["quality"] for r in per_repeat]),
             "quality_reasons": sorted({q for r in per_repeat for q in r["quality_reasons"]}),
             "j_per_sample": figures, "repeats": per_repeat,
-            "devices": [{k: e.get(k) for k in ("kind", "name", "method", "measured", "quality",
-                                               "quality_reasons", "energy_j", "uncertainty_j",
-                                               "avg_power_w")} for e in last],
+            "devices": [{k: e.get(k) for k in ("kind", "name", "method", "measured", "reason",
+                                               "quality", "quality_reasons", "energy_j",
+                                               "uncertainty_j", "avg_power_w", "reasons")
+                         if k in e} for e in last],
             **({"reasons": reasons} if reasons else {})}
 
 

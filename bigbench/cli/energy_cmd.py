@@ -111,7 +111,7 @@ def measure(
 
 _DEVICE_KEYS = ("kind", "name", "energy_j", "uncertainty_j", "uncertainty_method",
                 "avg_power_w", "method", "measured", "reason", "quality", "quality_reasons",
-                "peak_power_w", "samples", "integral_j", "counter_fallback")
+                "peak_power_w", "samples", "integral_j", "counter_fallback", "reasons")
 
 
 def _report(monitor: Any, segments: dict[str, Any], duration: float, exit_code: int,

@@ -173,7 +173,9 @@ class EnergyDevice(Part):
     uncertainty_j: float | None = field("Half-width of energy_j's error bound, J.", None)
     uncertainty_method: str | None = field("How uncertainty_j was bounded.", None)
     uncertainty_rel: float | None = field("uncertainty_j / energy_j (fraction).", None)
-    uncertainty_reason: str | None = field("Why there is no uncertainty_j.", None)
+    reasons: dict[str, str] = field("Why each null figure of this device is null (its "
+                                    "energy's absence itself: ``reason``).",
+                                    default_factory=dict)
     uuid: str | None = field("GPU UUID (GPUs).", None)
     counter_vs_integral_diff: float | None = field(
         "(counter - integral) / max(|counter|, |integral|), fraction (GPUs).", None)

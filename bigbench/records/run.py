@@ -212,7 +212,7 @@ class RunTime(Part):
     startup_s: float | None = field("Process start → first training step, s.")
 
 
-class WindowEnergy(Part):
+class WindowEnergy(Section):
     """One device's energy in one window."""
 
     key: str | None = field("Meter key.")
@@ -223,6 +223,7 @@ class WindowEnergy(Part):
     peak_power_w: float | None = field("Highest power sample, W.")
     samples: int | None = field("Power samples.")
     quality: Quality | None = field("ok, low or invalid.")
+    reason: str | None = field("Why this device measured nothing in the window.", None)
 
 
 class Window(Part):

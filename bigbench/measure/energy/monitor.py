@@ -361,8 +361,10 @@ def _uncertainty(entry: dict[str, Any], head: dict[str, Any], parts: list[dict[s
     """``uncertainty_j`` (half-width, J) of the headline, its method and relative size."""
     energy = entry["energy_j"]
     if energy is None:
+        why = entry.get("reason") or "no energy figure to bound"
         return {"uncertainty_j": None, "uncertainty_method": None, "uncertainty_rel": None,
-                "uncertainty_reason": entry.get("reason")}
+                "reasons": dict.fromkeys(("uncertainty_j", "uncertainty_method",
+                                          "uncertainty_rel"), why)}
     if head["source"] == "counter":
         u = _sum_or_none([p.get("counter_uncertainty_j") for p in parts])
         method = (f"counter update period {entry['counter_period_s'] or 0:.3f} s "
@@ -372,9 +374,17 @@ def _uncertainty(entry: dict[str, Any], head: dict[str, Any], parts: list[dict[s
         u = entry["integral_uncertainty_j"]
         method = "power samples: |dP| x gap / 2 inside, edge gap x edge power, averaging smear"
         why = "no power sample to bound the integral"
-    return {"uncertainty_j": u, "uncertainty_method": method if u is not None else None,
-            "uncertainty_rel": u / energy if u is not None and energy > 0 else None,
-            "uncertainty_reason": None if u is not None else why}
+    out: dict[str, Any] = {
+        "uncertainty_j": u, "uncertainty_method": method if u is not None else None,
+        "uncertainty_rel": u / energy if u is not None and energy > 0 else None}
+    reasons = {k: why for k in ("uncertainty_j", "uncertainty_method") if out[k] is None}
+    if u is not None and out["uncertainty_rel"] is None:
+        reasons["uncertainty_rel"] = "the energy is 0 J: no relative size"
+    elif u is None:
+        reasons["uncertainty_rel"] = why
+    if reasons:
+        out["reasons"] = reasons
+    return out
 
 
 def _max_or_none(values: Sequence[float | None]) -> float | None:
