@@ -26,7 +26,7 @@ from bigbench.measure.energy.report import (
     worst_quality,
 )
 from bigbench.measure.memory import host_peak_rss_bytes
-from bigbench.measure.meter import Meter
+from bigbench.measure.meter import Meter, WindowTotals
 from bigbench.measure.stats import percentile, summarize_durations
 from bigbench.measure.timing import StepTimer
 from bigbench.models import BuiltModel, build_model
@@ -145,7 +145,8 @@ def point_energy(energy: EnergyMonitor, meter: Meter, repeats: list[str]) -> dic
                 "quality_reasons": [], "j_per_sample": {**spread([]), "uncertainty": None},
                 "repeats": [], "devices": [],
                 "reasons": {"j_per_sample": nothing}}
-    per_repeat = [_repeat_energy(energy, meter, name) for name in repeats]
+    entries = {name: energy.aggregate(meter.totals(name).energy) for name in repeats}
+    per_repeat = [_repeat_energy(name, meter.totals(name), entries[name]) for name in repeats]
     values = [r["j_per_sample"] for r in per_repeat if r["j_per_sample"] is not None]
     figures = spread(values)
     rel = [r["uncertainty_j"] / r["energy_j"] for r in per_repeat
@@ -158,11 +159,12 @@ def point_energy(energy: EnergyMonitor, meter: Meter, repeats: list[str]) -> dic
                                                 len(values) < len(repeats) else "measured")
     reasons: dict[str, str] = {}
     if not values:
-        reasons["j_per_sample"] = "; ".join(
-            {q for r in per_repeat for q in r["quality_reasons"]}) or "no repeat was measured"
+        reasons["j_per_sample"] = "; ".join(sorted(
+            {r["reasons"]["energy_j"] for r in per_repeat if "energy_j" in r.get("reasons", {})}
+        )) or "no repeat was measured"
     elif figures["uncertainty"] is None:
         reasons["uncertainty"] = "no error bound for some repeat's energy"
-    last = energy.aggregate(meter.totals(repeats[-1]).energy) if repeats else []
+    last = entries[repeats[-1]] if repeats else []
     return {"status": status, "reason": "; ".join(missing) or None,
             "quality": worst_quality([r["quality"] for r in per_repeat]),
             "quality_reasons": sorted({q for r in per_repeat for q in r["quality_reasons"]}),
@@ -174,9 +176,9 @@ def point_energy(energy: EnergyMonitor, meter: Meter, repeats: list[str]) -> dic
             **({"reasons": reasons} if reasons else {})}
 
 
-def _repeat_energy(energy: EnergyMonitor, meter: Meter, window: str) -> dict[str, Any]:
-    totals = meter.totals(window)
-    entries = energy.aggregate(totals.energy)
+def _repeat_energy(window: str, totals: WindowTotals, entries: list[dict[str, Any]]
+                   ) -> dict[str, Any]:
+    """One repeat's energy, J/sample, error bound and quality, from its aggregated entries."""
     joules, bound = measured_total(entries)
     quality, quality_reasons = measured_quality(entries)
     out = {"window": window, "energy_j": joules, "uncertainty_j": bound,

@@ -8,6 +8,7 @@ adds the max-batch search. The CLI only parses, shows progress and prints.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -99,8 +100,6 @@ def start_run(session: BenchSession) -> BenchRun:
 def measure_points(session: BenchSession, should_stop: Callable[[], bool] = lambda: False
                    ) -> Iterator[dict[str, Any]]:
     """Measure each point in turn and yield its result; stops early when ``should_stop()``."""
-    import time
-
     from bigbench.bench.runner import run_isolated, run_point
     from bigbench.measurement import energy_monitor
 

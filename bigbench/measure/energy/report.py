@@ -42,13 +42,14 @@ def window_energy_j(monitor: EnergyMonitor, meter: Meter, window: str) -> float 
 
 def peak_total_power_w(monitor: EnergyMonitor, segments: list[dict[str, Any]]) -> float | None:
     """Highest sum of all devices' power at one sampler tick inside the window's segments."""
-    spans = [(s["start_s"], s["end_s"]) for seg in segments for s in seg.values()]
+    spans = {(s["start_s"], s["end_s"]) for seg in segments for s in seg.values()}
     totals: dict[float, float] = {}
     for trace in monitor.sampler.traces.values():
-        times, watts = trace.between(-math.inf, math.inf)
-        for t, w in zip(times, watts, strict=True):
-            if any(a <= t <= b for a, b in spans):
-                totals[t] = totals.get(t, 0.0) + w
+        inside: dict[float, float] = {}  # a sample on a shared edge counts once
+        for start, end in spans:
+            inside.update(zip(*trace.between(start, end), strict=True))
+        for t, w in inside.items():
+            totals[t] = totals.get(t, 0.0) + w
     return max(totals.values()) if totals else None
 
 
@@ -191,12 +192,6 @@ def idle_section(monitor: EnergyMonitor, meter: Meter, measured_j: float | None,
         out["reasons"] = {"measured_window_active_j": "the measured window's energy was not "
                                                       "measured"}
     return out
-
-
-def all_windows_j(section: dict[str, Any]) -> float | None:
-    """Energy of every window of this process (warm-up, measured, eval, …) together."""
-    values = [v for v in (section.get("windows") or {}).values() if v is not None]
-    return math.fsum(values) if values else None
 
 
 def carbon_section(intensity_g_per_kwh: float | None, measured_j: float | None,

@@ -45,9 +45,11 @@ class PowerTrace:
         """The power samples with ``start <= t <= end``."""
         # The sampler appends t_s before power_w: a reader can see one more time than watts.
         count = min(len(self.t_s), len(self.power_w))
-        times, watts = self.t_s[:count], self.power_w[:count]
-        pairs = [(t, w) for t, w in zip(times, watts, strict=True) if start <= t <= end]
-        return [t for t, _ in pairs], [w for _, w in pairs]
+        # Times are appended in order by the one sampler thread: bisect, never a full scan
+        # (every window edge asks, and a long run holds tens of thousands of samples).
+        lo = bisect.bisect_left(self.t_s, start, 0, count)
+        hi = bisect.bisect_right(self.t_s, end, lo, count)
+        return self.t_s[lo:hi], self.power_w[lo:hi]
 
     def count_since(self, start: float) -> int:
         """How many power samples were taken at or after ``start`` (times are in order)."""
