@@ -32,11 +32,29 @@ class CheckpointError(BigbenchError):
     """A checkpoint or weights file that cannot be used (truncated, another model …)."""
 
 
+def tied_aliases(state: dict[str, torch.Tensor]) -> dict[str, str]:
+    """Names whose tensor is another entry's storage (tied weights: a GPT's output head is its
+    token embedding), mapped to the first name holding it. safetensors stores each once."""
+    first: dict[tuple[int, int, tuple[int, ...]], str] = {}
+    aliases = {}
+    for name, tensor in state.items():
+        if tensor.device.type == "meta" or tensor.numel() == 0:
+            continue
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if key in first:
+            aliases[name] = first[key]
+        else:
+            first[key] = name
+    return aliases
+
+
 def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
-    """Write the model's state dict to ``path`` atomically."""
+    """Write the model's state dict to ``path`` atomically (tied weights stored once)."""
     from safetensors.torch import save_file
 
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = model.state_dict()
+    aliases = tied_aliases(state)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items() if k not in aliases}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -69,7 +87,8 @@ def load_weights(model: nn.Module, path: Path) -> dict[str, str]:
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise CheckpointError(f"{path}: unreadable or truncated ({exc})") from None
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
+    aliases = tied_aliases(expected)
+    missing = sorted(set(expected) - set(tensors) - set(aliases))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
         raise CheckpointError(f"{path}: written by another model (missing {missing[:3]}, "
@@ -79,7 +98,9 @@ def load_weights(model: nn.Module, path: Path) -> dict[str, str]:
             raise CheckpointError(f"{path}: written by another model ({name} has shape "
                                   f"{tuple(tensor.shape)}, this model needs "
                                   f"{tuple(expected[name].shape)})")
-    model.load_state_dict(tensors)
+    # A tied name loads through the tensor it shares (strict=False only for those names).
+    result = model.load_state_dict(tensors, strict=not aliases)
+    assert set(result.missing_keys) <= set(aliases), result.missing_keys
     return metadata
 
 

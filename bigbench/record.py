@@ -134,6 +134,26 @@ def apply_energy_totals(energy: dict[str, Any], totals: Totals) -> None:
         energy["reasons"] = reasons
 
 
+def apply_per_item_energy(energy: dict[str, Any], items: tuple[int | None, str]) -> None:
+    """Add ``j_per_token`` (J/sample ÷ tokens per sample) to an energy section, or its reason.
+
+    Args:
+        items: Items per sample and their name (``(64, "tokens")``) or ``(None, why not)``.
+    """
+    per_sample, item_name = items
+    reasons = energy.setdefault("reasons", {})
+    if energy.get("j_per_sample") is None:
+        energy["j_per_token"] = None
+        reasons["j_per_token"] = reasons.get("j_per_sample") or "energy was not measured"
+    elif not per_sample:
+        energy["j_per_token"] = None
+        reasons["j_per_token"] = item_name
+    else:
+        energy["j_per_token"] = energy["j_per_sample"] / per_sample
+    if not reasons:
+        energy.pop("reasons")
+
+
 def memory_section(meter: Meter, host_peak_rss_bytes: int) -> dict[str, Any]:
     """Peak host RSS, and the CUDA allocator's peaks over all windows (null off CUDA)."""
     allocated = [w.device_peak_allocated_bytes for w in meter.windows.values()
@@ -152,14 +172,30 @@ def memory_section(meter: Meter, host_peak_rss_bytes: int) -> dict[str, Any]:
     return section
 
 
-def eval_section(result: dict[str, Any] | None, has_test_split: bool) -> dict[str, Any]:
-    """The metrics of the last evaluation, or nulls with the reason."""
+def eval_section(result: dict[str, Any] | None, has_test_split: bool,
+                 metrics: tuple[str, ...] = ("accuracy", "loss"),
+                 entropy_floor: float | None = None) -> dict[str, Any]:
+    """The metrics of the last evaluation, or nulls with the reason.
+
+    Args:
+        metrics: The task's metric names (every one is present, null with a reason if unmeasured).
+        entropy_floor: The data's exact lowest reachable loss, nats/token (a generated corpus);
+            recorded beside the loss with the gap to it.
+    """
     if result is not None:
-        return result
-    why = "the dataset has no test split" if not has_test_split else \
-        "the run stopped before its first evaluation"
-    return {"accuracy": None, "loss": None, "samples": 0, "step": None,
-            "reasons": {"accuracy": why, "loss": why}}
+        section = dict(result)
+    else:
+        why = "the dataset has no test split" if not has_test_split else \
+            "the run stopped before its first evaluation"
+        section = {**{m: None for m in metrics}, "samples": 0, "step": None,
+                   "reasons": {m: why for m in metrics}}
+    if entropy_floor is not None:
+        section["entropy_floor"] = entropy_floor
+        loss = section.get("loss")
+        section["loss_above_floor"] = None if loss is None else loss - entropy_floor
+        if loss is None:
+            section.setdefault("reasons", {})["loss_above_floor"] = "no evaluation loss"
+    return section
 
 
 def flops_section(counts: dict[str, Any] | None, count_error: str | None,

@@ -29,6 +29,7 @@ from bigbench.record import (
     Segment,
     Totals,
     apply_energy_totals,
+    apply_per_item_energy,
     compile_section,
     eval_section,
     flops_section,
@@ -88,6 +89,8 @@ def start_record(facts: RunFacts) -> dict[str, Any]:
                  "num_classes": info.num_classes, "vocab_size": info.vocab_size,
                  "train_size": info.train_size, "test_size": info.test_size},
     }
+    if info.entropy_floor is not None:
+        record["data"]["entropy_floor"] = info.entropy_floor
     if resume is not None:
         record["resumed"] = [*resume.record.get("resumed", []), {
             "at": facts.started_at, "from_step": facts.resumed_from_step,
@@ -127,6 +130,7 @@ def finish_record(record: dict[str, Any], facts: RunFacts, loop: TrainingLoop,
     totals = Totals.of([_segment(s) for s in segments])
     energy_figures = energy_section(energy, meter)
     apply_energy_totals(energy_figures, totals)
+    apply_per_item_energy(energy_figures, facts.workload.items_per_sample())
     idle = idle_section(energy, meter, energy_figures["total_j"], totals.energy_time_s)
     if idle is not None:
         energy_figures["idle"] = idle
@@ -144,7 +148,8 @@ def finish_record(record: dict[str, Any], facts: RunFacts, loop: TrainingLoop,
         "memory": memory_section(meter, host_peak_rss_bytes()),
         "energy": energy_figures,
         "flops": _flops(facts, throughput, totals),
-        "eval": eval_section(loop.last_eval, _has_test_split(facts.workload)),
+        "eval": eval_section(loop.last_eval, _has_test_split(facts.workload),
+                             facts.workload.task.metrics, facts.workload.info.entropy_floor),
         "time": _time(facts, loop),
         "windows": _windows(meter, energy),
         "error": loop.error,

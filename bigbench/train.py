@@ -194,6 +194,11 @@ def _write_results(writer: RunWriter, record: dict[str, Any], energy: EnergyMoni
         except OutputError as exc:  # a full disk: keep going, so run.json says what happened
             errors.append(exc)
             files[name] = None
+        except Exception as exc:  # a bug in one writer must not cost run.json either
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            errors.append(OutputError(f"{name}: not written ({type(exc).__name__}: "
+                                      f"{first_line})"))
+            files[name] = None
 
     files["checkpoint"] = "checkpoint" if writer.has_checkpoint() else None
     attempt("power", lambda: writer.write_power_csv(power_rows(energy)))

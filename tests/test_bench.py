@@ -30,8 +30,10 @@ def test_suites_and_expansion() -> None:
     assert len(points) == len(matrix.models) * len(matrix.batch_sizes) * 2  # two modes
     assert len({p.id for p in points}) == len(points)
     standard = expand(SUITES["standard"][0])
-    assert {p.model for p in standard} == {"cnn", "rnn", "lstm", "gru"}
-    assert {p.mode for p in standard} == {"train", "infer"}
+    assert {p.model for p in standard} == {"cnn", "rnn", "lstm", "gru", "gpt"}
+    assert {p.mode for p in standard} == {"train", "infer", "prefill", "decode"}
+    # A language model's infer is measured as prefill and decode, never as a plain forward.
+    assert {p.mode for p in standard if p.model == "gpt"} == {"train", "prefill", "decode"}
     cnn = next(p for p in points if p.model == "cnn")
     assert cnn.sample_shape == (1, 28, 28) and cnn.num_classes == 10
     assert Point.from_dict(cnn.as_dict()) == cnn
@@ -53,7 +55,7 @@ def test_list_options_suggest_fixes() -> None:
 def _fake_step(clock: FakeClock, durations: list[float]):
     calls = iter(durations)
 
-    def builder(workload, mode):
+    def builder(workload, point):
         def step(batch):
             clock.advance(next(calls))
             return torch.tensor(1.0)
@@ -232,7 +234,7 @@ def _gpu_energy(clock: FakeClock):
 
 def _sampled_steps(clock: FakeClock, energy, step_s: float):
     """Steps of ``step_s`` that let the power sampler tick on the fake clock."""
-    def builder(workload, mode):
+    def builder(workload, point):
         def step(batch):
             clock.advance(step_s)
             energy.sampler.sample_once()

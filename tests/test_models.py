@@ -8,6 +8,7 @@ import torch
 from bigbench.data.info import DataInfo
 from bigbench.errors import ConfigError
 from bigbench.models import MODELS, build_model
+from bigbench.workload.task import task_for
 
 
 def _inputs(info: DataInfo, n: int = 3) -> torch.Tensor:
@@ -22,9 +23,12 @@ def test_every_model_trains_one_step(spec) -> None:
     info = spec.extras["reference_data"]
     built = build_model(spec.config_class(name=spec.name), info)
     logits = built.module(_inputs(info))
-    assert logits.shape == (3, info.num_classes)
+    # A language model predicts at every position; a classifier once per sample.
+    per_sample = (*info.sample_shape,) if info.task == "language_modeling" else ()
+    assert logits.shape == (3, *per_sample, info.num_classes)
     assert torch.isfinite(logits).all()
-    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 0])).backward()
+    task = task_for(info)
+    task.loss(logits, task.synthetic_targets(3, info, None, torch.device("cpu"))).backward()
     missing = [n for n, p in built.module.named_parameters() if p.grad is None]
     assert not missing, f"parameters without gradient: {missing}"
     assert built.params == sum(p.numel() for p in built.module.parameters())

@@ -15,6 +15,10 @@ from bigbench.models.registry import MODELS
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 MODES = ("train", "infer")
+#: What ``infer`` becomes for a language model: prompt processing and token-by-token decoding.
+LM_INFER_MODES = ("prefill", "decode")
+#: Generated tokens per decode point when no --gen-tokens is given.
+DEFAULT_GEN_TOKENS = 32
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,9 @@ class Point:
 
     Attributes:
         model: Registry name.
-        mode: ``train`` or ``infer``.
+        mode: ``train`` or ``infer``; for language models ``prefill`` (a forward over the
+            prompt filling the KV cache) or ``decode`` (one new token per sequence per step,
+            against a KV cache holding the prompt).
         precision: ``fp32``, ``bf16`` or ``fp16``.
         batch_size: Samples per step.
         compile: Run under ``torch.compile``.
@@ -32,6 +38,9 @@ class Point:
         sample_shape: Shape of one input sample.
         num_classes: Number of classes of the synthetic labels.
         vocab_size: Token vocabulary when inputs are tokens.
+        task: ``classification`` or ``language_modeling`` (the synthetic targets' kind).
+        gen_tokens: Decode points: tokens generated per sequence before the cache is rewound
+            to the prompt (steps cycle over these positions).
     """
 
     model: str
@@ -44,11 +53,17 @@ class Point:
     sample_shape: tuple[int, ...] = ()
     num_classes: int = 10
     vocab_size: int | None = None
+    task: str = "classification"
+    gen_tokens: int | None = None
 
     @property
     def id(self) -> str:
-        """A readable unique name, e.g. ``cnn/train/fp32/bs64``."""
+        """A readable unique name: ``cnn/train/fp32/bs64``, ``gpt/decode/bf16/bs8/seq128/gen32``."""
         parts = [self.model, self.mode, self.precision, f"bs{self.batch_size}"]
+        if self.task == "language_modeling":
+            parts.append(f"seq{self.sample_shape[0]}")
+        if self.gen_tokens is not None:
+            parts.append(f"gen{self.gen_tokens}")
         if self.compile:
             parts.append("compile")
         if self.channels_last:
@@ -60,7 +75,7 @@ class Point:
         return {"model": self.model, "mode": self.mode, "precision": self.precision,
                 "batch_size": self.batch_size, "compile": self.compile,
                 "channels_last": self.channels_last, "model_args": self.model_kwargs(),
-                "sample_shape": list(self.sample_shape)}
+                "sample_shape": list(self.sample_shape), "gen_tokens": self.gen_tokens}
 
     def model_kwargs(self) -> dict[str, Any]:
         """The model arguments as the config schema wants them (lists, not tuples)."""
@@ -69,7 +84,14 @@ class Point:
     def data_info(self) -> DataInfo:
         """The synthetic data's shape facts."""
         return DataInfo(sample_shape=self.sample_shape, num_classes=self.num_classes,
-                        vocab_size=self.vocab_size)
+                        vocab_size=self.vocab_size, task=self.task)  # type: ignore[arg-type]
+
+    def tokens_per_sample(self) -> int | None:
+        """Tokens one sample of a language-model point holds: a window (train), a prompt
+        (prefill), or one new token (decode); None for other tasks."""
+        if self.task != "language_modeling":
+            return None
+        return 1 if self.mode == "decode" else self.sample_shape[0]
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (to hand a point to an isolated subprocess)."""
@@ -103,6 +125,8 @@ class Matrix:
     channels_last: bool = False
     model_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     data: dict[str, DataInfo] = field(default_factory=dict)
+    seq_lens: list[int] | None = None
+    gen_tokens: list[int] = field(default_factory=lambda: [DEFAULT_GEN_TOKENS])
 
 
 #: The optimizer of training points when no CONFIG names one (SGD with momentum: the most
@@ -133,6 +157,11 @@ class Plan:
     energy_min_window: bool = True
 
 
+#: What a language model is benchmarked on without a CONFIG: 128-token windows of a byte
+#: vocabulary (a CPU-sized default; --seq-lens changes the length).
+LM_BENCH_DATA = DataInfo(sample_shape=(128,), num_classes=256, vocab_size=256,
+                         task="language_modeling")
+
 #: Named suites: the matrix and the measurement plan of each.
 SUITES: dict[str, tuple[Matrix, Plan]] = {
     # Small enough to finish in well under a minute on 2 CPU cores; CI runs it.
@@ -140,9 +169,25 @@ SUITES: dict[str, tuple[Matrix, Plan]] = {
     # It keeps its short repeats where energy is measured too (J/sample then marked low).
     "smoke": (Matrix(models=["cnn", "rnn"], batch_sizes=[16, 64]),
               Plan(steps=None, duration_s=0.25, warmup=3, repeats=3, energy_min_window=False)),
-    # The reference CNN and RNN plus LSTM and GRU at a few batch sizes, both modes.
-    "standard": (Matrix(models=["cnn", "rnn", "lstm", "gru"], batch_sizes=[32, 128, 512]),
+    # The reference CNN and RNN plus LSTM and GRU and the tiny GPT at a few batch sizes.
+    "standard": (Matrix(models=["cnn", "rnn", "lstm", "gru", "gpt"], batch_sizes=[32, 128, 512],
+                        data={"gpt": LM_BENCH_DATA}),
                  Plan(steps=None, duration_s=1.0, warmup=10, repeats=3)),
+    # Language models: training, prefill and decode tokens/s and J/token at two context
+    # lengths (the CPU version; see CUDA_SUITES for the GPU one).
+    "lm": (Matrix(models=["gpt"], batch_sizes=[4, 16], seq_lens=[64, 256], gen_tokens=[16],
+                  data={"gpt": LM_BENCH_DATA}),
+           Plan(steps=None, duration_s=0.5, warmup=3, repeats=3, energy_min_window=False)),
+}
+
+#: Suites that run a larger matrix on a CUDA GPU.
+CUDA_SUITES: dict[str, tuple[Matrix, Plan]] = {
+    # GPT-2 small geometry and vocabulary in bf16 at two context lengths.
+    "lm": (Matrix(models=["gpt"], batch_sizes=[8, 32], precisions=["bf16"], seq_lens=[512, 1024],
+                  gen_tokens=[128], model_args={"gpt": {"size": "124m"}},
+                  data={"gpt": DataInfo(sample_shape=(1024,), num_classes=50257,
+                                        vocab_size=50257, task="language_modeling")}),
+           Plan(steps=None, duration_s=2.0, warmup=5, repeats=3)),
 }
 
 
@@ -153,16 +198,30 @@ def reference_data(model: str) -> DataInfo:
 
 def expand(matrix: Matrix) -> list[Point]:
     """Every combination of the matrix's axes, in a stable order (model, mode, precision,
-    batch size)."""
+    sequence length, batch size, generated tokens).
+
+    For a language model ``infer`` becomes a ``prefill`` point and one ``decode`` point per
+    generation length; ``seq_lens`` sets the window (prompt) length of sequence models.
+    """
     points = []
-    for model, mode, precision, batch in itertools.product(
-            matrix.models, matrix.modes, matrix.precisions, matrix.batch_sizes):
+    for model, mode, precision in itertools.product(matrix.models, matrix.modes,
+                                                    matrix.precisions):
         info = matrix.data.get(model) or reference_data(model)
         args = tuple(sorted((k, _freeze(v)) for k, v in matrix.model_args.get(model, {}).items()))
-        points.append(Point(model=model, mode=mode, precision=precision, batch_size=batch,
-                            compile=matrix.compile, channels_last=matrix.channels_last,
-                            model_args=args, sample_shape=tuple(info.sample_shape),
-                            num_classes=info.num_classes, vocab_size=info.vocab_size))
+        lm = info.task == "language_modeling"
+        shapes = [tuple(info.sample_shape)]
+        if matrix.seq_lens and MODELS.get(model).extras["family"].sequence_input:
+            shapes = [(n, *info.sample_shape[1:]) for n in matrix.seq_lens]
+        runs: list[tuple[str, int | None]] = [(mode, None)]
+        if lm and mode == "infer":
+            runs = [("prefill", None), *(("decode", g) for g in matrix.gen_tokens)]
+        for shape, batch, (point_mode, gen) in itertools.product(
+                shapes, matrix.batch_sizes, runs):
+            points.append(Point(model=model, mode=point_mode, precision=precision,
+                                batch_size=batch, compile=matrix.compile,
+                                channels_last=matrix.channels_last, model_args=args,
+                                sample_shape=shape, num_classes=info.num_classes,
+                                vocab_size=info.vocab_size, task=info.task, gen_tokens=gen))
     return points
 
 
@@ -179,11 +238,11 @@ def parse_list(option: str, text: str, allowed: tuple[str, ...] | list[str] | No
     return list(dict.fromkeys(items))
 
 
-def parse_batch_sizes(text: str) -> list[int]:
-    """``32,64`` → [32, 64]; every size a positive integer."""
+def parse_batch_sizes(text: str, option: str = "--batch-sizes") -> list[int]:
+    """``32,64`` → [32, 64]; every size a positive integer (also --seq-lens, --gen-tokens)."""
     sizes = []
-    for item in parse_list("--batch-sizes", text):
-        if not item.isdigit() or int(item) < 1:
-            raise ConfigError(f"--batch-sizes: '{item}' is not a positive integer")
+    for item in parse_list(option, text):
+        if not item.isdigit() or int(item) < 1 or int(item) > 10_000_000:
+            raise ConfigError(f"{option}: '{item}' is not a positive integer up to 10000000")
         sizes.append(int(item))
     return sizes

@@ -17,19 +17,21 @@ from typing import Any
 from bigbench.records import BENCH_SCHEMA, BenchDocument, BenchPoint, PointEnergy
 from bigbench.results import atomic_write_text, write_json
 
-__all__ = ["BENCH_SCHEMA", "CSV_COLUMNS", "HEADERS", "as_point", "console_table", "csv_row",
-           "display_row", "footnotes", "j_per_sample_cell", "markdown", "quality_notes",
-           "write_outputs"]
+__all__ = ["BENCH_SCHEMA", "CSV_COLUMNS", "HEADERS", "TOKEN_HEADERS", "as_point",
+           "console_table", "csv_row", "display_row", "footnotes", "headers",
+           "j_per_sample_cell", "markdown", "quality_notes", "token_cells", "write_outputs"]
 
 CSV_COLUMNS = [
     "id", "model", "mode", "precision", "batch_size", "compile", "channels_last", "status",
     "samples_per_s", "samples_per_s_iqr", "noisy", "latency_p50_s", "latency_p90_s",
     "latency_p99_s", "host_peak_rss_bytes", "device_peak_allocated_bytes", "energy_status",
     "j_per_sample", "j_per_sample_iqr", "j_per_sample_uncertainty", "energy_quality",
-    "energy_methods", "flops_per_sample", "achieved_flops_per_s", "mfu", "compile_s", "reason",
-    "error",
+    "energy_methods", "flops_per_sample", "achieved_flops_per_s", "mfu", "compile_s",
+    "seq_len", "gen_tokens", "tokens_per_s", "j_per_token", "reason", "error",
 ]
 HEADERS = ["point", "status", "samples/s ± IQR", "step p50", "peak mem", "J/sample", "MFU"]
+#: Added to the tables when a language-model point is among the points.
+TOKEN_HEADERS = ["tokens/s", "J/token"]
 #: Energy qualities marked beside a J/sample figure.
 _MARKED = ("low", "invalid")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -71,6 +73,10 @@ def csv_row(point: PointLike) -> dict[str, Any]:
         "achieved_flops_per_s": flops.achieved_flops_per_s if flops else None,
         "mfu": flops.mfu if flops else None,
         "compile_s": p.compile.time_s if p.compile else None,
+        "seq_len": s.sample_shape[0] if p.tokens_per_s and s.sample_shape else None,
+        "gen_tokens": s.gen_tokens,
+        "tokens_per_s": p.tokens_per_s.median if p.tokens_per_s else None,
+        "j_per_token": energy.j_per_token.median if energy and energy.j_per_token else None,
         "reason": p.reason,
         "error": p.error,
     }
@@ -109,12 +115,37 @@ def j_per_sample_cell(energy: PointEnergy | None) -> str:
     return text
 
 
-def display_row(point: PointLike) -> list[str]:
-    """Cells of one point in the console and Markdown tables ("n/a": see :func:`footnotes`)."""
+def headers(points: Sequence[PointLike]) -> list[str]:
+    """Table headers: tokens/s and J/token join when a language-model point is present."""
+    tokens = any(as_point(p).settings.gen_tokens is not None or as_point(p).tokens_per_s
+                 for p in points)
+    return HEADERS + TOKEN_HEADERS if tokens else list(HEADERS)
+
+
+def token_cells(point: PointLike) -> list[str]:
+    """tokens/s ± IQR and J/token of a language-model point ("" for other points)."""
     p = as_point(point)
+    rate = p.tokens_per_s
+    if rate is None or rate.median is None:
+        return ["", ""]
+    j = p.energy.j_per_token if p.energy else None
+    energy = "n/a" if j is None or j.median is None else f"{j.median * 1e6:,.2f} µJ"
+    if energy != "n/a" and p.energy is not None and p.energy.quality in _MARKED:
+        energy += f" ({p.energy.quality})"
+    return [f"{rate.median:,.0f} ± {rate.iqr or 0:,.0f}", energy]
+
+
+def display_row(point: PointLike, tokens: bool = False) -> list[str]:
+    """Cells of one point in the console and Markdown tables ("n/a": see :func:`footnotes`).
+
+    Args:
+        tokens: Add the tokens/s and J/token cells (see :func:`headers`).
+    """
+    p = as_point(point)
+    extra = token_cells(p) if tokens else []
     if p.status != "ok" or p.samples_per_s is None or p.samples_per_s.median is None:
         why = p.reason or p.error or ""
-        return [p.id, p.status, why[:60], "", "", "", ""]
+        return [p.id, p.status, why[:60], "", "", "", "", *(["", ""] if tokens else [])]
     rate = p.samples_per_s
     noisy = " noisy" if rate.noisy else ""
     memory = p.memory.device_peak_allocated_bytes if p.memory else None
@@ -126,6 +157,7 @@ def display_row(point: PointLike) -> list[str]:
         _fmt(memory, ".1f", 1 / 2**20, " MiB") if memory is not None else "n/a",
         j_per_sample_cell(p.energy),
         _fmt(mfu, ".1%") if mfu is not None else "n/a",
+        *extra,
     ]
 
 
@@ -194,9 +226,10 @@ def markdown(document: BenchDocument | Mapping[str, Any]) -> str:
     doc = document if isinstance(document, BenchDocument) else \
         BenchDocument.model_validate(dict(document))
     points = doc.points
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    columns = headers(points)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for point in points:
-        cells = [c.replace("|", "\\|") for c in display_row(point)]
+        cells = [c.replace("|", "\\|") for c in display_row(point, len(columns) > len(HEADERS))]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"{len(points)} points on {doc.env.device.name}, "
                   f"{doc.plan.repeats} repeats each."]
@@ -212,9 +245,10 @@ def console_table(points: Sequence[PointLike], title: str) -> Any:
     typed = [as_point(p) for p in points]
     table = Table(title=title, caption=escape("\n".join(footnotes(typed))) or None,
                   caption_justify="left")
-    for header in HEADERS:
+    columns = headers(typed)
+    for header in columns:
         table.add_column(header, justify="left" if header in ("point", "status") else "right",
                          no_wrap=header == "point")
     for point in typed:
-        table.add_row(*(escape(cell) for cell in display_row(point)))
+        table.add_row(*(escape(cell) for cell in display_row(point, len(columns) > len(HEADERS))))
     return table

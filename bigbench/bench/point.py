@@ -8,6 +8,7 @@ quality and error bound); the point reports their median and interquartile range
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from bigbench.models import BuiltModel, build_model
 from bigbench.models.registry import MODELS
 from bigbench.record import memory_section
 from bigbench.workload.build import Workload, synthetic_batches, workload_from_module
-from bigbench.workload.steps import Step, build_step, step_flops
+from bigbench.workload.steps import Step, build_step, cached_step_flops, step_flops
 
 #: A median whose interquartile range exceeds this fraction of it is flagged noisy.
 NOISY_IQR = 0.10
@@ -79,8 +80,11 @@ def point_model(point: Point) -> BuiltModel:
     """A fresh model of the point's registry name and arguments (seeded)."""
     torch.manual_seed(0)
     spec = MODELS.get(point.model)
-    return build_model(spec.config_class(name=point.model, **point.model_kwargs()),
-                       point.data_info())
+    info = point.data_info()
+    if point.gen_tokens:  # the model must hold the prompt and every generated token
+        info = dataclasses.replace(info, sample_shape=(info.sample_shape[0] + point.gen_tokens,
+                                                       *info.sample_shape[1:]))
+    return build_model(spec.config_class(name=point.model, **point.model_kwargs()), info)
 
 
 def point_workload(point: Point, plan: Plan, device: torch.device,
@@ -92,11 +96,22 @@ def point_workload(point: Point, plan: Plan, device: torch.device,
                                 optimizer=optimizer, compile=point.compile)
 
 
+def point_step(workload: Workload, point: Point) -> Step:
+    """THE step of the point's mode (decode points hold a KV cache of their batch)."""
+    return build_step(workload, point.mode, batch_size=point.batch_size,  # type: ignore[arg-type]
+                      gen_tokens=point.gen_tokens or 1)
+
+
 def measure_point(point: Point, plan: Plan, device: torch.device, energy: EnergyMonitor,
                   clock: Callable[[], float] = time.perf_counter,
                   model: BuiltModel | None = None,
-                  step_builder: Callable[[Workload, str], Step] = build_step) -> dict[str, Any]:
+                  step_builder: Callable[[Workload, Point], Step] = point_step
+                  ) -> dict[str, Any]:
     """Run one point and return its figures (raises on OOM or failure; the caller records).
+
+    A language-model point also reports tokens/s and J/token: a sample is a window (train), a
+    prompt (prefill: its step time is the time to first token) or one generated token
+    (decode: its step time is the time per output token).
 
     Args:
         model: The module to measure (e.g. pruned or quantized); None builds the registry's.
@@ -108,7 +123,7 @@ def measure_point(point: Point, plan: Plan, device: torch.device, energy: Energy
     meter = Meter(device, energy, clock=clock)
     timer = StepTimer(device, clock=clock)
     plan_phases = phases(point, plan, min_repeat_s)
-    engine = StepEngine(step_builder(workload, point.mode), meter, timer, phases=plan_phases,
+    engine = StepEngine(step_builder(workload, point), meter, timer, phases=plan_phases,
                         log_every=10**9)
     engine.run(itertools.cycle(synthetic_batches(workload, point.batch_size)), epoch=0)
     repeats = [p.window for p in plan_phases if p.window.startswith("repeat-")]
@@ -125,8 +140,22 @@ def measure_point(point: Point, plan: Plan, device: torch.device, energy: Energy
         "compile": _window_cost(energy, meter, "compile") if point.compile else None,
         "flops": point_flops(point, workload, rates),
     }
+    tokens = point.tokens_per_sample()
+    if tokens is not None:
+        result["tokens_per_s"] = spread([r * tokens for r in rates])
+        result["energy"]["j_per_token"] = _per_token(result["energy"], tokens)
     del engine, workload
     return result
+
+
+def _per_token(energy: dict[str, Any], tokens: int) -> dict[str, Any]:
+    """J/token over the repeats: each repeat's J/sample ÷ tokens per sample."""
+    values = [r["j_per_sample"] / tokens for r in energy["repeats"]
+              if r["j_per_sample"] is not None]
+    figures = spread(values)
+    bound = energy["j_per_sample"].get("uncertainty")
+    figures["uncertainty"] = bound / tokens if bound is not None else None
+    return figures
 
 
 def _memory(meter: Meter) -> dict[str, Any]:
@@ -213,7 +242,13 @@ def point_flops(point: Point, workload: Workload, rates: list[float]) -> dict[st
     from bigbench.speed import fp32_math
 
     try:
-        counts = step_flops(workload)
+        if point.mode in ("prefill", "decode"):
+            per_sample = cached_step_flops(workload, point.mode,  # type: ignore[arg-type]
+                                           point.gen_tokens or 1)
+            counts = {"train_step_per_sample": None, "forward_per_sample": per_sample,
+                      "cudnn_share": 0.0, "method": "flop_counter_meta"}
+        else:
+            counts = step_flops(workload)
     except Exception as exc:  # report, don't guess
         why = f"FLOP counting failed: {type(exc).__name__}: {exc}"
         keys = ("per_sample", "method", "achieved_flops_per_s", "mfu", "peak_flops_per_s",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bigbench.bench.matrix import SUITES, Matrix, Plan, expand
+from bigbench.bench.matrix import CUDA_SUITES, SUITES, Matrix, Plan, expand
 from bigbench.errors import ConfigError
 
 
@@ -17,6 +17,8 @@ class Overrides:
     batch_sizes: list[int] | None = None
     precisions: list[str] | None = None
     modes: list[str] | None = None
+    seq_lens: list[int] | None = None
+    gen_tokens: list[int] | None = None
     compile: bool | None = None
     channels_last: bool | None = None
     steps: int | None = None
@@ -44,6 +46,8 @@ def matrix_from_config(config: Any) -> tuple[Matrix, Plan]:
         modes=list(bench.modes) if bench else ["train", "infer"],
         compile=bench.compile if bench else False,
         channels_last=bench.channels_last if bench else False,
+        seq_lens=bench.seq_lens if bench else None,
+        gen_tokens=list(bench.gen_tokens) if bench else [32],
         model_args={config.model.name: model_args},
         data={config.model.name: info},
     )
@@ -58,7 +62,8 @@ def apply_overrides(matrix: Matrix, plan: Plan, flags: Overrides) -> tuple[Matri
     """Flags win over the suite or config."""
     if flags.steps is not None and flags.duration_s is not None:
         raise ConfigError("--steps and --duration both given; choose one")
-    for name in ("models", "batch_sizes", "precisions", "modes", "compile", "channels_last"):
+    for name in ("models", "batch_sizes", "precisions", "modes", "seq_lens", "gen_tokens",
+                 "compile", "channels_last"):
         value = getattr(flags, name)
         if value is not None:
             setattr(matrix, name, value)
@@ -75,11 +80,12 @@ def apply_overrides(matrix: Matrix, plan: Plan, flags: Overrides) -> tuple[Matri
     return matrix, plan
 
 
-def suite_matrix(name: str) -> tuple[Matrix, Plan]:
-    """A fresh copy of a named suite."""
-    matrix, plan = SUITES[name]
+def suite_matrix(name: str, device_type: str = "cpu") -> tuple[Matrix, Plan]:
+    """A fresh copy of a named suite (its CUDA version on a CUDA device, where it has one)."""
+    matrix, plan = (CUDA_SUITES.get(name) if device_type == "cuda" else None) or SUITES[name]
     return (Matrix(**{**matrix.__dict__, "models": list(matrix.models),
-                      "batch_sizes": list(matrix.batch_sizes)}),
+                      "batch_sizes": list(matrix.batch_sizes),
+                      "data": dict(matrix.data), "model_args": dict(matrix.model_args)}),
             Plan(**{**plan.__dict__, "optimizer": dict(plan.optimizer)}))
 
 

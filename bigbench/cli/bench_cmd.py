@@ -19,6 +19,7 @@ class Suite(str, Enum):
 
     smoke = "smoke"
     standard = "standard"
+    lm = "lm"
 
 
 # Typer reads every option from this signature, so it runs past 80 lines; the body only
@@ -30,13 +31,21 @@ def bench(
                                          show_default=False),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     suite: Suite | None = typer.Option(None, "--suite", help="Named suite when no CONFIG: "
-                                       "smoke (under a minute on 2 CPU cores) or standard "
-                                       "\\[default: standard]."),
+                                       "smoke (under a minute on 2 CPU cores), standard, or "
+                                       "lm (language models: tiny GPT on a CPU, GPT-2 small "
+                                       "in bf16 on CUDA) \\[default: standard]."),
     models: str | None = typer.Option(None, "--models", help="Comma-separated model names."),
     batch_sizes: str | None = typer.Option(None, "--batch-sizes", help="e.g. 32,64,128."),
     precision: str | None = typer.Option(None, "--precision", help="fp32,bf16,fp16 "
                                          "(bf16/fp16 under autocast)."),
-    mode: str | None = typer.Option(None, "--mode", help="train,infer."),
+    mode: str | None = typer.Option(None, "--mode", help="train,infer. For a language model "
+                                    "infer measures prefill and decode separately."),
+    seq_lens: str | None = typer.Option(None, "--seq-lens", help="Sequence lengths of sequence "
+                                        "models: the training window and the prompt, e.g. "
+                                        "128,1024."),
+    gen_tokens: str | None = typer.Option(None, "--gen-tokens", help="Language models: tokens "
+                                          "generated per sequence by decode points, e.g. "
+                                          "32,128 \\[default: 32]."),
     compile_: bool | None = typer.Option(None, "--compile/--no-compile",
                                          help="torch.compile every model."),
     channels_last: bool | None = typer.Option(None, "--channels-last/--no-channels-last",
@@ -77,7 +86,10 @@ def bench(
       bigbench bench --device cuda --models cnn,lstm --batch-sizes 64,256 --precision fp32,bf16
 
       bigbench bench configs/cnn.yaml --mode train --repeats 5 --markdown
+
+      bigbench bench --suite lm --device cpu --seq-lens 64,256 --gen-tokens 32
     """
+    from bigbench import devices
     from bigbench.bench.matrix import MODES, PRECISIONS, expand, parse_batch_sizes, parse_list
     from bigbench.bench.run import BenchSession, bench_environment
     from bigbench.bench.session import (
@@ -106,18 +118,17 @@ def bench(
         label = cfg.name
     else:
         label = (suite or Suite.standard).value
-        matrix, plan = suite_matrix(label)
+        matrix, plan = suite_matrix(label, devices.resolve(device).type)
     flags = Overrides(
         models=parse_list("--models", models, MODELS.names()) if models else None,
         batch_sizes=parse_batch_sizes(batch_sizes) if batch_sizes else None,
         precisions=parse_list("--precision", precision, PRECISIONS) if precision else None,
         modes=parse_list("--mode", mode, MODES) if mode else None,
+        seq_lens=parse_batch_sizes(seq_lens, "--seq-lens") if seq_lens else None,
+        gen_tokens=parse_batch_sizes(gen_tokens, "--gen-tokens") if gen_tokens else None,
         compile=compile_, channels_last=channels_last, steps=steps, duration_s=duration,
         warmup=warmup, repeats=repeats, energy_min_window=energy_min_window)
     matrix, plan = apply_overrides(matrix, plan, flags)
-
-    from bigbench import devices
-
     torch_device = devices.resolve(device)
     if find_max_batch and torch_device.type != "cuda":
         raise ConfigError("--find-max-batch needs a CUDA device: on the CPU an allocation that "

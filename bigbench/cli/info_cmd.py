@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from typing import Any
@@ -21,19 +22,30 @@ def models(json_: bool = JSON_OPTION) -> None:
     """List registered models with their default arguments and parameter counts.
 
     Parameter counts are for each model's reference input (28×28 grey images in 10 classes for
-    cnn; length-20 sequences over 10 tokens in 2 classes for rnn/lstm/gru).
+    cnn; length-20 sequences over 10 tokens in 2 classes for rnn/lstm/gru; GPT-2's 50,257-token
+    vocabulary for gpt). gpt also lists every size preset (n_layer, n_head, d_model, context)
+    with its parameter count at that vocabulary, under "sizes" in --json.
 
     Example: bigbench models --json
     """
+    import torch
+
     from bigbench.models import MODELS, build_model
 
     rows = []
     for spec in MODELS:
         reference = spec.extras["reference_data"]
-        built = build_model(spec.config_class(name=spec.name), reference)
-        rows.append({"name": spec.name, "family": built.family.name, "params": built.params,
-                     "reference_input": list(reference.sample_shape),
-                     "summary": spec.summary, "defaults": spec.defaults()})
+        # gpt is counted on the meta device, which allocates nothing (its 1.3b preset would
+        # take 5 GB). The small models are built for real: initialising an nn.Embedding on
+        # meta imports torch._dynamo, a second this listing need not spend.
+        with torch.device("meta") if spec.name == "gpt" else contextlib.nullcontext():
+            built = build_model(spec.config_class(name=spec.name), reference)
+            row = {"name": spec.name, "family": built.family.name, "params": built.params,
+                   "reference_input": list(reference.sample_shape),
+                   "summary": spec.summary, "defaults": spec.defaults()}
+            if spec.name == "gpt":
+                row["sizes"] = _gpt_sizes(spec, reference)
+        rows.append(row)
     if json_:
         print_json(rows)
         return
@@ -45,7 +57,28 @@ def models(json_: bool = JSON_OPTION) -> None:
     for row in rows:
         table.add_row(row["name"], f"{row['params']:,}", row["summary"],
                       _fmt_defaults(row["defaults"]))
+        for size in row.get("sizes", []):
+            table.add_row(f"{row['name']} size={size['size']}", f"{size['params']:,}",
+                          f"n_layer {size['n_layer']}, n_head {size['n_head']}, d_model "
+                          f"{size['d_model']}, context {size['context']}", "")
     out_console().print(table)
+
+
+def _gpt_sizes(spec: Any, reference: Any) -> list[dict[str, Any]]:
+    """Each gpt size preset with its parameter count on the reference vocabulary."""
+    from dataclasses import replace
+
+    from bigbench.models import build_model
+    from bigbench.models.specs import GPT_SIZES
+
+    sizes = []
+    for size, (n_layer, n_head, d_model, context) in GPT_SIZES.items():
+        # The reference window fits the smallest preset; each preset is counted at its own.
+        data = replace(reference, sample_shape=(context,))
+        built = build_model(spec.config_class(name=spec.name, size=size), data)
+        sizes.append({"name": spec.name, "size": size, "n_layer": n_layer, "n_head": n_head,
+                      "d_model": d_model, "context": context, "params": built.params})
+    return sizes
 
 
 def data(json_: bool = JSON_OPTION) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bigbench.records import RunEnergy, RunRecord, Section
+from bigbench.records import Evaluation, RunEnergy, RunRecord, Section
 
 
 def human_bytes(value: int | None) -> str | None:
@@ -68,10 +68,8 @@ def summary_rows(record: RunRecord | Mapping[str, Any]) -> list[tuple[str, str]]
             ("MFU", f"{flops.mfu:.1%} of the {flops.peak_dtype} peak"
              if flops.mfu is not None else _na(flops, "mfu")),
         ]
+    rows += _eval_rows(ev)
     rows += [
-        ("test accuracy", f"{ev.accuracy:.2%}" if ev.accuracy is not None
-         else _na(ev, "accuracy")),
-        ("test loss", f"{ev.loss:.4f}" if ev.loss is not None else _na(ev, "loss")),
         ("peak host RSS", human_bytes(mem.host_peak_rss_bytes) or _na(mem, "host")),
         ("peak device memory", human_bytes(mem.device_peak_allocated_bytes)
          or _na(mem, "device_peak_allocated_bytes")),
@@ -90,12 +88,32 @@ def summary_rows(record: RunRecord | Mapping[str, Any]) -> list[tuple[str, str]]
     return rows
 
 
+def _eval_rows(ev: Evaluation) -> list[tuple[str, str]]:
+    """Accuracy and loss; for language models also perplexity, bits/token and the floor."""
+    if ev.perplexity is None and ev.entropy_floor is None and "perplexity" not in ev.reasons:
+        return [("test accuracy", f"{ev.accuracy:.2%}" if ev.accuracy is not None
+                 else _na(ev, "accuracy")),
+                ("test loss", f"{ev.loss:.4f}" if ev.loss is not None else _na(ev, "loss"))]
+    loss = _na(ev, "loss") if ev.loss is None else \
+        f"{ev.loss:.4f} nats/token ({ev.bits_per_token:.3f} bits/token)"
+    if ev.loss is not None and ev.entropy_floor is not None:
+        loss += f", {ev.loss - ev.entropy_floor:+.4f} above the corpus floor " \
+                f"{ev.entropy_floor:.4f}"
+    return [("test loss", loss),
+            ("test perplexity", f"{ev.perplexity:.3f}" if ev.perplexity is not None
+             else _na(ev, "perplexity")),
+            ("next-token accuracy", f"{ev.accuracy:.2%}" if ev.accuracy is not None
+             else _na(ev, "accuracy"))]
+
+
 def _energy_text(energy: RunEnergy) -> str:
     if energy.total_j is None:
         return f"n/a ({energy.reason})"
     methods = sorted({d.method for d in energy.devices if d.measured and d.method})
     per_sample = f"{energy.j_per_sample * 1000:.3f} mJ/sample, " \
         if energy.j_per_sample is not None else ""
+    if energy.j_per_token is not None:
+        per_sample += f"{energy.j_per_token * 1e6:.2f} µJ/token, "
     power = f"{energy.avg_power_w:.1f} W avg " if energy.avg_power_w is not None else ""
     bound = ""
     if energy.uncertainty_j is not None and energy.total_j > 0:

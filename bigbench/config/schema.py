@@ -198,7 +198,13 @@ class BenchConfig(StrictModel):
     modes: list[Literal["train", "infer"]] = Field(
         ["train", "infer"], min_length=1,
         description="'train': forward, backward, optimizer step; 'infer': forward under "
-        "inference_mode.")
+        "inference_mode (for a language model: prefill and decode, measured separately).")
+    seq_lens: list[Annotated[int, Field(ge=1, le=10_000_000)]] | None = Field(
+        None, min_length=1, description="Sequence lengths of sequence models (the training "
+        "window and the prompt); null: the data's.")
+    gen_tokens: list[Annotated[int, Field(ge=1, le=10_000_000)]] = Field(
+        [32], min_length=1, description="Language models: tokens generated per sequence by "
+        "decode points.")
     compile: bool = Field(False, description="torch.compile each model (compile time and "
                           "energy reported separately).")
     channels_last: bool = Field(False, description="channels_last memory format (2-D CNNs).")

@@ -39,6 +39,14 @@ def _check_generated_size(config: StrictModel, device: torch.device) -> None:
     from bigbench.memory_budget import check_fits
 
     name = config.name  # type: ignore[attr-defined]
+    if name == "corpus":
+        samples = config.size + config.test_size  # type: ignore[attr-defined]
+        # int64 windows of T + 1 tokens while generating, then x and y of T tokens each.
+        length = config.context  # type: ignore[attr-defined]
+        check_fits(f"data: {samples:,} corpus windows of {length} tokens",
+                   samples * (3 * length + 1) * 8, device,
+                   "lower data.size, data.test_size or data.context")
+        return
     values = {"synthetic": lambda c: math.prod(c.shape), "digits": lambda c: 28 * 28,
               "tokens": lambda c: c.seq_len}
     if name not in values:

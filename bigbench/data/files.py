@@ -2,6 +2,10 @@
 
 Files are parsed without executing anything they contain: ``.npz`` with ``allow_pickle=False``
 and IDX by its documented header.
+
+An ``.npz`` whose ``x`` is a 1-D integer array and which has no ``y`` is a token stream for
+language modelling: it is cut into windows of ``data.context`` tokens (see ``data.text``), the
+last ``test_fraction`` by position (or a 1-D ``x_test``) being the test split.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import torch
 
 from bigbench.data.specs import MnistArgs, NpzArgs
 from bigbench.data.tensors import Dataset, Split, make_info
+from bigbench.data.text import language_model_dataset, split_stream, stream_windows
 from bigbench.data.validate import check_inputs, check_labels
 from bigbench.errors import DataError
 
@@ -50,6 +55,13 @@ def build_npz(args: NpzArgs, device: torch.device) -> Dataset:
     """Arrays ``x``, ``y`` and optionally ``x_test``, ``y_test`` from an ``.npz`` file."""
     path = Path(args.path)
     arrays = _load_npz(path)
+    if "x" in arrays and "y" not in arrays and arrays["x"].ndim == 1:
+        return _token_stream_npz(args, path, arrays, device)
+    if args.context is not None:
+        raise DataError(f"{path}: data.context applies only to a 1-D integer token array x "
+                        "without y; this file holds "
+                        f"{', '.join(f'{k} {v.shape}' for k, v in sorted(arrays.items()))}; "
+                        "remove data.context")
     missing = [k for k in ("x", "y") if k not in arrays]
     if missing:
         raise DataError(f"{path}: missing array(s) {', '.join(missing)}; found "
@@ -85,6 +97,54 @@ def build_npz(args: NpzArgs, device: torch.device) -> Dataset:
                         f"found {int(x.min())}")
     info = make_info(train, test, num_classes, vocab)
     return Dataset(train.to(device), test.to(device) if test else None, info)
+
+
+#: Token ids of an .npz token stream must lie below this (the vocabulary becomes max + 1).
+MAX_STREAM_VOCAB = 10_000_000
+
+
+def _check_stream(name: str, tokens: np.ndarray, path: Path) -> None:
+    if tokens.ndim != 1 or tokens.dtype.kind not in "iu":
+        raise DataError(f"{path}: array '{name}' is {tokens.dtype} {tokens.shape}; a token "
+                        "stream (x without y) must be a 1-D integer array")
+    if tokens.size and int(tokens.min()) < 0:
+        at = int(np.argmin(tokens))
+        raise DataError(f"{path}: array '{name}' has a negative token {int(tokens[at])} at "
+                        f"index {at}; token ids must be >= 0")
+    if tokens.size and int(tokens.max()) >= MAX_STREAM_VOCAB:
+        at = int(np.argmax(tokens))
+        raise DataError(f"{path}: array '{name}' has token id {int(tokens[at])} at index {at}; "
+                        f"ids must be below {MAX_STREAM_VOCAB:,} (renumber the vocabulary)")
+
+
+def _token_stream_npz(args: NpzArgs, path: Path, arrays: dict[str, np.ndarray],
+                      device: torch.device) -> Dataset:
+    """A 1-D token array ``x`` (and optionally ``x_test``) as language-modelling windows."""
+    x = arrays["x"]
+    _check_stream("x", x, path)
+    if args.context is None:
+        raise DataError(f"{path}: x is a 1-D token stream ({x.size} tokens) and there is no y; "
+                        "set data.context (tokens per window, e.g. 128) to read it for "
+                        "language modelling")
+    if "y_test" in arrays:
+        raise DataError(f"{path}: a token stream x has no y, so y_test has no meaning; remove "
+                        "it (x_test alone is the test stream)")
+    if "x_test" in arrays:
+        x_test = arrays["x_test"]
+        _check_stream("x_test", x_test, path)
+        for name, tokens in (("x", x), ("x_test", x_test)):
+            if tokens.size < args.context + 1:
+                raise DataError(f"{path}: array '{name}' has {tokens.size} tokens, too few for "
+                                f"one window: context {args.context} needs {args.context + 1}")
+        train, test = stream_windows(x, args.context), stream_windows(x_test, args.context)
+        top = max(int(x.max()), int(x_test.max()))
+    else:
+        train, test = split_stream(x, args.test_fraction, args.context, str(path),
+                                   what="test_fraction")
+        top = int(x.max())
+    if top < 1:
+        raise DataError(f"{path}: every token is 0; a token stream needs at least two token ids")
+    return language_model_dataset(train, test, top + 1, device)
 
 
 #: Largest decompressed IDX file read (MNIST's largest is 47 MB); guards against gzip bombs.

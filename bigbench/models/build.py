@@ -56,10 +56,16 @@ def build_model(config: StrictModel, data: DataInfo) -> BuiltModel:
 
 
 def check_model_fits(config: StrictModel, data: DataInfo, device: torch.device,
-                     state_copies: int = 4) -> int:
+                     state_copies: int = 4, batch_size: int = 1, value_bytes: int = 4) -> int:
     """Count the parameters on the meta device (no memory) and refuse a model that cannot fit.
 
-    ``state_copies`` covers weights, gradients and up to two optimizer buffers per parameter.
+    The estimate is the parameters times ``state_copies`` (weights, gradients and up to two
+    optimizer buffers per parameter) plus the activations of a training step where the family
+    estimates them (transformers: see ``ModelFamily.activation_bytes``).
+
+    Args:
+        batch_size: Samples per training step; value_bytes: bytes per activation value (4 for
+            fp32, 2 under bf16/fp16 autocast).
 
     Returns:
         The parameter count.
@@ -69,9 +75,18 @@ def check_model_fits(config: StrictModel, data: DataInfo, device: torch.device,
     from bigbench.memory_budget import check_fits
 
     with torch.device("meta"):
-        params = build_model(config, data).params
-    check_fits(f"model '{config.name}' with {params:,} parameters", params * 4 * state_copies,  # type: ignore[attr-defined]
-               device, "use smaller model.channels / hidden sizes")
+        built = build_model(config, data)
+    params = built.params
+    window = data.sample_shape[0] if data.sample_shape else 1
+    activations = built.family.activation_bytes(built.args, batch_size, window, value_bytes)
+    what = f"model '{config.name}' with {params:,} parameters"  # type: ignore[attr-defined]
+    if activations:
+        what += (f" ({params * 4 * state_copies / 2**30:.1f} GiB of weights, gradients and "
+                 f"optimizer state, {activations / 2**30:.1f} GiB of activations at batch "
+                 f"{batch_size} × {window} tokens)")
+    check_fits(what, params * 4 * state_copies + activations, device,
+               "use a smaller model or batch, model.checkpoint_activations: true, or bf16"
+               if activations else "use smaller model.channels / hidden sizes")
     return params
 
 

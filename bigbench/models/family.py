@@ -16,12 +16,32 @@ def _never(args: Mapping[str, Any]) -> bool:
     return False
 
 
+def _unknown(args: Mapping[str, Any], batch: int, window: int, value_bytes: int) -> int:
+    return 0
+
+
+def transformer_activation_bytes(args: Mapping[str, Any], batch: int, window: int,
+                                 value_bytes: int) -> int:
+    """Activations a decoder-only transformer keeps for the backward pass, bytes (an estimate).
+
+    Per layer and token about 17·d_model values (Korthikanti et al. 2022, "Reducing Activation
+    Recomputation in Large Transformer Models": 34·s·b·h bytes in 16-bit, with fused attention
+    so no s² score matrix is kept); with activation checkpointing only each block's input.
+    The logits and their softmax gradient add about 3 fp32 values per token and vocabulary
+    entry.
+    """
+    tokens = batch * window
+    d_model, layers, vocab = args["d_model"], args["n_layer"], args["vocab_size"]
+    per_layer = (1 if args.get("checkpoint_activations") else 17) * d_model * value_bytes
+    return tokens * (layers * per_layer + 3 * vocab * 4)
+
+
 @dataclass(frozen=True)
 class ModelFamily:
     """The capabilities shared by every model of one family.
 
     Attributes:
-        name: Family name recorded in run.json (``cnn``, ``recurrent``).
+        name: Family name recorded in run.json (``cnn``, ``recurrent``, ``transformer``).
         sequence_input: Inputs are sequences whose first sample dimension is time: a sample
             holds that many items (tokens or time steps), so throughput is also reported per
             item (tokens/s).
@@ -29,12 +49,16 @@ class ModelFamily:
             convolution inputs that can run in the channels_last memory format.
         cudnn_layers: Its layers run as cuDNN kernels on CUDA (recurrent layers), so their
             fp32 math follows cuDNN's TF32 switch rather than the matmul precision.
+        activation_bytes: Given resolved args, batch size, window length and bytes per value,
+            the activation memory of a training step (0: not estimated; the family's models
+            are small beside their data).
     """
 
     name: str
     sequence_input: bool = False
     cudnn_layers: bool = False
     channels_last_when: Callable[[Mapping[str, Any]], bool] = _never
+    activation_bytes: Callable[[Mapping[str, Any], int, int, int], int] = _unknown
 
     def supports_channels_last(self, args: Mapping[str, Any]) -> bool:
         """Whether a model of this family with resolved ``args`` can run channels_last."""
@@ -45,3 +69,6 @@ class ModelFamily:
 CNN = ModelFamily("cnn", channels_last_when=lambda args: args.get("conv_dims") == 2)
 #: Recurrent sequence models (RNN, LSTM, GRU).
 RECURRENT = ModelFamily("recurrent", sequence_input=True, cudnn_layers=True)
+#: Transformer language models (gpt): token sequences, no cuDNN recurrent kernels.
+TRANSFORMER = ModelFamily("transformer", sequence_input=True,
+                          activation_bytes=transformer_activation_bytes)

@@ -11,13 +11,17 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from bigbench.data.info import DataInfo
-from bigbench.models.family import CNN, RECURRENT
+from bigbench.models.family import CNN, RECURRENT, TRANSFORMER
 from bigbench.models.registry import register_model
 from bigbench.strict import StrictModel
 
 # What `bigbench models` builds each model for when it reports default parameter counts.
 MNIST_LIKE = DataInfo(sample_shape=(1, 28, 28), num_classes=10)
 REFERENCE_TOKENS = DataInfo(sample_shape=(20,), num_classes=2, vocab_size=10)
+#: GPT-2's 50,257-token vocabulary, so listed counts compare with published GPT-2 sizes. The
+#: window is the default (tiny) preset's context, so the default model builds on it.
+GPT2_TOKENS = DataInfo(sample_shape=(128,), num_classes=50257, vocab_size=50257,
+                       task="language_modeling")
 
 
 @register_model(
@@ -67,7 +71,11 @@ class CNNArgs(StrictModel):
 
 
 class RecurrentArgs(StrictModel):
-    """Optional embedding → recurrent layers → linear head on the last time step."""
+    """Optional embedding → recurrent layers → linear head.
+
+    Classification reads the sequence out once (``readout``); language modelling predicts the
+    next token at every position.
+    """
 
     input: Literal["auto", "tokens", "features"] = Field(
         "auto",
@@ -88,7 +96,15 @@ class RecurrentArgs(StrictModel):
         0.0, ge=0.0, lt=1.0, description="Dropout between recurrent layers (needs num_layers > 1)."
     )
     num_classes: int | None = Field(
-        None, ge=2, le=1_000_000, description="Output classes; null takes them from the data."
+        None, ge=2, le=1_000_000,
+        description="Output classes; null takes them from the data (the vocabulary size for "
+        "language modelling).",
+    )
+    readout: Literal["last", "mean", "concat"] = Field(
+        "last",
+        description="Classification only: what the head sees. 'last': the final hidden state of "
+        "the last layer (both directions); 'mean': the last layer's outputs averaged over time; "
+        "'concat': all time steps' outputs side by side (needs the data's fixed length T).",
     )
 
     @model_validator(mode="after")
@@ -114,3 +130,72 @@ for _cell, _summary in _RECURRENT.items():
         family=RECURRENT,
         reference_data=REFERENCE_TOKENS,
     )(RecurrentArgs)
+
+
+#: GPT size presets: (n_layer, n_head, d_model, context). ``small`` is nanoGPT's character model,
+#: ``124m`` / ``350m`` GPT-2 small / medium, ``1.3b`` GPT-3 XL's geometry.
+GPT_SIZES: dict[str, tuple[int, int, int, int]] = {
+    "tiny": (2, 2, 64, 128),
+    "mini": (4, 4, 128, 256),
+    "small": (6, 6, 384, 256),
+    "124m": (12, 12, 768, 1024),
+    "350m": (24, 16, 1024, 1024),
+    "1.3b": (24, 16, 2048, 2048),
+}
+
+
+@register_model(
+    "gpt",
+    builder="bigbench.models.gpt:build_gpt",
+    summary="Decoder-only transformer language model (GPT-2 style); sizes tiny … 1.3b",
+    family=TRANSFORMER,
+    reference_data=GPT2_TOKENS,
+)
+class GPTArgs(StrictModel):
+    """Token + position embedding → pre-LayerNorm transformer blocks → tied LM head."""
+
+    size: Literal["tiny", "mini", "small", "124m", "350m", "1.3b"] = Field(
+        "tiny",
+        description="Geometry preset (n_layer, n_head, d_model, context): tiny (2, 2, 64, 128), "
+        "mini (4, 4, 128, 256), small (6, 6, 384, 256), 124m (12, 12, 768, 1024) = GPT-2 small, "
+        "350m (24, 16, 1024, 1024) = GPT-2 medium, 1.3b (24, 16, 2048, 2048) = GPT-3 XL. "
+        "Explicit n_layer / n_head / d_model / context override it.",
+    )
+    n_layer: int | None = Field(
+        None, ge=1, le=1024, description="Transformer blocks; null takes it from size.")
+    n_head: int | None = Field(
+        None, ge=1, le=1024,
+        description="Attention heads per block; d_model must be divisible by it. Null takes it "
+        "from size.",
+    )
+    d_model: int | None = Field(
+        None, ge=1, le=65536, description="Residual stream width; null takes it from size.")
+    context: int | None = Field(
+        None, ge=1, le=1_048_576,
+        description="Longest sequence in tokens (learned position table length); the data's "
+        "window must not exceed it. Null: the size preset's, or the data's window when that "
+        "is longer.",
+    )
+    vocab_size: int | None = Field(
+        None, ge=2, le=10_000_000,
+        description="Token vocabulary (embedding rows and logits); null takes it from the data. "
+        "It may exceed the data's (e.g. 50304 for GPT-2, a multiple of 64 for speed).",
+    )
+    dropout: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="Dropout on the embeddings, attention weights and each residual branch.",
+    )
+    bias: bool = Field(
+        True, description="Biases in the Linear and LayerNorm layers (GPT-2 has them).")
+    rope: bool = Field(
+        False,
+        description="Rotary position embeddings on queries and keys instead of a learned "
+        "position table (head dimension must be even).",
+    )
+    tie_weights: bool = Field(
+        True, description="Share the LM head's weights with the token embedding (as GPT-2).")
+    checkpoint_activations: bool = Field(
+        False,
+        description="Recompute each block's activations in the backward pass instead of "
+        "keeping them: less memory, about a third more compute per training step.",
+    )

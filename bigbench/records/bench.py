@@ -34,7 +34,9 @@ class PointSettings(Part):
     """What identifies a point when two results are compared."""
 
     model: str = field("Registry model name.")
-    mode: Literal["train", "infer"] = field("train (forward, loss, backward, step) or infer.")
+    mode: Literal["train", "infer", "prefill", "decode"] = field(
+        "train (forward, loss, backward, step) or infer; for language models prefill (the "
+        "prompt into an empty KV cache) or decode (one token per sequence per step).")
     precision: str = field("fp32, bf16 or fp16 (bf16/fp16 under autocast).")
     batch_size: int = field("Samples per step.", ge=1)
     compile: bool = field("Whether the model ran under torch.compile.")
@@ -42,6 +44,8 @@ class PointSettings(Part):
     model_args: dict[str, Any] = field("Model arguments beyond the defaults.",
                                        default_factory=dict)
     sample_shape: list[int] = field("Shape of one input sample.", default_factory=list)
+    gen_tokens: int | None = field("Decode points: tokens generated per sequence (steps cycle "
+                                   "over these cache positions).", None)
 
 
 class JPerSample(Spread):
@@ -74,6 +78,8 @@ class PointEnergy(ReasonedSection):
     j_per_sample: JPerSample = field("J/sample over the repeats.")
     repeats: list[RepeatEnergy] = field("Every repeat's energy.", default_factory=list)
     devices: list[EnergyDevice] = field("Per device, for the last repeat.")
+    j_per_token: JPerSample | None = absent("Language models: J/token over the repeats "
+                                            "(J/sample ÷ tokens per sample).")
 
 
 class PointMemory(ReasonedSection):
@@ -132,7 +138,10 @@ class BenchPoint(Part):
     reason: str | None = field("Why the point was skipped or ran out of memory.", None)
     error: str | None = field("The error of a failed or out-of-memory point.", None)
     samples_per_s: Spread | None = absent("Samples/s over the repeats.")
-    latency_s: StepTimes | None = absent("Step times over all measured steps, s.")
+    tokens_per_s: Spread | None = absent("Language models: tokens/s over the repeats (a sample "
+                                         "is a window, a prompt, or one decoded token).")
+    latency_s: StepTimes | None = absent("Step times over all measured steps, s (prefill: time "
+                                         "to first token; decode: time per output token).")
     steps: PointSteps | None = absent("Steps and time measured.")
     memory: PointMemory | None = absent("Peak memory.")
     energy: PointEnergy | None = absent("Energy.")

@@ -90,6 +90,8 @@ class DataSummary(Part):
     vocab_size: int | None = field("Token vocabulary (null for non-token inputs).")
     train_size: int = field("Training samples.")
     test_size: int | None = field("Test samples (null or 0: no test split).")
+    entropy_floor: float | None = absent("The generated corpus's exact lowest reachable mean "
+                                         "cross-entropy on its windows, nats/token.")
 
 
 class Resume(Part):
@@ -163,6 +165,8 @@ class RunEnergy(ReasonedSection):
     j_per_sample: float | None = field("total_j / measured samples, J/sample.")
     j_per_sample_uncertainty: float | None = field("Half-width of j_per_sample, J/sample.",
                                                    None)
+    j_per_token: float | None = field("j_per_sample / tokens per sample, J/token (sequence "
+                                      "inputs only).", None)
     samples_per_j: float | None = field("Measured samples / total_j, samples/J.")
     avg_power_w: float | None = field("total_j / measured time, W.")
     peak_power_w: float | None = field("Highest summed power at one sampler tick, W.")
@@ -196,8 +200,15 @@ class RunFlops(Section):
 class Evaluation(Section):
     """The last evaluation."""
 
-    accuracy: float | None = field("Test accuracy (fraction).")
-    loss: float | None = field("Mean test cross-entropy.")
+    accuracy: float | None = field("Test accuracy (fraction); for language models next-token "
+                                   "top-1 accuracy.")
+    loss: float | None = field("Mean test cross-entropy (per token for language models), nats.")
+    perplexity: float | None = field("exp(loss) (language models).", None)
+    bits_per_token: float | None = field("loss / ln 2 (language models), bits/token.", None)
+    entropy_floor: float | None = absent("The generated corpus's exact lowest reachable loss, "
+                                         "nats/token.")
+    loss_above_floor: float | None = field("loss − entropy_floor, nats/token (generated "
+                                           "corpus only).", None)
     samples: int = field("Samples evaluated.")
     step: int | None = field("Step of the evaluation.")
     epoch: int | None = field("Epoch of the evaluation.", None)
@@ -309,7 +320,7 @@ class RunRecord(Part):
     config: RunConfig = field("The resolved config.")
     env: Environment = field("Environment.")
     performance: Performance = field("Runtime settings used.")
-    task: str | None = field("classification or language modelling.", None)
+    task: str | None = field("classification or language_modeling.", None)
     model: ModelInfo = field("The model.")
     data: DataSummary = field("The data.")
     resumed: list[Resume] | None = absent("Each resume (resumed runs).")

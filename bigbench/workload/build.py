@@ -26,7 +26,7 @@ from bigbench.optim import build_optimizer, build_schedule
 from bigbench.rank import SINGLE, Rank
 from bigbench.speed import apply_runtime_settings
 from bigbench.workload.precision import Precision
-from bigbench.workload.task import CLASSIFICATION, Task
+from bigbench.workload.task import CLASSIFICATION, Task, task_for
 
 if TYPE_CHECKING:
     from bigbench.config.schema import ExperimentConfig, OptimizerConfig, TrainConfig
@@ -127,7 +127,8 @@ def build_workload(config: ExperimentConfig, rank: Rank = SINGLE) -> Workload:
     performance = apply_runtime_settings(train, device)
     seed_everything(train.seed)
     dataset = build_data(config.data, device)
-    check_model_fits(config.model, dataset.info, device)
+    check_model_fits(config.model, dataset.info, device, batch_size=train.batch_size,
+                     value_bytes=4 if train.precision == "fp32" else 2)
     built = build_model(config.model, dataset.info)
     batcher = Batcher(dataset.train, train.batch_size, train.drop_last, train.seed,
                       rank=rank.rank, world_size=rank.world_size)
@@ -138,7 +139,8 @@ def build_workload(config: ExperimentConfig, rank: Rank = SINGLE) -> Workload:
     optimizer = build_optimizer(train.optimizer, built.module.parameters())
     workload = Workload(
         device=device, built=built, runnable=built.module, info=dataset.info,
-        precision=precision, channels_last=channels_last, optimizer_config=train.optimizer,
+        task=task_for(dataset.info), precision=precision, channels_last=channels_last,
+        optimizer_config=train.optimizer,
         optimizer=optimizer, schedule=build_schedule(train.schedule, optimizer, total_steps),
         scaler=precision.grad_scaler(device), grad_clip=train.grad_clip,
         skip_non_finite=train.on_nan == "skip_step", data=dataset, batcher=batcher,
@@ -152,8 +154,10 @@ def build_workload(config: ExperimentConfig, rank: Rank = SINGLE) -> Workload:
 def workload_from_module(built: BuiltModel, info: DataInfo, device: torch.device, *,
                          precision: str = "fp32", channels_last: bool = False,
                          optimizer: OptimizerConfig | None = None, compile: bool = False,
-                         task: Task = CLASSIFICATION) -> Workload:
+                         task: Task | None = None) -> Workload:
     """A workload around an existing model (moved to ``device``); with ``optimizer`` it trains.
+
+    The task defaults to the one ``info`` defines (see :func:`task_for`).
 
     Raises:
         ConfigError: when channels_last is asked of a model whose family cannot use it.
@@ -167,7 +171,8 @@ def workload_from_module(built: BuiltModel, info: DataInfo, device: torch.device
     return Workload(
         device=device, built=built,
         runnable=torch.compile(built.module) if compile else built.module, info=info,
-        task=task, precision=resolved, channels_last=channels_last, optimizer_config=optimizer,
+        task=task or task_for(info), precision=resolved, channels_last=channels_last,
+        optimizer_config=optimizer,
         optimizer=opt, scaler=resolved.grad_scaler(device) if opt else None)
 
 

@@ -25,17 +25,31 @@ if TYPE_CHECKING:
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 Step = Callable[[Batch], torch.Tensor]
-Mode = Literal["train", "infer"]
+Mode = Literal["train", "infer", "prefill", "decode"]
 
 
-def build_step(workload: Workload, mode: Mode) -> Step:
-    """The step the engine runs: ``train`` (forward, loss, backward, update) or ``infer``.
+def build_step(workload: Workload, mode: Mode, *, batch_size: int = 1,
+               gen_tokens: int = 1) -> Step:
+    """The step the engine runs.
 
-    Both return a tensor the engine may read back at log intervals (the loss, or one output
-    value for inference); neither synchronises the device.
+    Modes: ``train`` (forward, loss, backward, update); ``infer`` (forward under
+    inference_mode); for language models with a KV cache ``prefill`` (the prompt — the batch's
+    whole window — through the model into an empty cache; returns the first generated token,
+    so a step's time is the time to first token) and ``decode`` (one new token per sequence
+    against a cache holding a prompt of the window's length; returns its greedy choice).
+
+    Every step returns a tensor the engine may read back at log intervals; none synchronises
+    the device.
+
+    Args:
+        batch_size: ``decode``: sequences in the cache (the batches' size).
+        gen_tokens: ``decode``: tokens generated per sequence before the cache is rewound to
+            the prompt, so steps cycle over positions prompt … prompt + gen_tokens − 1.
     """
     if mode == "infer":
         return _infer_step(workload)
+    if mode in ("prefill", "decode"):
+        return _cached_step(workload, mode, batch_size, gen_tokens)
     if workload.optimizer is None:
         raise ValueError("a training step needs a workload built with an optimizer")
     return _train_step(workload)
@@ -56,6 +70,53 @@ def _infer_step(workload: Workload) -> Step:
             return model(inputs).reshape(-1)[0]  # a view: the engine's per-interval read-back
 
     return infer
+
+
+def _cached_step(workload: Workload, mode: Mode, batch_size: int, gen_tokens: int) -> Step:
+    """Prefill or decode through the model's KV cache (see :func:`build_step`)."""
+    model, device = workload.model, workload.device
+    make_cache = getattr(model, "make_cache", None)
+    if make_cache is None:
+        raise ValueError(f"model '{workload.built.name}' has no KV cache: {mode} needs one "
+                         "(use mode infer)")
+    amp_dtype = workload.precision.autocast_dtype
+    prompt = workload.info.sample_shape[0]
+    model.eval()
+
+    def run(tokens: torch.Tensor, cache: Any) -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype,
+                                                    enabled=amp_dtype is not None):
+            # One value (a view) for the engine's read-back; the whole next-token choice is made.
+            return model(tokens, cache=cache)[:, -1].argmax(dim=-1).reshape(-1)[0]
+
+    # Under autocast the cache holds keys and values in the autocast dtype, as they are made.
+    cache_dtype = amp_dtype or next(model.parameters()).dtype
+    if mode == "prefill":
+        prefill_cache = None
+
+        def prefill(batch: Batch) -> torch.Tensor:
+            nonlocal prefill_cache
+            tokens = batch[0]
+            if prefill_cache is None or prefill_cache.batch_size != tokens.shape[0]:
+                prefill_cache = make_cache(tokens.shape[0], prompt, dtype=cache_dtype)
+            prefill_cache.length = 0
+            return run(tokens, prefill_cache)
+
+        return prefill
+
+    cache = make_cache(batch_size, prompt + gen_tokens, dtype=cache_dtype)
+    # The prompt's tokens are made where the weights are (a meta twin counts FLOPs).
+    where = next(model.parameters()).device
+    generator = torch.Generator(device=where).manual_seed(0) if where.type != "meta" else None
+    vocab = workload.info.vocab_size or 1
+    run(torch.randint(0, vocab, (batch_size, prompt), generator=generator, device=where), cache)
+
+    def decode(batch: Batch) -> torch.Tensor:
+        if cache.length >= prompt + gen_tokens:
+            cache.length = prompt  # rewind: the prompt's keys and values stay in place
+        return run(batch[0][:, :1], cache)
+
+    return decode
 
 
 def _train_step(workload: Workload) -> Step:
@@ -107,8 +168,34 @@ def step_flops(workload: Workload) -> dict[str, Any]:
         training-step FLOPs that run in cuDNN on CUDA: convolutions, recurrent layers) and
         ``method``.
     """
+    from bigbench.measure.flops import count_flops
+
+    twin, batch = _meta_twin(workload, samples=2)  # 2 catches batch-dependent shapes
+    train, train_conv = count_flops(lambda: build_step(twin, "train")(batch), 2)
+    forward, _ = count_flops(lambda: build_step(twin, "infer")(batch), 2)
+    # On CUDA, convolutions and the recurrent layers run in cuDNN, under cuDNN's TF32 switch.
+    cudnn = train if workload.built.family.cudnn_layers else train_conv
+    return {"train_step_per_sample": train, "forward_per_sample": forward,
+            "cudnn_share": cudnn / train if train else None, "method": "flop_counter_meta"}
+
+
+def cached_step_flops(workload: Workload, mode: Mode, gen_tokens: int = 1) -> int:
+    """FLOPs per sample of THE prefill step (per prompt) or decode step (per generated token,
+    averaged over the ``gen_tokens`` positions a decode point cycles through), on a meta twin.
+    """
+    from bigbench.measure.flops import count_flops
+
+    twin, batch = _meta_twin(workload, samples=1)
+    if mode == "prefill":
+        return count_flops(lambda: build_step(twin, "prefill")(batch), 1)[0]
+    step = build_step(twin, "decode", batch_size=1, gen_tokens=gen_tokens)
+    return count_flops(lambda: [step(batch) for _ in range(gen_tokens)], gen_tokens)[0]
+
+
+def _meta_twin(workload: Workload, samples: int) -> tuple[Workload, Batch]:
+    """The workload around a meta-device copy of its model, and a meta batch of ``samples``."""
     from bigbench.config.schema import OptimizerConfig
-    from bigbench.measure.flops import count_flops, meta_copy
+    from bigbench.measure.flops import meta_copy
     from bigbench.optim import build_optimizer
     from bigbench.workload.precision import Precision
 
@@ -116,25 +203,22 @@ def step_flops(workload: Workload) -> dict[str, Any]:
     # elementwise and counts 0, so any optimizer gives the same training-step FLOPs.
     optimizer = workload.optimizer_config or OptimizerConfig(name="sgd")
     twin_model = meta_copy(workload.model)
+    meta = torch.device("meta")
+    # fp32 (autocast off) on the meta twin; its device only names the autocast device type.
     twin = dataclasses.replace(
-        workload, built=dataclasses.replace(workload.built, module=twin_model),
+        workload, device=torch.device("cpu") if workload.device.type == "meta" else
+        workload.device, built=dataclasses.replace(workload.built, module=twin_model),
         runnable=twin_model, precision=Precision("fp32"), channels_last=False, schedule=None,
         scaler=None, grad_clip=None, skip_non_finite=False,  # no host reads of meta values
         optimizer=build_optimizer(optimizer, twin_model.parameters()))
-    info, samples = workload.info, 2  # FLOPs scale with the batch; 2 catches batch-dependent shapes
-    with torch.device("meta"):
+    info = workload.info
+    with meta:
         if info.is_tokens:
             inputs = torch.randint(0, info.vocab_size or 1, (samples, *info.sample_shape))
         else:
             inputs = torch.randn(samples, *info.sample_shape)
-        batch = (inputs, workload.task.synthetic_targets(samples, info, None,
-                                                         torch.device("meta")))
-    train, train_conv = count_flops(lambda: build_step(twin, "train")(batch), samples)
-    forward, _ = count_flops(lambda: build_step(twin, "infer")(batch), samples)
-    # On CUDA, convolutions and the recurrent layers run in cuDNN, under cuDNN's TF32 switch.
-    cudnn = train if workload.built.family.cudnn_layers else train_conv
-    return {"train_step_per_sample": train, "forward_per_sample": forward,
-            "cudnn_share": cudnn / train if train else None, "method": "flop_counter_meta"}
+        targets = workload.task.synthetic_targets(samples, info, None, meta)
+    return twin, (inputs, targets)
 
 
 def evaluate(workload: Workload, split: Split, batch_size: int) -> dict[str, float]:

@@ -2,12 +2,16 @@
 
 A task owns the loss, the targets (real or synthetic), the evaluation metrics and how many items
 (tokens, time steps) one sample holds. Steps, benchmarks and FLOP counting ask the task instead
-of repeating its contract. Classification is the task of the CNN and recurrent families: logits
-``(N, C)``, integer labels ``(N,)``, cross-entropy, accuracy.
+of repeating its contract. The data decides the task (``DataInfo.task``):
+
+- classification: logits ``(N, C)``, integer labels ``(N,)``, cross-entropy, accuracy;
+- language modelling: logits ``(N, T, V)``, the next token at every position ``(N, T)``,
+  cross-entropy per token, perplexity and bits per token.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
@@ -91,3 +95,65 @@ class Classification:
 
 
 CLASSIFICATION = Classification()
+
+
+class LanguageModeling:
+    """Next-token prediction at every position of a window of ``T`` tokens.
+
+    The loss is the mean cross-entropy over every predicted token (nats/token); evaluation adds
+    perplexity (``exp(loss)``), bits per token (``loss / ln 2``) and next-token top-1 accuracy.
+    A sample is one window, so tokens/s is samples/s × ``T``.
+    """
+
+    name = "language_modeling"
+    metrics = ("loss", "perplexity", "bits_per_token", "accuracy")
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over every position of the batch, nats/token."""
+        from torch.nn import functional
+
+        return functional.cross_entropy(outputs.reshape(-1, outputs.shape[-1]),
+                                        targets.reshape(-1))
+
+    def evaluate(self, model: nn.Module, batches: Iterable[Batch], samples: int,
+                 amp_dtype: torch.dtype | None) -> dict[str, float]:
+        """Loss per token, perplexity, bits per token, top-1 accuracy; one sync at the end."""
+        import torch
+        from torch.nn import functional
+
+        device = next(model.parameters()).device
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        tokens = 0
+        with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype,
+                                                    enabled=amp_dtype is not None):
+            for inputs, targets in batches:
+                logits = model(inputs).float()
+                flat = logits.reshape(-1, logits.shape[-1])
+                loss_sum += functional.cross_entropy(flat, targets.reshape(-1),
+                                                     reduction="sum").double()
+                correct += (flat.argmax(dim=1) == targets.reshape(-1)).sum()
+                tokens += targets.numel()
+        loss = loss_sum.item() / tokens
+        return {"loss": loss, "perplexity": math.exp(loss) if loss < 700 else math.inf,
+                "bits_per_token": loss / math.log(2), "accuracy": correct.item() / tokens}
+
+    def synthetic_targets(self, count: int, info: DataInfo, generator: torch.Generator | None,
+                          device: torch.device) -> torch.Tensor:
+        """Uniform random next tokens, one per position."""
+        import torch
+
+        return torch.randint(0, info.num_classes, (count, *info.sample_shape),
+                             generator=generator, device=device)
+
+    def items_per_sample(self, info: DataInfo, family: ModelFamily) -> tuple[int | None, str]:
+        """Tokens per window."""
+        return info.sample_shape[0], "tokens"
+
+
+LANGUAGE_MODELING = LanguageModeling()
+
+
+def task_for(info: DataInfo) -> Task:
+    """The task the data's targets define."""
+    return LANGUAGE_MODELING if info.task == "language_modeling" else CLASSIFICATION
