@@ -36,8 +36,20 @@ def reference_workload(name: str, optimizer=None, channels_last: bool = False): 
                                 optimizer=optimizer or OptimizerConfig(name="sgd", lr=0.01))
 
 
-def classic_step(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer,
-                 images: torch.Tensor, labels: torch.Tensor) -> None:
+def token_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The language-model loss as nanoGPT-style loops write it: every position's next token."""
+    return nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+
+def classic_criterion(language_model: bool) -> Callable[[torch.Tensor, torch.Tensor],
+                                                        torch.Tensor]:
+    """CrossEntropyLoss for a classifier, the flattened per-token loss for a language model."""
+    return token_cross_entropy if language_model else nn.CrossEntropyLoss()
+
+
+def classic_step(model: nn.Module, criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                 optimizer: torch.optim.Optimizer, images: torch.Tensor,
+                 labels: torch.Tensor) -> None:
     """The textbook training step, exactly as the classic examples write it."""
     outputs = model(images)
     loss = criterion(outputs, labels)
@@ -48,13 +60,13 @@ def classic_step(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.
 
 def bare_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
               steps: int, warmup: int, lr: float = 0.01, momentum: float = 0.0,
-              seed: int = 0) -> float:
+              seed: int = 0, language_model: bool = False) -> float:
     """The plain loop — forward, loss, zero_grad, backward, step — on in-memory tensors.
 
     Batches are slices through a seeded permutation (no DataLoader). Returns samples/s over the
     ``steps`` after ``warmup``.
     """
-    criterion = nn.CrossEntropyLoss()
+    criterion = classic_criterion(language_model)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     per_epoch = len(x) // batch_size
@@ -69,13 +81,14 @@ def bare_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
 
 
 def dataloader_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                    steps: int, warmup: int, lr: float = 0.01, momentum: float = 0.0) -> float:
+                    steps: int, warmup: int, lr: float = 0.01, momentum: float = 0.0,
+                    language_model: bool = False) -> float:
     """The same loop fed by ``DataLoader(TensorDataset(x, y), shuffle=True)``."""
     from torch.utils.data import DataLoader, TensorDataset
 
     loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True,
                         drop_last=True)
-    criterion = nn.CrossEntropyLoss()
+    criterion = classic_criterion(language_model)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     done, start = 0, 0.0
     while done < warmup + steps:

@@ -6,7 +6,10 @@ powercap tree where this machine has no RAPL) — and with channels_last off so 
 same kernels. A third arm feeds the bare loop through DataLoader(TensorDataset), as the classic
 loop does. Arms are interleaved, repeated, and compared by median.
 
-    .venv/bin/python benchmarks/overhead.py [--repeats 5] [--models cnn,rnn]
+    .venv/bin/python benchmarks/overhead.py [--repeats 5] [--models cnn,rnn,gpt]
+
+``gpt`` is the tiny GPT on 64-token windows of the built-in corpus (tokens/s = samples/s × 64);
+its bare loop computes the loss as nanoGPT does, over every position.
 
 Target: bigbench ≥ 0.99× the bare loop's samples/s.
 """
@@ -21,7 +24,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import bare_loop, dataloader_loop, interleaved, reference_model, summary
+from common import bare_loop, dataloader_loop, interleaved, summary
 from fakes import LivePowercap
 
 from bigbench.config import load_config
@@ -33,6 +36,7 @@ from bigbench.train import run_training
 SETUPS = {  # model → (dataset section, measured steps)
     "cnn": ("{name: digits, size: 10000, test_size: 0}", 300),
     "rnn": ("{name: tokens, size: 10000, test_size: 0}", 2000),
+    "gpt": ("{name: corpus, vocab_size: 32, context: 64, size: 20000, test_size: 0}", 200),
 }
 WARMUP = 10
 
@@ -51,29 +55,32 @@ output: {{dir: {work / 'runs'}, save_weights: false}}
     return path
 
 
-def engine_alone(model: str, repeats: int, steps: int = 60) -> tuple[float, float]:
+def engine_alone(config, repeats: int, steps: int = 60) -> tuple[float, float]:  # noqa: ANN001
     """The step engine vs a bare loop in one process, on the same model, optimizer and batches.
 
     Everything else (data generation, process state, other threads) is shared, so this isolates
     what the engine's hot loop adds. Returns the median samples/s of (bare, engine).
     """
-    from common import classic_step, reference_workload
+    from common import classic_criterion, classic_step
 
+    from bigbench.config.schema import OptimizerConfig
     from bigbench.engine import StepEngine, train_phases
     from bigbench.measure.energy.setup import null_monitor
     from bigbench.measure.meter import Meter
     from bigbench.measure.timing import StepTimer
+    from bigbench.models import build_model
+    from bigbench.workload.build import workload_from_module
     from bigbench.workload.steps import build_step
 
     torch.manual_seed(0)
-    workload = reference_workload(model)
+    data = build_data(config.data, torch.device("cpu"))
+    workload = workload_from_module(build_model(config.model, data.info), data.info,
+                                    torch.device("cpu"),
+                                    optimizer=OptimizerConfig(name="sgd", lr=0.01))
     net, optimizer = workload.model, workload.optimizer
-    info = _reference_input(model)
-    x = (torch.randint(0, 10, (64 * steps, *info)) if model != "cnn"
-         else torch.randn(64 * steps, *info))
-    y = torch.randint(0, 2 if model != "cnn" else 10, (64 * steps,))
+    x, y = data.train.x, data.train.y
     batches = [(x[i * 64:(i + 1) * 64], y[i * 64:(i + 1) * 64]) for i in range(steps)]
-    criterion = torch.nn.CrossEntropyLoss()
+    criterion = classic_criterion(data.info.task == "language_modeling")
     step = build_step(workload, "train")
 
     def bare() -> float:
@@ -94,12 +101,6 @@ def engine_alone(model: str, repeats: int, steps: int = 60) -> tuple[float, floa
     return statistics.median(results["bare"]), statistics.median(results["engine"])
 
 
-def _reference_input(model: str) -> tuple[int, ...]:
-    from bigbench.models import MODELS
-
-    return MODELS.get(model).extras["reference_data"].sample_shape
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -117,22 +118,27 @@ def main() -> None:
 
 def compare(model: str, work: Path, repeats: int) -> None:
     """Interleave the three arms for one model and print medians and ratios."""
+    from bigbench.models import build_model
+
     config = load_config(_config(work, model))
-    data = build_data(config.data, torch.device("cpu")).train
-    steps = SETUPS[model][1]
+    dataset = build_data(config.data, torch.device("cpu"))
+    data, steps = dataset.train, SETUPS[model][1]
+    language_model = dataset.info.task == "language_modeling"
 
     def fresh() -> torch.nn.Module:
         torch.manual_seed(0)
-        return reference_model(model)
+        return build_model(config.model, dataset.info).module
 
     def bigbench_arm() -> float:
         return run_training(config, out=None, stop=StopRequest()).record["throughput"][
             "samples_per_s"]
 
     results = interleaved({
-        "bare loop": lambda: bare_loop(fresh(), data.x, data.y, 64, steps, WARMUP),
+        "bare loop": lambda: bare_loop(fresh(), data.x, data.y, 64, steps, WARMUP,
+                                       language_model=language_model),
         "bigbench train": bigbench_arm,
-        "DataLoader loop": lambda: dataloader_loop(fresh(), data.x, data.y, 64, steps, WARMUP),
+        "DataLoader loop": lambda: dataloader_loop(fresh(), data.x, data.y, 64, steps, WARMUP,
+                                                   language_model=language_model),
     }, repeats)
     print(f"== {model}: {steps} measured steps of batch 64, {repeats} repeats")
     for name, values in results.items():
@@ -142,7 +148,7 @@ def compare(model: str, work: Path, repeats: int) -> None:
     loader = statistics.median(results["DataLoader loop"])
     print(f"  bigbench / bare loop:       {ours / bare:.3f}  (target >= 0.99)")
     print(f"  bigbench / DataLoader loop: {ours / loader:.3f}")
-    alone_bare, alone_engine = engine_alone(model, repeats=4 * repeats)
+    alone_bare, alone_engine = engine_alone(config, repeats=4 * repeats)
     print(f"  step engine alone vs bare loop, same process and batches "
           f"({4 * repeats} repeats): {alone_engine / alone_bare:.3f}\n")
 

@@ -7,7 +7,11 @@ Runs in under 5 minutes:
      sampler samples per second, J/sample, MFU;
   4. a benchmark point with the default energy window: each repeat's J/sample, error bound
      and quality (all "ok" expected);
-  5. the sampler's overhead: two 10 s runs with energy measurement off and on (ratio).
+  5. the sampler's overhead: two 10 s runs with energy measurement off and on (ratio);
+  6. language models: GPT-2 small geometry (configs/gpt-124m.yaml) at context 1024 in bf16
+     with torch.compile — tokens/s, MFU (expected ≥ 40% on an H100/H200-class GPU), J/token —
+     and the `--suite lm` bench (prefill and decode tokens/s, time to first token, time per
+     output token).
 
     .venv/bin/python scripts/gpu_check.py [--device cuda:0] [--seconds 30]
 
@@ -79,8 +83,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda:0")
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--only-lm", action="store_true", help="run step 6 alone")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bigbench-gpu-check-"))
+    if args.only_lm:
+        language_models(work, args.device)
+        return
 
     print("== meters\n" + _bigbench("energy", "probe").stdout)
     print(_bigbench("devices").stdout)
@@ -136,6 +144,32 @@ def main() -> None:
                                        steps=steps)["throughput"]["samples_per_s"])
     on, off = statistics.median(rates[True]), statistics.median(rates[False])
     print(f"samples/s energy off {off:,.0f}, on {on:,.0f}: ratio on/off {on / off:.4f}")
+    language_models(work, args.device)
+
+
+def language_models(work: Path, device: str) -> None:
+    """GPT-2 small at context 1024, bf16 + compile: MFU and J/token; then the lm bench suite."""
+    print("\n== gpt 124m, context 1024, bf16, torch.compile (60 measured steps)")
+    result = _bigbench("train", "configs/gpt-124m.yaml", "--device", device, "--json",
+                       "--out", str(work / "gpt124m"), "--set", "train.compile=true",
+                       "--set", "train.max_steps=80", "--set", "output.save_weights=false")
+    if result.returncode != 0:
+        print(f"gpt training failed ({result.returncode}): {result.stderr[-1500:]}")
+    else:
+        run = json.loads(result.stdout)
+        tp, flops, energy = run["throughput"], run["flops"], run["energy"]
+        print(f"tokens/s {tp['tokens_per_s']:,.0f}; step p50 {tp['step_time_s']['p50']}; "
+              f"MFU {flops.get('mfu')} (target ≥ 0.40; {flops.get('peak_dtype')} peak "
+              f"{flops.get('peak_flops_per_s')}); FLOPs/token "
+              f"{flops['train_step_per_sample'] / 1024:,.0f}; J/token "
+              f"{energy.get('j_per_token')} (quality {energy.get('quality')}); peak memory "
+              f"{run['memory']['device_peak_allocated_bytes']}; compile "
+              f"{(run.get('compile') or {}).get('first_step_s')} s")
+    print("\n== bench --suite lm (GPT-2 small, bf16)")
+    bench = _bigbench("bench", "--suite", "lm", "--device", device, "--repeats", "2",
+                      "--no-energy-min-window", "--out", str(work / "lm-bench"), "--markdown")
+    print(bench.stdout if bench.returncode == 0 else
+          f"lm bench failed ({bench.returncode}): {bench.stderr[-1500:]}")
 
 
 if __name__ == "__main__":

@@ -315,3 +315,14 @@ def test_bench_records_the_same_energy_meters_as_train(tmp_path) -> None:
     assert all(m["kind"] in ("cpu", "dram") and "max_energy_range_uj" in m
                for m in env["energy_meters"])
     assert env["device"]["type"] == "cpu" and env["torch"] == torch.__version__
+
+
+def test_kv_cache_points_are_skipped_under_compile_with_the_reason() -> None:
+    from bigbench.bench.matrix import LM_BENCH_DATA, Matrix
+    from bigbench.bench.point import skip_reason
+
+    points = expand(Matrix(models=["gpt"], batch_sizes=[2], modes=["infer"], compile=True,
+                           data={"gpt": LM_BENCH_DATA}))
+    assert {p.mode for p in points} == {"prefill", "decode"}
+    for point in points:
+        assert "torch.compile" in (skip_reason(point, CPU) or "")

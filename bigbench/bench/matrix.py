@@ -147,6 +147,8 @@ class Plan:
         optimizer: Optimizer config of training points (a CONFIG's, else DEFAULT_OPTIMIZER).
         energy_min_window: When energy is measured, lengthen each repeat to the shortest
             window whose energy can reach quality "ok" (off: faster, J/sample marked low).
+        threads: CPU threads for torch (a CONFIG's ``train.threads``); None keeps torch's
+            default.
     """
 
     steps: int | None = 50
@@ -155,6 +157,7 @@ class Plan:
     repeats: int = 3
     optimizer: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_OPTIMIZER))
     energy_min_window: bool = True
+    threads: int | None = None
 
 
 #: What a language model is benchmarked on without a CONFIG: 128-token windows of a byte
@@ -183,7 +186,8 @@ SUITES: dict[str, tuple[Matrix, Plan]] = {
 #: Suites that run a larger matrix on a CUDA GPU.
 CUDA_SUITES: dict[str, tuple[Matrix, Plan]] = {
     # GPT-2 small geometry and vocabulary in bf16 at two context lengths.
-    "lm": (Matrix(models=["gpt"], batch_sizes=[8, 32], precisions=["bf16"], seq_lens=[512, 1024],
+    # Prompts leave room for the generated tokens inside GPT-2's 1024 positions.
+    "lm": (Matrix(models=["gpt"], batch_sizes=[8, 32], precisions=["bf16"], seq_lens=[512, 896],
                   gen_tokens=[128], model_args={"gpt": {"size": "124m"}},
                   data={"gpt": DataInfo(sample_shape=(1024,), num_classes=50257,
                                         vocab_size=50257, task="language_modeling")}),
@@ -200,20 +204,21 @@ def expand(matrix: Matrix) -> list[Point]:
     """Every combination of the matrix's axes, in a stable order (model, mode, precision,
     sequence length, batch size, generated tokens).
 
-    For a language model ``infer`` becomes a ``prefill`` point and one ``decode`` point per
-    generation length; ``seq_lens`` sets the window (prompt) length of sequence models.
+    For a language model with a KV cache ``infer`` becomes a ``prefill`` point and one
+    ``decode`` point per generation length; ``seq_lens`` sets the window (prompt) length of
+    sequence models.
     """
     points = []
     for model, mode, precision in itertools.product(matrix.models, matrix.modes,
                                                     matrix.precisions):
         info = matrix.data.get(model) or reference_data(model)
         args = tuple(sorted((k, _freeze(v)) for k, v in matrix.model_args.get(model, {}).items()))
-        lm = info.task == "language_modeling"
+        family = MODELS.get(model).extras["family"]
         shapes = [tuple(info.sample_shape)]
-        if matrix.seq_lens and MODELS.get(model).extras["family"].sequence_input:
+        if matrix.seq_lens and family.sequence_input:
             shapes = [(n, *info.sample_shape[1:]) for n in matrix.seq_lens]
         runs: list[tuple[str, int | None]] = [(mode, None)]
-        if lm and mode == "infer":
+        if info.task == "language_modeling" and family.kv_cache and mode == "infer":
             runs = [("prefill", None), *(("decode", g) for g in matrix.gen_tokens)]
         for shape, batch, (point_mode, gen) in itertools.product(
                 shapes, matrix.batch_sizes, runs):

@@ -19,6 +19,7 @@ import torch
 from bigbench.bench.matrix import Plan, Point
 from bigbench.config.schema import OptimizerConfig
 from bigbench.engine import Phase, StepEngine
+from bigbench.errors import ConfigError
 from bigbench.measure.energy.monitor import EnergyMonitor
 from bigbench.measure.energy.report import (
     measured_quality,
@@ -45,6 +46,9 @@ def skip_reason(point: Point, device: torch.device) -> str | None:
     channels_last without 2-D convolutions — is found when its workload is built)."""
     if device.type == "cuda" and point.precision == "bf16" and not torch.cuda.is_bf16_supported():
         return "this GPU does not support bf16 (needs compute capability 8.0 or newer)"
+    if point.compile and point.mode in ("prefill", "decode"):
+        return (f"{point.mode} is not measured under torch.compile: the KV cache's position "
+                "changes every step and would force recompilation; measure it without --compile")
     return None
 
 
@@ -80,11 +84,15 @@ def point_model(point: Point) -> BuiltModel:
     """A fresh model of the point's registry name and arguments (seeded)."""
     torch.manual_seed(0)
     spec = MODELS.get(point.model)
-    info = point.data_info()
+    info, args = point.data_info(), point.model_kwargs()
     if point.gen_tokens:  # the model must hold the prompt and every generated token
-        info = dataclasses.replace(info, sample_shape=(info.sample_shape[0] + point.gen_tokens,
-                                                       *info.sample_shape[1:]))
-    return build_model(spec.config_class(name=point.model, **point.model_kwargs()), info)
+        prompt, needed = info.sample_shape[0], info.sample_shape[0] + point.gen_tokens
+        if args.get("context") is not None and needed > args["context"]:
+            raise ConfigError(f"decode needs {prompt} prompt + {point.gen_tokens} generated = "
+                              f"{needed} positions but model.context is {args['context']}; "
+                              "shorten --seq-lens or --gen-tokens, or raise model.context")
+        info = dataclasses.replace(info, sample_shape=(needed, *info.sample_shape[1:]))
+    return build_model(spec.config_class(name=point.model, **args), info)
 
 
 def point_workload(point: Point, plan: Plan, device: torch.device,
@@ -117,6 +125,8 @@ def measure_point(point: Point, plan: Plan, device: torch.device, energy: Energy
         model: The module to measure (e.g. pruned or quantized); None builds the registry's.
         step_builder: Makes the step from the workload (tests hand in a timed fake).
     """
+    if plan.threads is not None and device.type == "cpu":
+        torch.set_num_threads(plan.threads)
     workload = point_workload(point, plan, device, model)
     min_repeat_s = energy.min_window_for_quality_s \
         if plan.energy_min_window and energy.devices else 0.0

@@ -55,6 +55,7 @@ def matrix_from_config(config: Any) -> tuple[Matrix, Plan]:
                 repeats=bench.repeats) if bench else Plan()
     # Benchmarking a config trains with the config's optimizer, not the stated default.
     plan.optimizer = config.train.optimizer.model_dump(mode="json")
+    plan.threads = config.train.threads
     return matrix, plan
 
 

@@ -49,6 +49,8 @@ class ModelFamily:
             convolution inputs that can run in the channels_last memory format.
         cudnn_layers: Its layers run as cuDNN kernels on CUDA (recurrent layers), so their
             fp32 math follows cuDNN's TF32 switch rather than the matmul precision.
+        kv_cache: Its language models decode with a KV cache (``make_cache``), so inference is
+            benchmarked as prefill and decode.
         activation_bytes: Given resolved args, batch size, window length and bytes per value,
             the activation memory of a training step (0: not estimated; the family's models
             are small beside their data).
@@ -57,6 +59,7 @@ class ModelFamily:
     name: str
     sequence_input: bool = False
     cudnn_layers: bool = False
+    kv_cache: bool = False
     channels_last_when: Callable[[Mapping[str, Any]], bool] = _never
     activation_bytes: Callable[[Mapping[str, Any], int, int, int], int] = _unknown
 
@@ -70,5 +73,5 @@ CNN = ModelFamily("cnn", channels_last_when=lambda args: args.get("conv_dims") =
 #: Recurrent sequence models (RNN, LSTM, GRU).
 RECURRENT = ModelFamily("recurrent", sequence_input=True, cudnn_layers=True)
 #: Transformer language models (gpt): token sequences, no cuDNN recurrent kernels.
-TRANSFORMER = ModelFamily("transformer", sequence_input=True,
+TRANSFORMER = ModelFamily("transformer", sequence_input=True, kv_cache=True,
                           activation_bytes=transformer_activation_bytes)

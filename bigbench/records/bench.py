@@ -168,6 +168,8 @@ class Plan(Part):
     optimizer: dict[str, Any] | None = field("Optimizer of training points.", None)
     energy_min_window: bool | None = field(
         "Repeats lengthened to the shortest window that can reach energy quality ok.", None)
+    threads: int | None = field("CPU threads for torch (a CONFIG's train.threads); null: "
+                                "torch's default.", None)
 
 
 class MaxBatch(Part):

@@ -161,7 +161,8 @@ def step_flops(workload: Workload) -> dict[str, Any]:
 
     The steps run on a twin of the workload whose parameters live on the meta device (no
     memory, no compute), so what is counted is the module as it is in memory — a modified model
-    is not rebuilt from its registry name. The optimizer's elementwise update counts 0.
+    is not rebuilt from its registry name. The optimizer's elementwise update counts 0, and
+    activation checkpointing's recomputation is not counted (model FLOPs, as MFU defines them).
 
     Returns:
         ``train_step_per_sample``, ``forward_per_sample``, ``cudnn_share`` (the fraction of
@@ -203,6 +204,11 @@ def _meta_twin(workload: Workload, samples: int) -> tuple[Workload, Batch]:
     # elementwise and counts 0, so any optimizer gives the same training-step FLOPs.
     optimizer = workload.optimizer_config or OptimizerConfig(name="sgd")
     twin_model = meta_copy(workload.model)
+    # Model FLOPs, the MFU convention: activation checkpointing's recomputed forward passes
+    # are extra work of the method, not of the model, so the twin does not recompute.
+    for module in twin_model.modules():
+        if getattr(module, "checkpoint_activations", False):
+            module.checkpoint_activations = False
     meta = torch.device("meta")
     # fp32 (autocast off) on the meta twin; its device only names the autocast device type.
     twin = dataclasses.replace(
