@@ -30,7 +30,8 @@ from bigbench.records import (
     load_result,
 )
 
-_KEY_FIELDS = ("model", "mode", "precision", "batch_size", "compile", "channels_last")
+_KEY_FIELDS = ("model", "mode", "precision", "batch_size", "compile", "channels_last",
+               "sample_shape", "gen_tokens")
 
 
 class CompareError(BigbenchError):
@@ -75,6 +76,9 @@ METRICS: dict[str, Metric] = {
     "device_peak_allocated_bytes": Metric(False, lambda p: _single(
         p.memory.device_peak_allocated_bytes) if p.memory else None),
     "mfu": Metric(True, lambda p: _single(p.flops.mfu) if p.flops else None),
+    "tokens_per_s": Metric(True, lambda p: _spread(p.tokens_per_s)),
+    "j_per_token": Metric(False, lambda p: _spread(p.energy.j_per_token) if p.energy
+                          else None),
 }
 
 
@@ -118,7 +122,8 @@ class Comparison:
 
 
 def _key(point: BenchPoint) -> tuple[Any, ...]:
-    return tuple(getattr(point.settings, k) for k in _KEY_FIELDS)
+    values = (getattr(point.settings, k) for k in _KEY_FIELDS)
+    return tuple(tuple(v) if isinstance(v, list) else v for v in values)
 
 
 def load_side(path: Path) -> Side:
@@ -210,12 +215,16 @@ def point_from_run(run: RunRecord) -> BenchPoint:
         point["reason"] = f"the run is {run.status} and measured no throughput"
     if run.throughput is not None:
         point.update(samples_per_s=_once(rate, Spread), latency_s=run.throughput.step_time_s)
+        if run.throughput.tokens_per_s is not None:
+            point["tokens_per_s"] = _once(run.throughput.tokens_per_s, Spread)
     if run.energy is not None:
         j = _once(run.energy.j_per_sample, JPerSample)
         j.uncertainty = run.energy.j_per_sample_uncertainty
         point["energy"] = PointEnergy(status=run.energy.status, reason=run.energy.reason,
                                       quality=run.energy.quality, j_per_sample=j,
                                       devices=run.energy.devices)
+        if run.energy.j_per_token is not None:
+            point["energy"].j_per_token = _once(run.energy.j_per_token, JPerSample)
     if run.memory is not None:
         point["memory"] = PointMemory(**run.memory.model_dump(exclude_none=True))
     if run.flops is not None:

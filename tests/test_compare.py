@@ -216,7 +216,8 @@ def test_a_run_is_matched_with_the_settings_it_used(tmp_path) -> None:
     _write(tmp_path / "run.json", _run("bf16", channels_last=True, compile_=True))
     side = load_side(tmp_path / "run.json")
     (key, point), = side.points.items()
-    assert key == ("cnn", "train", "bf16", 16, True, True)
+    assert key[:6] == ("cnn", "train", "bf16", 16, True, True)
+    assert key[6:] == (tuple(point.settings.sample_shape), None)  # shape, generated tokens
     assert point.id == "cnn/train/bf16/bs16/compile/channels_last (run)"
 
 
@@ -297,3 +298,27 @@ def test_clock_settings_recorded_by_nvml_are_compared_for_bench_files(cli, tmp_p
     b = _bench(tmp_path, "b", points, env=_env(H100, [locked]))
     assert any("gpu.sm_clock_mhz: 1755.0 vs 1200.0" in w for w in _warnings(cli, a, b))
     assert _warnings(cli, a, _bench(tmp_path, "c", points, env=_env(H100, [stock]))) == []
+
+
+def test_language_model_points_match_by_sequence_and_generation_length(cli, tmp_path) -> None:
+    """Points that differ only in prompt or generated length are different points."""
+    def point(seq: int, gen: int | None, rate: float) -> dict:
+        p = _point("gpt", 2, rate, 0.0, 0.3)
+        p["settings"].update(mode="decode" if gen else "prefill", sample_shape=[seq],
+                             gen_tokens=gen)
+        p["id"] = f"gpt/{p['settings']['mode']}/fp32/bs2/seq{seq}" + (f"/gen{gen}" if gen else "")
+        p["tokens_per_s"] = {"median": rate * (1 if gen else seq), "iqr": 0.0,
+                             "values": [rate], "noisy": False}
+        return p
+
+    points = [point(8, None, 100.0), point(16, None, 50.0), point(8, 2, 300.0),
+              point(8, 4, 280.0)]
+    base = _bench(tmp_path, "base", points)
+    slower = [dict(p) for p in points]
+    slower[3] = point(8, 4, 140.0)
+    new = _bench(tmp_path, "new", slower)
+    result = cli("compare", base, new, "--metric", "tokens_per_s", "--json")
+    rows = json.loads(result.stdout)["rows"]
+    assert len(rows) == 4
+    assert [r["point"] for r in rows if r["regression"]] == ["gpt/decode/fp32/bs2/seq8/gen4"]
+    assert result.exit_code == 1

@@ -225,3 +225,17 @@ def test_models_command_lists_the_gpt_sizes(cli) -> None:
     assert gpt["params"] == sizes["tiny"]["params"]
     table = cli("models")
     assert table.exit_code == 0 and "124,439,808" in table.stdout
+
+
+def test_last_only_logits_equal_the_last_position_of_the_full_forward() -> None:
+    model = _small().eval()
+    idx = torch.randint(0, 50, (2, 12))
+    with torch.inference_mode():
+        full = model(idx)
+        last = model(idx, last_only=True)
+        cache = model.make_cache(2, 12)
+        cached_last = model(idx, cache=cache, last_only=True)
+    assert last.shape == (2, 1, 50)
+    torch.testing.assert_close(last[:, 0], full[:, -1])
+    torch.testing.assert_close(cached_last[:, 0], full[:, -1], atol=1e-5, rtol=1e-5)
+    assert cache.length == 12  # the whole prompt was cached, not just the last position

@@ -234,6 +234,81 @@ def test_missing_path_and_empty_folder_are_refused(tmp_path) -> None:
     assert "data" in str(info.value)
 
 
+@pytest.mark.parametrize(("pattern", "reason"), [
+    ("/etc/*", "is an absolute path"),
+    ("//server/*.txt", "is an absolute path"),
+    ("../*.txt", "climbs out of the folder with '..'"),
+    ("sub/../../*.txt", "climbs out of the folder with '..'"),
+    ("a**", "is not a usable pattern (Invalid pattern"),  # pathlib's own ValueError
+])
+def test_a_pattern_that_is_not_relative_to_the_folder_is_refused(tmp_path, pattern,
+                                                                   reason) -> None:
+    (tmp_path / "a.txt").write_text(_TEXT)
+    with pytest.raises(DataError, match=re.escape(reason)) as info:
+        _data("text", path=str(tmp_path), pattern=pattern)
+    message = str(info.value)
+    assert len(info.value.lines()) == 1 and "\n" not in message
+    assert message.startswith("data.pattern: ") and repr(pattern) in message
+    assert "relative to the folder" in message and '"*.txt"' in message
+
+
+def test_any_exception_from_the_pattern_search_becomes_one_clear_line(tmp_path,
+                                                                        monkeypatch) -> None:
+    (tmp_path / "a.txt").write_text(_TEXT)
+
+    def refuse(self, pattern):
+        raise NotImplementedError("Non-relative\npatterns are unsupported")
+
+    monkeypatch.setattr(Path, "rglob", refuse)
+    with pytest.raises(DataError, match=re.escape(
+            "data.pattern: '*.txt' is not a usable pattern (Non-relative patterns are "
+            "unsupported)")) as info:
+        _data("text", path=str(tmp_path))
+    assert len(info.value.lines()) == 1 and "\n" not in str(info.value)
+
+
+def test_a_pattern_is_not_checked_when_path_is_a_file(tmp_path) -> None:
+    (tmp_path / "a.txt").write_text(_TEXT)
+    tokens, _ = read_tokens(_config("text", path=str(tmp_path / "a.txt"), pattern="/etc/*"))
+    assert len(tokens) == len(_TEXT.encode())
+
+
+def test_a_nul_byte_anywhere_is_refused_with_its_offset(tmp_path) -> None:
+    path = tmp_path / "late.txt"
+    path.write_bytes(b"a" * 9000 + b"\0" + b"b" * 100)  # past the first 8 KiB
+    with pytest.raises(DataError, match=re.escape("a NUL byte at offset 9000")) as info:
+        _data("text", path=str(path), context=16)
+    assert "late.txt" in str(info.value) and len(info.value.lines()) == 1
+    # In a second file of a folder the offset is the file's own.
+    (tmp_path / "early.txt").write_text("x" * 500)
+    with pytest.raises(DataError, match=re.escape("late.txt: looks binary (a NUL byte at "
+                                                  "offset 9000)")):
+        _data("text", path=str(tmp_path), context=16)
+    # A NUL past max_bytes is not part of the text read.
+    tokens, _ = read_tokens(_config("text", path=str(path), max_bytes=9000))
+    assert len(tokens) == 9000
+
+
+def test_a_byte_order_mark_is_no_char_token_but_stays_in_bytes(tmp_path) -> None:
+    bom = "\ufeff".encode()
+    (tmp_path / "a.txt").write_bytes(bom + b"abc ab")
+    (tmp_path / "b.txt").write_bytes(bom + b"ba cab")  # each file's mark, not only the first
+    tokens, alphabet = read_tokens(_config("text", path=str(tmp_path), tokenizer="char"))
+    assert alphabet == [" ", "a", "b", "c"]
+    assert "".join(alphabet[t] for t in tokens) == "abc abba cab"
+    tokens, alphabet = read_tokens(_config("text", path=str(tmp_path), tokenizer="byte"))
+    assert alphabet is None
+    assert bytes(tokens.astype(np.uint8).tolist()) == bom + b"abc ab" + bom + b"ba cab"
+    # A mark elsewhere is a character of the text (U+FEFF, zero-width no-break space).
+    (tmp_path / "b.txt").write_bytes(b"ba" + bom + b"cab")
+    _, alphabet = read_tokens(_config("text", path=str(tmp_path), tokenizer="char"))
+    assert alphabet == [" ", "a", "b", "c", "\ufeff"]
+    # max_bytes counts a file's bytes, its mark included.
+    tokens, alphabet = read_tokens(_config("text", path=str(tmp_path / "a.txt"),
+                                           tokenizer="char", max_bytes=5))
+    assert "".join(alphabet[t] for t in tokens) == "ab"
+
+
 def test_too_little_text_says_how_many_tokens(tmp_path) -> None:
     path = tmp_path / "short.txt"
     path.write_text("x" * 100)
@@ -281,3 +356,33 @@ def test_npz_token_stream_refusals(tmp_path, arrays, args, message) -> None:
     with pytest.raises(DataError, match=message) as info:
         _data("npz", path=_npz(tmp_path, **arrays), **args)
     assert "s.npz" in str(info.value)
+
+
+def test_npz_token_stream_too_big_for_memory_is_refused_before_windowing(tmp_path,
+                                                                          monkeypatch) -> None:
+    from bigbench import memory_budget
+    from bigbench.data import files, text
+
+    def must_not_window(*args, **kwargs):  # should the check let it through: fail, not build
+        raise AssertionError("windows were built: the memory pre-check let the stream through")
+
+    # 1000 tokens as int64 x and y windows need 16,000 bytes; 10,000 free allows 8,000.
+    monkeypatch.setattr(memory_budget, "available_bytes", lambda device: 10_000)
+    monkeypatch.setattr(text, "stream_windows", must_not_window)  # through split_stream
+    monkeypatch.setattr(files, "stream_windows", must_not_window)  # with an x_test
+    path = _npz(tmp_path, x=(np.arange(1000) % 37).astype(np.int16))
+    with pytest.raises(ConfigError, match="a token stream of 1,000 tokens") as info:
+        _data("npz", path=path, context=10)
+    message = str(info.value)
+    assert len(info.value.lines()) == 1 and "\n" not in message
+    assert "s.npz" in message and "save a shorter stream in x" in message
+    # x_test counts too.
+    monkeypatch.setattr(memory_budget, "available_bytes", lambda device: 25_000)
+    (tmp_path / "two").mkdir()
+    with pytest.raises(ConfigError, match="a token stream of 1,500 tokens"):
+        _data("npz", path=_npz(tmp_path / "two", x=np.arange(1000) % 37,
+                               x_test=np.arange(500) % 37), context=10)
+    monkeypatch.undo()
+    # With room enough the same stream builds.
+    monkeypatch.setattr(memory_budget, "available_bytes", lambda device: 10**9)
+    assert len(_data("npz", path=path, context=10).train) == (800 - 1) // 10

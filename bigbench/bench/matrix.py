@@ -41,6 +41,8 @@ class Point:
         task: ``classification`` or ``language_modeling`` (the synthetic targets' kind).
         gen_tokens: Decode points: tokens generated per sequence before the cache is rewound
             to the prompt (steps cycle over these positions).
+        seq_axis: The sequence length is an axis of the matrix (``--seq-lens``), so it is part
+            of the id; always for language models.
     """
 
     model: str
@@ -55,13 +57,14 @@ class Point:
     vocab_size: int | None = None
     task: str = "classification"
     gen_tokens: int | None = None
+    seq_axis: bool = False
 
     @property
     def id(self) -> str:
         """A readable unique name: ``cnn/train/fp32/bs64``, ``gpt/decode/bf16/bs8/seq128/gen32``."""
         parts = [self.model, self.mode, self.precision, f"bs{self.batch_size}"]
-        if self.task == "language_modeling":
-            parts.append(f"seq{self.sample_shape[0]}")
+        if self.seq_len is not None:
+            parts.append(f"seq{self.seq_len}")
         if self.gen_tokens is not None:
             parts.append(f"gen{self.gen_tokens}")
         if self.compile:
@@ -75,7 +78,15 @@ class Point:
         return {"model": self.model, "mode": self.mode, "precision": self.precision,
                 "batch_size": self.batch_size, "compile": self.compile,
                 "channels_last": self.channels_last, "model_args": self.model_kwargs(),
-                "sample_shape": list(self.sample_shape), "gen_tokens": self.gen_tokens}
+                "sample_shape": list(self.sample_shape), "seq_len": self.seq_len,
+                "gen_tokens": self.gen_tokens}
+
+    @property
+    def seq_len(self) -> int | None:
+        """The sequence (window, prompt) length when it identifies the point, else None."""
+        if self.task == "language_modeling" or self.seq_axis:
+            return self.sample_shape[0]
+        return None
 
     def model_kwargs(self) -> dict[str, Any]:
         """The model arguments as the config schema wants them (lists, not tuples)."""
@@ -226,7 +237,8 @@ def expand(matrix: Matrix) -> list[Point]:
                                 batch_size=batch, compile=matrix.compile,
                                 channels_last=matrix.channels_last, model_args=args,
                                 sample_shape=shape, num_classes=info.num_classes,
-                                vocab_size=info.vocab_size, task=info.task, gen_tokens=gen))
+                                vocab_size=info.vocab_size, task=info.task, gen_tokens=gen,
+                                seq_axis=bool(matrix.seq_lens and family.sequence_input)))
     return points
 
 
@@ -243,11 +255,17 @@ def parse_list(option: str, text: str, allowed: tuple[str, ...] | list[str] | No
     return list(dict.fromkeys(items))
 
 
-def parse_batch_sizes(text: str, option: str = "--batch-sizes") -> list[int]:
-    """``32,64`` → [32, 64]; every size a positive integer (also --seq-lens, --gen-tokens)."""
+#: Longest --seq-lens / --gen-tokens value (the longest data window a dataset accepts).
+MAX_SEQUENCE = 65_536
+
+
+def parse_batch_sizes(text: str, option: str = "--batch-sizes",
+                      maximum: int = 10_000_000) -> list[int]:
+    """``32,64`` → [32, 64]; every size a positive integer up to ``maximum`` (also --seq-lens,
+    --gen-tokens)."""
     sizes = []
     for item in parse_list(option, text):
-        if not item.isdigit() or int(item) < 1 or int(item) > 10_000_000:
-            raise ConfigError(f"{option}: '{item}' is not a positive integer up to 10000000")
+        if not item.isdigit() or int(item) < 1 or int(item) > maximum:
+            raise ConfigError(f"{option}: '{item}' is not a positive integer up to {maximum}")
         sizes.append(int(item))
     return sizes

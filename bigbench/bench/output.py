@@ -73,7 +73,7 @@ def csv_row(point: PointLike) -> dict[str, Any]:
         "achieved_flops_per_s": flops.achieved_flops_per_s if flops else None,
         "mfu": flops.mfu if flops else None,
         "compile_s": p.compile.time_s if p.compile else None,
-        "seq_len": s.sample_shape[0] if p.tokens_per_s and s.sample_shape else None,
+        "seq_len": s.seq_len,
         "gen_tokens": s.gen_tokens,
         "tokens_per_s": p.tokens_per_s.median if p.tokens_per_s else None,
         "j_per_token": energy.j_per_token.median if energy and energy.j_per_token else None,
@@ -117,8 +117,8 @@ def j_per_sample_cell(energy: PointEnergy | None) -> str:
 
 def headers(points: Sequence[PointLike]) -> list[str]:
     """Table headers: tokens/s and J/token join when a language-model point is present."""
-    tokens = any(as_point(p).settings.gen_tokens is not None or as_point(p).tokens_per_s
-                 for p in points)
+    tokens = any(as_point(p).tokens_per_s is not None or as_point(p).settings.mode in
+                 ("prefill", "decode") for p in points)
     return HEADERS + TOKEN_HEADERS if tokens else list(HEADERS)
 
 

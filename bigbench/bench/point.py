@@ -18,6 +18,7 @@ import torch
 
 from bigbench.bench.matrix import Plan, Point
 from bigbench.config.schema import OptimizerConfig
+from bigbench.data.info import DataInfo
 from bigbench.engine import Phase, StepEngine
 from bigbench.errors import ConfigError
 from bigbench.measure.energy.monitor import EnergyMonitor
@@ -32,6 +33,7 @@ from bigbench.measure.meter import Meter, WindowTotals
 from bigbench.measure.stats import percentile, summarize_durations
 from bigbench.measure.timing import StepTimer
 from bigbench.models import BuiltModel, build_model
+from bigbench.models.build import check_model_fits
 from bigbench.models.registry import MODELS
 from bigbench.record import memory_section
 from bigbench.workload.build import Workload, synthetic_batches, workload_from_module
@@ -84,20 +86,34 @@ def point_model(point: Point) -> BuiltModel:
     """A fresh model of the point's registry name and arguments (seeded)."""
     torch.manual_seed(0)
     spec = MODELS.get(point.model)
+    return build_model(spec.config_class(name=point.model, **point.model_kwargs()),
+                       _model_data(point))
+
+
+def _model_data(point: Point) -> DataInfo:
+    """The data a point's model is built for: a decode point's model must hold the prompt and
+    every generated token (a size preset's context grows to it; a set one must cover it)."""
     info, args = point.data_info(), point.model_kwargs()
-    if point.gen_tokens:  # the model must hold the prompt and every generated token
-        prompt, needed = info.sample_shape[0], info.sample_shape[0] + point.gen_tokens
-        if args.get("context") is not None and needed > args["context"]:
-            raise ConfigError(f"decode needs {prompt} prompt + {point.gen_tokens} generated = "
-                              f"{needed} positions but model.context is {args['context']}; "
-                              "shorten --seq-lens or --gen-tokens, or raise model.context")
-        info = dataclasses.replace(info, sample_shape=(needed, *info.sample_shape[1:]))
-    return build_model(spec.config_class(name=point.model, **args), info)
+    if not point.gen_tokens:
+        return info
+    prompt, needed = info.sample_shape[0], info.sample_shape[0] + point.gen_tokens
+    if args.get("context") is not None and needed > args["context"]:
+        raise ConfigError(f"decode needs {prompt} prompt + {point.gen_tokens} generated = "
+                          f"{needed} positions but model.context is {args['context']}; "
+                          "shorten --seq-lens or --gen-tokens, or raise model.context")
+    return dataclasses.replace(info, sample_shape=(needed, *info.sample_shape[1:]))
 
 
 def point_workload(point: Point, plan: Plan, device: torch.device,
                    model: BuiltModel | None = None) -> Workload:
-    """The point's workload around ``model`` (a fresh registry model when None)."""
+    """The point's workload around ``model`` (a fresh registry model when None).
+
+    Raises:
+        ConfigError: a registry model that cannot fit the device's free memory at the point's
+            batch size (the point is skipped with the estimate, before allocating).
+    """
+    if model is None:
+        _check_fits(point, device)
     optimizer = OptimizerConfig(**plan.optimizer) if point.mode == "train" else None
     return workload_from_module(model or point_model(point), point.data_info(), device,
                                 precision=point.precision, channels_last=point.channels_last,
@@ -108,6 +124,16 @@ def point_step(workload: Workload, point: Point) -> Step:
     """THE step of the point's mode (decode points hold a KV cache of their batch)."""
     return build_step(workload, point.mode, batch_size=point.batch_size,  # type: ignore[arg-type]
                       gen_tokens=point.gen_tokens or 1)
+
+
+def _check_fits(point: Point, device: torch.device) -> None:
+    """The memory pre-check of ``train``, for the point's model, batch and mode."""
+    training = point.mode == "train"
+    check_model_fits(MODELS.get(point.model).config_class(name=point.model,
+                                                          **point.model_kwargs()),
+                     _model_data(point), device, state_copies=4 if training else 1,
+                     batch_size=point.batch_size,
+                     value_bytes=4 if point.precision == "fp32" else 2, training=training)
 
 
 def measure_point(point: Point, plan: Plan, device: torch.device, energy: EnergyMonitor,
@@ -139,7 +165,9 @@ def measure_point(point: Point, plan: Plan, device: torch.device, energy: Energy
     repeats = [p.window for p in plan_phases if p.window.startswith("repeat-")]
     windows = [meter.totals(name) for name in repeats]
     rates = [w.samples / w.time_s for w in windows if w.time_s > 0]
+    built = workload.built
     result: dict[str, Any] = {
+        "model": {"params": built.params, "args": built.args},
         "samples_per_s": spread(rates),
         "latency_s": summarize_durations(timer.durations_s),
         "steps": {"warmup": plan.warmup, "measured": sum(w.steps for w in windows),
@@ -165,6 +193,10 @@ def _per_token(energy: dict[str, Any], tokens: int) -> dict[str, Any]:
     figures = spread(values)
     bound = energy["j_per_sample"].get("uncertainty")
     figures["uncertainty"] = bound / tokens if bound is not None else None
+    reasons = energy.get("reasons") or {}
+    if figures["median"] is None:
+        reasons["j_per_token"] = reasons.get("j_per_sample") or "energy was not measured"
+        energy["reasons"] = reasons
     return figures
 
 

@@ -42,7 +42,8 @@ def matrix_from_config(config: Any) -> tuple[Matrix, Plan]:
         models=models,
         batch_sizes=bench.batch_sizes if bench and bench.batch_sizes else
         [config.train.batch_size],
-        precisions=list(bench.precisions) if bench else ["fp32"],
+        precisions=list(bench.precisions) if bench and bench.precisions else
+        [config.train.precision],
         modes=list(bench.modes) if bench else ["train", "infer"],
         compile=bench.compile if bench else False,
         channels_last=bench.channels_last if bench else False,

@@ -90,7 +90,14 @@ def bench(
       bigbench bench --suite lm --device cpu --seq-lens 64,256 --gen-tokens 32
     """
     from bigbench import devices
-    from bigbench.bench.matrix import MODES, PRECISIONS, expand, parse_batch_sizes, parse_list
+    from bigbench.bench.matrix import (
+        MAX_SEQUENCE,
+        MODES,
+        PRECISIONS,
+        expand,
+        parse_batch_sizes,
+        parse_list,
+    )
     from bigbench.bench.run import BenchSession, bench_environment
     from bigbench.bench.session import (
         Overrides,
@@ -124,8 +131,9 @@ def bench(
         batch_sizes=parse_batch_sizes(batch_sizes) if batch_sizes else None,
         precisions=parse_list("--precision", precision, PRECISIONS) if precision else None,
         modes=parse_list("--mode", mode, MODES) if mode else None,
-        seq_lens=parse_batch_sizes(seq_lens, "--seq-lens") if seq_lens else None,
-        gen_tokens=parse_batch_sizes(gen_tokens, "--gen-tokens") if gen_tokens else None,
+        seq_lens=parse_batch_sizes(seq_lens, "--seq-lens", MAX_SEQUENCE) if seq_lens else None,
+        gen_tokens=parse_batch_sizes(gen_tokens, "--gen-tokens", MAX_SEQUENCE)
+        if gen_tokens else None,
         compile=compile_, channels_last=channels_last, steps=steps, duration_s=duration,
         warmup=warmup, repeats=repeats, energy_min_window=energy_min_window)
     matrix, plan = apply_overrides(matrix, plan, flags)

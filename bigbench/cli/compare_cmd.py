@@ -17,7 +17,8 @@ def compare(
                                show_default=False),
     metric: str = typer.Option("samples_per_s,j_per_sample", "--metric",
                                help="Comma-separated metrics: samples_per_s, j_per_sample, "
-                               "latency_p50_s, latency_p99_s, device_peak_allocated_bytes, mfu."),
+                               "latency_p50_s, latency_p99_s, device_peak_allocated_bytes, mfu, "
+                               "tokens_per_s, j_per_token."),
     fail_above: float = typer.Option(5.0, "--fail-above", min=0.0, metavar="PCT",
                                      help="Regression threshold in percent."),
     json_: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),

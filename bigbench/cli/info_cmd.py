@@ -51,7 +51,9 @@ def models(json_: bool = JSON_OPTION) -> None:
         return
     from rich.table import Table
 
-    table = Table(title="Models", show_lines=True)
+    table = Table(title="Models", show_lines=True, caption="Parameter counts for each model's "
+                  "reference input; gpt at GPT-2's vocabulary of 50,257 tokens (a byte-level "
+                  "tiny gpt has 124,672).")
     for column in ("name", "params", "summary", "defaults"):
         table.add_column(column, justify="right" if column == "params" else "left")
     for row in rows:

@@ -193,16 +193,17 @@ class BenchConfig(StrictModel):
         "config's model.")
     batch_sizes: list[int] | None = Field(
         None, min_length=1, description="Batch sizes; null: the config's train.batch_size.")
-    precisions: list[Literal["fp32", "bf16", "fp16"]] = Field(
-        ["fp32"], min_length=1, description="Precisions; bf16/fp16 run under autocast.")
+    precisions: list[Literal["fp32", "bf16", "fp16"]] | None = Field(
+        None, min_length=1, description="Precisions; bf16/fp16 run under autocast. Null: the "
+        "config's train.precision.")
     modes: list[Literal["train", "infer"]] = Field(
         ["train", "infer"], min_length=1,
         description="'train': forward, backward, optimizer step; 'infer': forward under "
         "inference_mode (for a language model: prefill and decode, measured separately).")
-    seq_lens: list[Annotated[int, Field(ge=1, le=10_000_000)]] | None = Field(
+    seq_lens: list[Annotated[int, Field(ge=1, le=65_536)]] | None = Field(
         None, min_length=1, description="Sequence lengths of sequence models (the training "
         "window and the prompt); null: the data's.")
-    gen_tokens: list[Annotated[int, Field(ge=1, le=10_000_000)]] = Field(
+    gen_tokens: list[Annotated[int, Field(ge=1, le=65_536)]] = Field(
         [32], min_length=1, description="Language models: tokens generated per sequence by "
         "decode points.")
     compile: bool = Field(False, description="torch.compile each model (compile time and "

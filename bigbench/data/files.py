@@ -5,7 +5,8 @@ and IDX by its documented header.
 
 An ``.npz`` whose ``x`` is a 1-D integer array and which has no ``y`` is a token stream for
 language modelling: it is cut into windows of ``data.context`` tokens (see ``data.text``), the
-last ``test_fraction`` by position (or a 1-D ``x_test``) being the test split.
+last ``test_fraction`` by position (or a 1-D ``x_test``) being the test split. A stream whose
+int64 ``x`` and ``y`` windows would not fit in memory is refused before they are built.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ import torch
 
 from bigbench.data.specs import MnistArgs, NpzArgs
 from bigbench.data.tensors import Dataset, Split, make_info
-from bigbench.data.text import language_model_dataset, split_stream, stream_windows
+from bigbench.data.text import (
+    check_windows_fit,
+    language_model_dataset,
+    split_stream,
+    stream_windows,
+)
 from bigbench.data.validate import check_inputs, check_labels
 from bigbench.errors import DataError
 
@@ -101,6 +107,8 @@ def build_npz(args: NpzArgs, device: torch.device) -> Dataset:
 
 #: Token ids of an .npz token stream must lie below this (the vocabulary becomes max + 1).
 MAX_STREAM_VOCAB = 10_000_000
+#: Bytes a token of an .npz stream costs as windows: one int64 in x and one in y.
+_WINDOW_BYTES_PER_TOKEN = 2 * 8
 
 
 def _check_stream(name: str, tokens: np.ndarray, path: Path) -> None:
@@ -129,9 +137,14 @@ def _token_stream_npz(args: NpzArgs, path: Path, arrays: dict[str, np.ndarray],
     if "y_test" in arrays:
         raise DataError(f"{path}: a token stream x has no y, so y_test has no meaning; remove "
                         "it (x_test alone is the test stream)")
-    if "x_test" in arrays:
-        x_test = arrays["x_test"]
+    x_test = arrays.get("x_test")
+    if x_test is not None:
         _check_stream("x_test", x_test, path)
+    count = x.size + (x_test.size if x_test is not None else 0)
+    check_windows_fit(f"data: a token stream of {count:,} tokens in '{path}'",
+                      count * _WINDOW_BYTES_PER_TOKEN, device,
+                      "save a shorter stream in x (and x_test)")
+    if x_test is not None:
         for name, tokens in (("x", x), ("x_test", x_test)):
             if tokens.size < args.context + 1:
                 raise DataError(f"{path}: array '{name}' has {tokens.size} tokens, too few for "

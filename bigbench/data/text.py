@@ -10,13 +10,18 @@ reads Unicode characters and numbers them by their sorted order in the text, so 
 is exactly the characters present. That character list is not stored: :func:`read_tokens`
 returns it, and it is reproducible from the same files.
 
-Every refusal is one line naming the file: missing, empty, binary (a NUL byte in its first 8 KiB),
-not UTF-8 (with the byte offset), or too short for one window.
+A UTF-8 byte-order mark (``EF BB BF``) at the start of a file is an encoding marker, not text:
+``char`` drops it, file by file, so it never becomes a token; ``byte`` keeps every file's bytes
+as they are, the mark included (three tokens 239, 187, 191 where a file starts with one).
+
+Every refusal is one line naming the file: missing, empty, binary (a NUL byte anywhere in the
+text read, with its byte offset), not UTF-8 (with the byte offset), or too short for one window.
+A folder's ``pattern`` must be a file-name pattern relative to the folder, such as ``*.txt``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 import torch
@@ -26,8 +31,8 @@ from bigbench.data.specs import TextArgs
 from bigbench.data.tensors import Dataset, Split
 from bigbench.errors import DataError
 
-#: How far into a file a NUL byte marks it as binary (what git and grep look at, roughly).
-BINARY_PROBE_BYTES = 8192
+#: The UTF-8 byte-order mark, dropped from the start of each file by the ``char`` tokenizer.
+UTF8_BOM = b"\xef\xbb\xbf"
 #: Host bytes a token of the text costs while building: the int64 stream and x, y windows.
 _BYTES_PER_TOKEN = 3 * 8
 
@@ -83,6 +88,38 @@ def split_stream(stream: np.ndarray, fraction: float, context: int, source: str,
     return train, stream_windows(parts["test"], context) if "test" in parts else None
 
 
+def check_windows_fit(what: str, needed_bytes: int, device: torch.device, fix: str) -> None:
+    """Refuse windows of ``needed_bytes`` that cannot fit before building them.
+
+    The windows are built in host memory and then moved to ``device``, so both must hold them.
+
+    Raises:
+        ConfigError: one line, from :func:`bigbench.memory_budget.check_fits`.
+    """
+    from bigbench.memory_budget import check_fits
+
+    check_fits(what, needed_bytes, torch.device("cpu"), fix)
+    if device.type != "cpu":
+        check_fits(what, needed_bytes, device, fix)
+
+
+def _check_pattern(pattern: str) -> None:
+    """Refuse a ``data.pattern`` that is not a file-name pattern relative to the folder."""
+    pure = PurePath(pattern)
+    if pure.anchor:
+        reason = "is an absolute path"
+    elif ".." in pure.parts:
+        reason = "climbs out of the folder with '..'"
+    else:
+        return
+    raise DataError(_pattern_error(pattern, reason))
+
+
+def _pattern_error(pattern: str, reason: str) -> str:
+    return (f"data.pattern: {pattern!r} {reason}; it must be a file-name pattern relative to "
+            "the folder in data.path, e.g. \"*.txt\" (put the folder itself in data.path)")
+
+
 def text_files(path: Path, pattern: str) -> list[Path]:
     """The files a ``text`` dataset reads: ``path`` itself, or the matching files in a folder.
 
@@ -95,12 +132,21 @@ def text_files(path: Path, pattern: str) -> list[Path]:
         raise DataError(f"data.path: '{path}' does not exist")
     if not path.is_dir():
         raise DataError(f"data.path: '{path}' is not a regular file or a folder")
+    _check_pattern(pattern)
+    try:
+        found = list(path.rglob(pattern))
+    except OSError as exc:
+        raise DataError(f"data.path: cannot search folder '{path}' for {pattern!r} "
+                        f"({exc.strerror or exc})") from None
+    except Exception as exc:  # noqa: BLE001  (pathlib's refusal of a malformed pattern)
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise DataError(_pattern_error(pattern, f"is not a usable pattern ({reason})")) from None
     files = sorted(
-        p for p in path.rglob(pattern)
+        p for p in found
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
     )
     if not files:
-        raise DataError(f"data.path: folder '{path}' holds no files matching '{pattern}' "
+        raise DataError(f"data.path: folder '{path}' holds no files matching {pattern!r} "
                         "(hidden files are skipped); set data.pattern or add text files")
     return files
 
@@ -114,15 +160,15 @@ def _read_text(path: Path, limit: int | None) -> bytes:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not data:
         raise DataError(f"{path}: empty file (0 bytes); remove it or add text")
-    nul = data.find(b"\0", 0, BINARY_PROBE_BYTES)
-    if nul >= 0:
-        raise DataError(f"{path}: looks binary (a NUL byte at offset {nul}); text datasets "
-                        "read UTF-8 text files only")
     if limit is not None and len(data) > limit:
         cut = limit
         while cut > 0 and (data[cut] & 0xC0) == 0x80:  # never split a multi-byte character
             cut -= 1
         data = data[:cut]
+    nul = data.find(b"\0")  # anywhere in the text read, not just its first kilobytes
+    if nul >= 0:
+        raise DataError(f"{path}: looks binary (a NUL byte at offset {nul}); text datasets "
+                        "read UTF-8 text files only")
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -149,26 +195,27 @@ def read_tokens(args: TextArgs, device: torch.device | None = None
     if args.max_bytes is not None:
         total = min(total, args.max_bytes)
     if device is not None:
-        from bigbench.memory_budget import check_fits
-
-        check_fits(f"data: {total:,} bytes of text in '{root}'", total * _BYTES_PER_TOKEN,
-                   device, "set data.max_bytes or use less text")
+        check_windows_fit(f"data: {total:,} bytes of text in '{root}'",
+                          total * _BYTES_PER_TOKEN, device, "set data.max_bytes or use less text")
     chunks: list[bytes] = []
     left = args.max_bytes
     for file in files:
-        chunks.append(_read_text(file, left))
+        text = _read_text(file, left)
+        # A leading byte-order mark is no character of the text; byte keeps the file's bytes.
+        chunks.append(text[len(UTF8_BOM):] if args.tokenizer == "char"
+                      and text.startswith(UTF8_BOM) else text)
         if left is not None:
             if file.stat().st_size >= left:  # this file reaches the cap: it is the last one
                 break
-            left -= len(chunks[-1])
+            left -= len(text)  # max_bytes counts the file's bytes, a mark included
     data = b"".join(chunks)
     if args.tokenizer == "byte":
         return np.frombuffer(data, dtype=np.uint8).astype(np.int64), None
     points = np.frombuffer(data.decode("utf-8").encode("utf-32-le"), dtype="<u4")
     alphabet, tokens = np.unique(points, return_inverse=True)
     if len(alphabet) < 2:
-        raise DataError(f"{root}: the text uses a single character; the char tokenizer needs "
-                        "at least two (use more text or tokenizer: byte)")
+        raise DataError(f"{root}: the text uses {len(alphabet)} distinct character(s); the char "
+                        "tokenizer needs at least two (use more text or tokenizer: byte)")
     return tokens.astype(np.int64).reshape(-1), [chr(int(c)) for c in alphabet]
 
 

@@ -56,7 +56,8 @@ def build_model(config: StrictModel, data: DataInfo) -> BuiltModel:
 
 
 def check_model_fits(config: StrictModel, data: DataInfo, device: torch.device,
-                     state_copies: int = 4, batch_size: int = 1, value_bytes: int = 4) -> int:
+                     state_copies: int = 4, batch_size: int = 1, value_bytes: int = 4,
+                     training: bool = True) -> int:
     """Count the parameters on the meta device (no memory) and refuse a model that cannot fit.
 
     The estimate is the parameters times ``state_copies`` (weights, gradients and up to two
@@ -64,8 +65,9 @@ def check_model_fits(config: StrictModel, data: DataInfo, device: torch.device,
     estimates them (transformers: see ``ModelFamily.activation_bytes``).
 
     Args:
-        batch_size: Samples per training step; value_bytes: bytes per activation value (4 for
-            fp32, 2 under bf16/fp16 autocast).
+        batch_size: Samples per step; value_bytes: bytes per activation value (4 for fp32, 2
+            under bf16/fp16 autocast); training: a training step (else inference: no gradients
+            or saved activations; pass ``state_copies=1``).
 
     Returns:
         The parameter count.
@@ -78,11 +80,13 @@ def check_model_fits(config: StrictModel, data: DataInfo, device: torch.device,
         built = build_model(config, data)
     params = built.params
     window = data.sample_shape[0] if data.sample_shape else 1
-    activations = built.family.activation_bytes(built.args, batch_size, window, value_bytes)
+    activations = built.family.activation_bytes(built.args, batch_size, window, value_bytes,
+                                                training)
     what = f"model '{config.name}' with {params:,} parameters"  # type: ignore[attr-defined]
     if activations:
-        what += (f" ({params * 4 * state_copies / 2**30:.1f} GiB of weights, gradients and "
-                 f"optimizer state, {activations / 2**30:.1f} GiB of activations at batch "
+        state = "weights, gradients and optimizer state" if training else "weights"
+        what += (f" ({params * 4 * state_copies / 2**30:.1f} GiB of {state}, "
+                 f"{activations / 2**30:.1f} GiB of activations at batch "
                  f"{batch_size} × {window} tokens)")
     check_fits(what, params * 4 * state_copies + activations, device,
                "use a smaller model or batch, model.checkpoint_activations: true, or bf16"

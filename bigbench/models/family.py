@@ -16,24 +16,30 @@ def _never(args: Mapping[str, Any]) -> bool:
     return False
 
 
-def _unknown(args: Mapping[str, Any], batch: int, window: int, value_bytes: int) -> int:
+def _unknown(args: Mapping[str, Any], batch: int, window: int, value_bytes: int,
+             training: bool = True) -> int:
     return 0
 
 
 def transformer_activation_bytes(args: Mapping[str, Any], batch: int, window: int,
-                                 value_bytes: int) -> int:
+                                 value_bytes: int, training: bool = True) -> int:
     """Activations a decoder-only transformer keeps for the backward pass, bytes (an estimate).
 
     Per layer and token about 17·d_model values (Korthikanti et al. 2022, "Reducing Activation
     Recomputation in Large Transformer Models": 34·s·b·h bytes in 16-bit, with fused attention
     so no s² score matrix is kept); with activation checkpointing only each block's input.
+    With checkpointing the block being recomputed holds its full activations once more.
     The logits and their softmax gradient add about 3 fp32 values per token and vocabulary
-    entry.
+    entry. Inference (``training=False``) keeps about two layers' activations and the logits.
     """
     tokens = batch * window
     d_model, layers, vocab = args["d_model"], args["n_layer"], args["vocab_size"]
-    per_layer = (1 if args.get("checkpoint_activations") else 17) * d_model * value_bytes
-    return tokens * (layers * per_layer + 3 * vocab * 4)
+    full_layer = 17 * d_model * value_bytes
+    if not training:
+        return tokens * (2 * full_layer + vocab * 4)
+    if args.get("checkpoint_activations"):
+        return tokens * (layers * d_model * value_bytes + full_layer + 3 * vocab * 4)
+    return tokens * (layers * full_layer + 3 * vocab * 4)
 
 
 @dataclass(frozen=True)
@@ -51,9 +57,9 @@ class ModelFamily:
             fp32 math follows cuDNN's TF32 switch rather than the matmul precision.
         kv_cache: Its language models decode with a KV cache (``make_cache``), so inference is
             benchmarked as prefill and decode.
-        activation_bytes: Given resolved args, batch size, window length and bytes per value,
-            the activation memory of a training step (0: not estimated; the family's models
-            are small beside their data).
+        activation_bytes: Given resolved args, batch size, window length, bytes per value and
+            ``training``, the activation memory of a step (0: not estimated; the family's
+            models are small beside their data).
     """
 
     name: str
@@ -61,7 +67,7 @@ class ModelFamily:
     cudnn_layers: bool = False
     kv_cache: bool = False
     channels_last_when: Callable[[Mapping[str, Any]], bool] = _never
-    activation_bytes: Callable[[Mapping[str, Any], int, int, int], int] = _unknown
+    activation_bytes: Callable[..., int] = _unknown
 
     def supports_channels_last(self, args: Mapping[str, Any]) -> bool:
         """Whether a model of this family with resolved ``args`` can run channels_last."""

@@ -272,12 +272,15 @@ class GPT(nn.Module):
         values = [torch.zeros(shape, dtype=dtype, device=weight.device) for _ in self.blocks]
         return KVCache(keys, values)
 
-    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None,
+                last_only: bool = False) -> torch.Tensor:
         """Logits ``(B, T, vocab_size)`` for tokens ``idx`` ``(B, T)``.
 
         With a ``cache`` the tokens continue the cached ones: they take positions
         ``cache.length …``, attend to the cached keys and values, are appended to them, and
-        ``cache.length`` advances by ``T``.
+        ``cache.length`` advances by ``T``. ``last_only`` computes the logits of the last
+        position alone, ``(B, 1, vocab_size)`` — all that generation needs after a prompt
+        (the output head is about a third of a GPT-2 small forward pass).
 
         Raises:
             ValueError: ``idx`` is not 2-D, its batch differs from the cache's, or the tokens
@@ -314,6 +317,8 @@ class GPT(nn.Module):
                 x = checkpoint(block, x, rope, use_reentrant=False)
             else:
                 x = block(x, rope, cache, layer)
+        if last_only:
+            x = x[:, -1:]
         logits = self.lm_head(self.ln_f(x))
         if cache is not None:
             cache.length = end

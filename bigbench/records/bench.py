@@ -44,6 +44,8 @@ class PointSettings(Part):
     model_args: dict[str, Any] = field("Model arguments beyond the defaults.",
                                        default_factory=dict)
     sample_shape: list[int] = field("Shape of one input sample.", default_factory=list)
+    seq_len: int | None = field("Sequence length (a language model's window or prompt, or a "
+                                "--seq-lens value); null when not an axis.", None)
     gen_tokens: int | None = field("Decode points: tokens generated per sequence (steps cycle "
                                    "over these cache positions).", None)
 
@@ -118,6 +120,13 @@ class PointSteps(Part):
     min_repeat_s: float | None = field("Shortest repeat length enforced for energy, s.", None)
 
 
+class PointModel(Part):
+    """The model the point measured, as built (a size preset and the data resolved)."""
+
+    params: int = field("Parameters.")
+    args: dict[str, Any] = field("Resolved model arguments (see `bigbench models`).")
+
+
 class CompileWindow(Section):
     """The compiling first step."""
 
@@ -137,6 +146,7 @@ class BenchPoint(Part):
     status: Literal["ok", "oom", "skipped", "failed"] = field("ok, oom, skipped or failed.")
     reason: str | None = field("Why the point was skipped or ran out of memory.", None)
     error: str | None = field("The error of a failed or out-of-memory point.", None)
+    model: PointModel | None = absent("The model measured: parameters and resolved arguments.")
     samples_per_s: Spread | None = absent("Samples/s over the repeats.")
     tokens_per_s: Spread | None = absent("Language models: tokens/s over the repeats (a sample "
                                          "is a window, a prompt, or one decoded token).")

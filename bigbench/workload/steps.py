@@ -86,8 +86,10 @@ def _cached_step(workload: Workload, mode: Mode, batch_size: int, gen_tokens: in
     def run(tokens: torch.Tensor, cache: Any) -> torch.Tensor:
         with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype,
                                                     enabled=amp_dtype is not None):
-            # One value (a view) for the engine's read-back; the whole next-token choice is made.
-            return model(tokens, cache=cache)[:, -1].argmax(dim=-1).reshape(-1)[0]
+            # Only the last position's logits are needed to choose the next token. One value
+            # (a view) for the engine's read-back; the whole batch's choice is made.
+            logits = model(tokens, cache=cache, last_only=True)
+            return logits[:, -1].argmax(dim=-1).reshape(-1)[0]
 
     # Under autocast the cache holds keys and values in the autocast dtype, as they are made.
     cache_dtype = amp_dtype or next(model.parameters()).dtype
@@ -183,14 +185,28 @@ def step_flops(workload: Workload) -> dict[str, Any]:
 def cached_step_flops(workload: Workload, mode: Mode, gen_tokens: int = 1) -> int:
     """FLOPs per sample of THE prefill step (per prompt) or decode step (per generated token,
     averaged over the ``gen_tokens`` positions a decode point cycles through), on a meta twin.
+
+    A decode step's FLOPs grow linearly with its position (attention over the cache), so the
+    mean over the cycle is the mean of its first and last steps: two counted steps, not
+    ``gen_tokens``.
     """
     from bigbench.measure.flops import count_flops
 
     twin, batch = _meta_twin(workload, samples=1)
     if mode == "prefill":
         return count_flops(lambda: build_step(twin, "prefill")(batch), 1)[0]
-    step = build_step(twin, "decode", batch_size=1, gen_tokens=gen_tokens)
-    return count_flops(lambda: [step(batch) for _ in range(gen_tokens)], gen_tokens)[0]
+    # Building a decode step prefills its cache: build outside the count, count one step.
+    step = build_step(twin, "decode", gen_tokens=1)
+    first = count_flops(lambda: step(batch), 1)[0]
+    if gen_tokens == 1:
+        return first
+    # The last step of the cycle is the first step after a prompt gen_tokens − 1 longer.
+    longer = dataclasses.replace(twin, info=dataclasses.replace(
+        twin.info, sample_shape=(twin.info.sample_shape[0] + gen_tokens - 1,
+                                 *twin.info.sample_shape[1:])))
+    last_step = build_step(longer, "decode", gen_tokens=1)
+    last = count_flops(lambda: last_step(batch), 1)[0]
+    return (first + last) // 2
 
 
 def _meta_twin(workload: Workload, samples: int) -> tuple[Workload, Batch]:

@@ -135,7 +135,8 @@ class LanguageModeling:
                 correct += (flat.argmax(dim=1) == targets.reshape(-1)).sum()
                 tokens += targets.numel()
         loss = loss_sum.item() / tokens
-        return {"loss": loss, "perplexity": math.exp(loss) if loss < 700 else math.inf,
+        # exp overflows past 709 nats; a NaN loss stays NaN (and is reported null with why).
+        return {"loss": loss, "perplexity": math.inf if loss > 709 else math.exp(loss),
                 "bits_per_token": loss / math.log(2), "accuracy": correct.item() / tokens}
 
     def synthetic_targets(self, count: int, info: DataInfo, generator: torch.Generator | None,
