@@ -205,7 +205,8 @@ def _time(facts: RunFacts, loop: TrainingLoop) -> dict[str, Any]:
 def _windows(meter: Meter, energy: EnergyMonitor) -> dict[str, Any]:
     windows = {}
     for name, totals in meter.windows.items():
-        windows[name] = {**totals.as_dict(), "energy": [
+        windows[name] = {**totals.as_dict(),
+                         "spans_s": [list(span) for span in totals.spans_s], "energy": [
             {k: e[k] for k in _WINDOW_ENERGY_KEYS if k in e}
             for e in energy.aggregate(totals.energy)]}
     return windows

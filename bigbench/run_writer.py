@@ -100,12 +100,18 @@ class RunWriter:
         save_weights(model, self.run_dir / WEIGHTS)
         return WEIGHTS
 
-    def write_power_csv(self, rows: Sequence[tuple[float, str, float]]) -> str | None:
-        """``t_s,device,power_w`` rows (t_s from the first sample); None when there are none."""
+    def write_power_csv(self, rows: Sequence[tuple[float, str, float]],
+                        origin: float | None = None) -> str | None:
+        """``t_s,device,power_w`` rows; None when there are none.
+
+        Args:
+            origin: The clock reading t_s counts from (the run's command start, which the
+                windows' ``spans_s`` in run.json count from too); None: the first sample.
+        """
         if self.run_dir is None or not rows:
             return None
         ordered = sorted(rows)
-        origin = ordered[0][0]
+        origin = ordered[0][0] if origin is None else origin
         lines = ["t_s,device,power_w"] + [f"{t - origin:.6f},{key},{w:.3f}"
                                           for t, key, w in ordered]
         atomic_write_text(self.run_dir / POWER, "\n".join(lines) + "\n")

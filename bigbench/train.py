@@ -61,7 +61,7 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
     if resume is not None and resume.config_changes:
         writer.write_config(config)
     energy = energy_monitor(config.measure, workload.device, rank)
-    meter = Meter(workload.device, energy)
+    meter = Meter(workload.device, energy, origin=wall_start)
     run_dir = str(writer.run_dir) if writer.run_dir is not None else None
     facts = RunFacts(config, workload, environment(workload.device, energy), run_dir,
                      started_at, wall_start, flop_counts, flop_error, eager_step_s, resume,
@@ -201,7 +201,7 @@ def _write_results(writer: RunWriter, record: dict[str, Any], energy: EnergyMoni
             files[name] = None
 
     files["checkpoint"] = "checkpoint" if writer.has_checkpoint() else None
-    attempt("power", lambda: writer.write_power_csv(power_rows(energy)))
+    attempt("power", lambda: writer.write_power_csv(power_rows(energy), loop.meter.origin))
     trained = loop.error is None and loop.state.stop_reason in (None, "interrupted")
     if save_weights and trained:
         attempt("weights", lambda: writer.save_weights(workload.model))

@@ -197,7 +197,7 @@ class TrainingLoop:
             self.last_eval["reasons"] = {
                 k: f"the evaluation {k} is {v} (not finite): the model's outputs overflowed"
                 for k, v in diverged.items()}
-        self.writer.log({"event": "eval", **self.last_eval})
+        self.writer.log({"event": "eval", "time_s": self.meter.elapsed_s(), **self.last_eval})
         self.callbacks.on_eval(self.last_eval)
 
     def _out_of_memory(self, exc: BaseException) -> None:
@@ -216,7 +216,8 @@ class TrainingLoop:
 
     def _log(self, event: LogEvent) -> None:
         optimizer = self.workload.optimizer
-        self.writer.log({"event": "train", "step": event.step, "epoch": event.epoch,
+        self.writer.log({"event": "train", "time_s": self.meter.elapsed_s(),
+                         "step": event.step, "epoch": event.epoch,
                          "loss": event.loss if event.loss == event.loss else None,
                          "lr": optimizer.param_groups[0]["lr"] if optimizer else None,
                          "samples_per_s": event.samples_per_s})

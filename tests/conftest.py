@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,42 @@ def cli() -> Cli:
 def load_run(run_dir: Path) -> dict:
     """Read run.json of a run directory."""
     return json.loads((run_dir / "run.json").read_text())
+
+
+@dataclass
+class ReportResults:
+    """Real results for the report tests: a run with power.csv and energy, and a bench."""
+
+    run: Path
+    bench: Path
+
+
+@pytest.fixture(scope="session")
+def report_results(tmp_path_factory: pytest.TempPathFactory) -> ReportResults:
+    """A short training run measured against a live fake powercap tree (so it has power.csv,
+    windows to shade and measured energy) and a smoke-suite benchmark; made once per session."""
+    import torch
+    from fakes import LivePowercap
+
+    from bigbench.measure.energy import rapl
+
+    root = tmp_path_factory.mktemp("report-results")
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    cli, threads = Cli(), torch.get_num_threads()
+    live = LivePowercap(root / "powercap", {"intel-rapl:0": 40.0, "intel-rapl:0:2": 4.0},
+                        period_s=0.002).start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv(rapl.ROOT_ENV, str(root / "powercap"))
+            run = cli("train", configs / "smoke.yaml", "--out", root / "run",
+                      "--set", "train.max_steps=12", "--set", "train.warmup_steps=2",
+                      "--set", "train.log_every=2", "--set", "train.threads=1",
+                      "--set", "measure.idle_s=0.1")
+            assert run.exit_code == 0, run.stderr
+            bench = cli("bench", "--suite", "smoke", "--device", "cpu", "--duration", "0.05",
+                        "--repeats", "2", "--warmup", "1", "--out", root / "bench")
+            assert bench.exit_code == 0, bench.stderr
+    finally:
+        live.stop()
+        torch.set_num_threads(threads)  # train.threads is process-wide
+    return ReportResults(root / "run", root / "bench")

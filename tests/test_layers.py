@@ -22,6 +22,9 @@ FORBIDDEN = {
     "bigbench.config": ("bigbench.measure", "bigbench.workload", "bigbench.cli",
                         "bigbench.bench"),
     "bigbench.workload": ("bigbench.cli", "bigbench.bench", "bigbench.run_writer"),
+    # The report reads results; it never measures, trains or reaches into the CLI.
+    "bigbench.report": ("bigbench.cli", "bigbench.workload", "bigbench.measure",
+                        "bigbench.engine", "bigbench.train", "bigbench.training_loop"),
 }
 
 

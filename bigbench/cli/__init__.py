@@ -17,6 +17,7 @@ from bigbench.cli import (
     config_cmd,
     energy_cmd,
     info_cmd,
+    report_cmd,
     schema_cmd,
     train_cmd,
 )
@@ -27,6 +28,7 @@ app = typer.Typer(
     "latency, memory and energy.\n\n"
     "Examples:\n\n"
     "  bigbench train configs/cnn.yaml\n\n"
+    "  bigbench report runs/<run directory>\n\n"
     "  bigbench config validate configs/rnn.yaml\n\n"
     "  bigbench models",
     no_args_is_help=True,
@@ -53,6 +55,7 @@ def _root(
 app.command("train")(train_cmd.train)
 app.command("bench")(bench_cmd.bench)
 app.command("compare")(compare_cmd.compare)
+app.command("report")(report_cmd.report)
 app.command("_bench-point", hidden=True)(bench_cmd.bench_point_worker)
 app.command("schema")(schema_cmd.schema)
 app.add_typer(config_cmd.app, name="config")

@@ -153,7 +153,7 @@ def _energy_text(device: dict[str, Any]) -> str:
 def _print_report(report: dict[str, Any]) -> None:
     from rich.table import Table
 
-    from bigbench.cli.summary import human_bytes
+    from bigbench.run_summary import human_bytes
 
     table = Table(title=f"energy of the command — {report['duration_s']:.2f} s, "
                         f"exit code {report['exit_code']}")

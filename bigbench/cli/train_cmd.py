@@ -80,6 +80,9 @@ def train(
     if result.record["status"] != "completed":
         console.print(f"run {result.record['status']}: {result.record.get('stop_detail') or ''}"
                       f" — results in {result.run_dir}")
+    if result.run_dir is not None:
+        console.print(f"figures: bigbench report {result.run_dir}", soft_wrap=True,
+                      highlight=False)
     raise typer.Exit(result.exit_code)
 
 

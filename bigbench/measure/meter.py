@@ -34,6 +34,7 @@ class WindowTotals:
         device_peak_allocated_bytes: Largest CUDA allocator peak seen (null off CUDA).
         device_peak_reserved_bytes: Largest CUDA reserved peak seen (null off CUDA).
         energy: Energy records of each segment.
+        spans_s: (start, end) of each segment, seconds since the meter's origin.
     """
 
     time_s: float = 0.0
@@ -43,6 +44,7 @@ class WindowTotals:
     device_peak_allocated_bytes: int | None = None
     device_peak_reserved_bytes: int | None = None
     energy: list[dict[str, Any]] = field(default_factory=list)
+    spans_s: list[tuple[float, float]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -65,13 +67,16 @@ class Meter:
         device: The device whose work is measured.
         energy: The energy meter (a monitor without devices when none works).
         clock: Host clock in seconds (injectable for tests).
+        origin: The clock reading that window spans and :meth:`elapsed_s` count from (a run's
+            command start, so power.csv and the windows share one time axis); None: now.
     """
 
     def __init__(self, device: torch.device, energy: EnergyMeter,
-                 clock: Clock = time.perf_counter) -> None:
+                 clock: Clock = time.perf_counter, origin: float | None = None) -> None:
         self.device = device
         self.energy = energy
         self.clock = clock
+        self.origin = clock() if origin is None else origin
         self.windows: dict[str, WindowTotals] = {}
         self._open: dict[str, float] = {}
 
@@ -88,7 +93,9 @@ class Meter:
         finally:
             del self._open[name]
             synchronize(self.device)
-            totals.time_s += self.clock() - start
+            end = self.clock()
+            totals.time_s += end - start
+            totals.spans_s.append((start - self.origin, end - self.origin))
             totals.segments += 1
             totals.energy.append(self.energy.end(token))
             allocated, reserved = device_peaks(self.device)
@@ -96,6 +103,10 @@ class Meter:
                 totals.device_peak_allocated_bytes, allocated)
             totals.device_peak_reserved_bytes = _max_or_none(
                 totals.device_peak_reserved_bytes, reserved)
+
+    def elapsed_s(self) -> float:
+        """Seconds since the origin."""
+        return self.clock() - self.origin
 
     def open_since(self, name: str) -> float | None:
         """Start time of window ``name``'s segment running now, or None when it is closed."""

@@ -246,6 +246,9 @@ class Window(Part):
     samples: int = field("Samples in the window.")
     device_peak_allocated_bytes: int | None = field("CUDA allocator peak, bytes.")
     device_peak_reserved_bytes: int | None = field("CUDA reserved peak, bytes.")
+    spans_s: list[list[float]] = field("[start, end] of each segment, seconds since the "
+                                       "command started (power.csv's time axis; this "
+                                       "process's segments only).", default_factory=list)
     energy: list[WindowEnergy] = field("Energy per device.", default_factory=list)
 
 

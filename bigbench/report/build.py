@@ -1,0 +1,72 @@
+"""Make a report: read the results, draw the figures, write report.html and report.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bigbench.errors import OutputError
+from bigbench.report.figures import ReportFigure, draw_figures
+from bigbench.report.html import render_html
+from bigbench.report.inputs import ReportInputs, load_inputs
+from bigbench.report.markdown import render_markdown
+from bigbench.results import atomic_write_text
+
+HTML = "report.html"
+MARKDOWN = "report.md"
+
+
+@dataclass
+class Report:
+    """What was written.
+
+    Attributes:
+        out_dir: The report folder: report.html, report.md and every figure as PNG and SVG.
+        html: report.html's path.
+        markdown: The Markdown summary (also in report.md).
+        figures: Every figure, drawn or missing with its reason.
+    """
+
+    out_dir: Path
+    html: Path
+    markdown: str
+    figures: list[ReportFigure]
+
+
+def default_out_dir(results: list[Path], inputs: ReportInputs) -> Path:
+    """A single run's report lives in its run directory (``<run>/report``); any other mix in
+    ``runs/<UTC time>-report``."""
+    if len(results) == 1 and len(inputs.runs) == 1:
+        return inputs.runs[0].path / "report"
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Path("runs") / f"{stamp}-report"
+
+
+def build_report(results: list[Path], out_dir: Path | None = None) -> Report:
+    """Read ``results`` and write the report into ``out_dir`` (see :func:`default_out_dir`).
+
+    An existing report folder is refreshed in place: its report files and figures are
+    rewritten, nothing else in it is touched.
+
+    Raises:
+        ReportError: a result that cannot be read (every one is named).
+        OutputError: the folder cannot be created or written.
+    """
+    inputs = load_inputs(results)
+    out = out_dir or default_out_dir(results, inputs)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create the report folder "
+                          f"({exc.strerror or exc})") from None
+    if not out.is_dir():
+        raise OutputError(f"--out {out}: is a file; pass a folder")
+    try:
+        figures = draw_figures(inputs, out)
+        summary = render_markdown(inputs, figures, HTML)
+        atomic_write_text(out / HTML, render_html(inputs, figures))
+        atomic_write_text(out / MARKDOWN, summary)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
+    return Report(out, out / HTML, summary, figures)

@@ -1,0 +1,154 @@
+"""The results a report is made from: run directories and benchmarks, read and validated.
+
+A run brings its run.json, its metrics.jsonl (loss and evaluation over steps and time) and its
+power.csv (every power sample); a benchmark its bench.json. Everything is read through the
+typed records, so a damaged file is refused with one line, and a missing optional file is
+simply absent (the figure that needs it then says why it is missing).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bigbench.errors import BigbenchError
+from bigbench.records import BenchDocument, RecordError, RunRecord, load_result
+
+
+class ReportError(BigbenchError):
+    """A result a report cannot be made from (missing, unreadable, another schema)."""
+
+
+@dataclass
+class PowerTrace:
+    """One device's power samples from power.csv.
+
+    Attributes:
+        t_s: Seconds since the run's command started (the time axis of the run's windows).
+        power_w: Power at each time, W.
+    """
+
+    t_s: list[float] = field(default_factory=list)
+    power_w: list[float] = field(default_factory=list)
+
+
+@dataclass
+class RunInput:
+    """One training run.
+
+    Attributes:
+        label: Short name shown in legends (the run's name, made unique).
+        path: The run directory (or the folder of the run.json given).
+        record: The validated run.json.
+        train_events: metrics.jsonl's ``train`` lines (``time_s``, ``step``, ``loss`` …).
+        eval_events: metrics.jsonl's ``eval`` lines.
+        power: power.csv by device key (empty when the run has no power.csv).
+    """
+
+    label: str
+    path: Path
+    record: RunRecord
+    train_events: list[dict[str, Any]] = field(default_factory=list)
+    eval_events: list[dict[str, Any]] = field(default_factory=list)
+    power: dict[str, PowerTrace] = field(default_factory=dict)
+
+
+@dataclass
+class BenchInput:
+    """One benchmark: its label and validated bench.json."""
+
+    label: str
+    path: Path
+    document: BenchDocument
+
+
+@dataclass
+class ReportInputs:
+    """Every result given, in the order given."""
+
+    runs: list[RunInput] = field(default_factory=list)
+    benches: list[BenchInput] = field(default_factory=list)
+
+
+def load_inputs(paths: list[Path]) -> ReportInputs:
+    """Read every RESULT: a run directory, a bench directory or a bench.json (any mix).
+
+    Raises:
+        ReportError: one line per unusable result (all of them, not only the first).
+    """
+    inputs, problems, labels = ReportInputs(), [], set()
+    for path in paths:
+        try:
+            found, document = load_result(path)
+        except RecordError as exc:
+            problems.extend(exc.problems)
+            continue
+        label = _unique(document.name if isinstance(document, RunRecord) else document.label,
+                        labels)
+        if isinstance(document, RunRecord):
+            inputs.runs.append(_run_input(label, found.parent, document))
+        else:
+            inputs.benches.append(BenchInput(label, found, document))
+    if problems:
+        raise ReportError(*problems)
+    if not paths:
+        raise ReportError("give at least one RESULT: a run directory, a bench directory or "
+                          "a bench.json")
+    return inputs
+
+
+def _unique(label: str, taken: set[str]) -> str:
+    candidate, n = label, 2
+    while candidate in taken:
+        candidate, n = f"{label} ({n})", n + 1
+    taken.add(candidate)
+    return candidate
+
+
+def _run_input(label: str, folder: Path, record: RunRecord) -> RunInput:
+    run = RunInput(label, folder, record)
+    for event in _jsonl(folder / "metrics.jsonl"):
+        if event.get("event") == "train":
+            run.train_events.append(event)
+        elif event.get("event") == "eval":
+            run.eval_events.append(event)
+    run.power = _power(folder / "power.csv")
+    return run
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    """metrics.jsonl's objects; an incomplete last line (a crash mid-write) is skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    events = []
+    for line in lines:
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            events.append(value)
+    return events
+
+
+def _power(path: Path) -> dict[str, PowerTrace]:
+    """power.csv by device; rows that do not parse are skipped."""
+    traces: dict[str, PowerTrace] = {}
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                try:
+                    t, watts = float(row["t_s"]), float(row["power_w"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                trace = traces.setdefault(row.get("device") or "?", PowerTrace())
+                trace.t_s.append(t)
+                trace.power_w.append(watts)
+    except (OSError, UnicodeDecodeError):
+        return {}
+    return traces
