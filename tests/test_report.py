@@ -69,7 +69,8 @@ def test_the_markdown_summary(report_results: ReportResults, report_dir: Path, c
     record = json.loads((report_results.run / "run.json").read_text())
     assert cells[1] == record["status"] == "completed"
     assert cells[4] == f"{record['throughput']['samples_per_s']:,.1f}"
-    assert cells[7].endswith("mJ (low)") or cells[7].endswith("mJ (ok)")
+    assert re.fullmatch(r"[\d.]+ mJ/sample \((low|ok)\)", cells[7]), cells[7]
+    assert "loss n/a" not in text  # the run has its loss: no false footnote
     assert "MFU n/a" in text or "mfu n/a" in text  # a CPU has no peak: the reason is given
     assert "| cnn/train/fp32/bs16 | ok |" in text
     assert "Figures in report.html: 6 of 6 drawn." in text
@@ -146,3 +147,40 @@ def test_the_ci_example_uses_real_commands_and_options(cli) -> None:
         help_text = cli(words[1], "--help").stdout
         for option in (w for w in words[2:] if w.startswith("--")):
             assert option in help_text, f"{option} is not an option of bigbench {words[1]}"
+
+
+def test_a_refreshed_report_folder_keeps_no_stale_figure(report_results: ReportResults,
+                                                          tmp_path, cli) -> None:
+    out = tmp_path / "report"
+    assert cli("report", report_results.run, report_results.bench, "--out", out).exit_code == 0
+    (out / "notes.txt").write_text("mine")
+    assert cli("report", report_results.run, "--out", out).exit_code == 0
+    pngs = {p.stem for p in out.glob("*.png")}
+    assert pngs == {"power-smoke", "loss", "energy", "tradeoff"}  # the bench's are gone
+    assert (out / "notes.txt").read_text() == "mine"  # nothing else is touched
+    assert cli("report", report_results.run, "--out", out / "notes.txt").exit_code == 2
+
+
+def test_names_are_drawn_as_text_never_parsed(report_results: ReportResults, tmp_path,
+                                              cli) -> None:
+    run = shutil.copytree(report_results.run, tmp_path / "run")
+    record = json.loads((run / "run.json").read_text())
+    record["name"] = "x$\\frac{a$ <b>&"  # invalid maths, and HTML
+    (run / "run.json").write_text(json.dumps(record))
+    result = cli("report", run, "--out", tmp_path / "report", "--markdown")
+    assert result.exit_code == 0, result.stderr
+    assert "drawing failed" not in result.stderr
+    assert "&lt;b&gt;" in result.stdout and "<b>" not in result.stdout
+    page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "<b>&" not in page and "&lt;b&gt;&amp;" in page
+
+
+def test_a_resumed_runs_events_form_one_timeline(tmp_path) -> None:
+    from bigbench.report.inputs import _last_per_step, _one_timeline
+
+    events = [{"event": "train", "step": s, "time_s": t, "loss": 1.0}
+              for s, t in ((10, 1.0), (20, 2.0), (30, 3.0),  # first process, killed at 35
+                           (30, 0.5), (40, 1.5))]            # resumed from its step-25 checkpoint
+    timeline = _last_per_step(_one_timeline(events))
+    assert [e["step"] for e in timeline] == [10, 20, 30, 40]
+    assert [e["time_s"] for e in timeline] == [1.0, 2.0, 3.5, 4.5]  # step 30: the later one

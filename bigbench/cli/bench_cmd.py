@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from enum import Enum
 from pathlib import Path
@@ -170,7 +171,8 @@ def _run(session: Any, json_: bool, markdown_: bool) -> None:
     for warning in run.warnings:
         console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     _print_result(run, title, json_, markdown_)
-    console.print(f"figures: bigbench report {run.out_dir}", soft_wrap=True, highlight=False)
+    console.print(f"figures: bigbench report {shlex.quote(str(run.out_dir))}", soft_wrap=True,
+                  highlight=False, markup=False)
     if run.document["status"] == "interrupted":
         console.print(f"interrupted: {len(run.results)} of {len(session.points)} points "
                       f"measured; results kept in {session.out_dir}")

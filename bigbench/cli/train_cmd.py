@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +82,8 @@ def train(
         console.print(f"run {result.record['status']}: {result.record.get('stop_detail') or ''}"
                       f" — results in {result.run_dir}")
     if result.run_dir is not None:
-        console.print(f"figures: bigbench report {result.run_dir}", soft_wrap=True,
-                      highlight=False)
+        console.print(f"figures: bigbench report {shlex.quote(str(result.run_dir))}",
+                      soft_wrap=True, highlight=False, markup=False)
     raise typer.Exit(result.exit_code)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from bigbench.errors import OutputError
@@ -11,7 +10,7 @@ from bigbench.report.figures import ReportFigure, draw_figures
 from bigbench.report.html import render_html
 from bigbench.report.inputs import ReportInputs, load_inputs
 from bigbench.report.markdown import render_markdown
-from bigbench.results import atomic_write_text
+from bigbench.results import atomic_write_text, create_run_dir
 
 HTML = "report.html"
 MARKDOWN = "report.md"
@@ -34,39 +33,56 @@ class Report:
     figures: list[ReportFigure]
 
 
+#: The files a report writes besides its figures; figure files are ``<key>.png``/``.svg``.
+FIGURE_SUFFIXES = (".png", ".svg")
+
+
 def default_out_dir(results: list[Path], inputs: ReportInputs) -> Path:
     """A single run's report lives in its run directory (``<run>/report``); any other mix in
-    ``runs/<UTC time>-report``."""
+    a new ``runs/<UTC time>-report`` (created exclusively: two reports never share one)."""
     if len(results) == 1 and len(inputs.runs) == 1:
         return inputs.runs[0].path / "report"
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return Path("runs") / f"{stamp}-report"
+    return create_run_dir(Path("runs"), "report")
 
 
 def build_report(results: list[Path], out_dir: Path | None = None) -> Report:
     """Read ``results`` and write the report into ``out_dir`` (see :func:`default_out_dir`).
 
     An existing report folder is refreshed in place: its report files and figures are
-    rewritten, nothing else in it is touched.
+    rewritten and figures an earlier report drew that this one does not are removed; nothing
+    else in it is touched.
 
     Raises:
         ReportError: a result that cannot be read (every one is named).
         OutputError: the folder cannot be created or written.
     """
     inputs = load_inputs(results)
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"--out {out_dir}: is a file; pass a folder")
     out = out_dir or default_out_dir(results, inputs)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{out}: cannot create the report folder "
                           f"({exc.strerror or exc})") from None
-    if not out.is_dir():
-        raise OutputError(f"--out {out}: is a file; pass a folder")
     try:
         figures = draw_figures(inputs, out)
+        _remove_stale_figures(out, figures)
         summary = render_markdown(inputs, figures, HTML)
         atomic_write_text(out / HTML, render_html(inputs, figures))
         atomic_write_text(out / MARKDOWN, summary)
     except OSError as exc:
         raise OutputError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
     return Report(out, out / HTML, summary, figures)
+
+
+def _remove_stale_figures(out: Path, figures: list[ReportFigure]) -> None:
+    """Delete the figure files an earlier report left in ``out`` that this one did not draw,
+    so no PNG beside report.html contradicts it (other files are left alone)."""
+    current = {path for f in figures for path in (f.png, f.svg) if path is not None}
+    known = tuple(f.key for f in figures) + ("power-", "loss", "throughput", "latency",
+                                              "energy", "tradeoff")
+    for path in out.iterdir():
+        if (path.suffix in FIGURE_SUFFIXES and path not in current and path.is_file()
+                and path.stem.startswith(known)):
+            path.unlink()

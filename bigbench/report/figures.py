@@ -143,13 +143,17 @@ def _render(plan: _Plan, out_dir: Path) -> ReportFigure:
     with style.context():
         try:
             drawn = plan.draw()
+            # Text is laid out when saving: a failure there is this figure's, too.
+            png, svg = style.save(drawn.figure, out_dir, plan.key)
         except _Missing as missing:
             return ReportFigure(plan.key, plan.title, plan.about, None, None, str(missing))
+        except OSError:
+            raise  # a full disk or an unwritable folder is the report's error, not a figure's
         except Exception as exc:  # noqa: BLE001 - one broken figure must not lose the report
-            log.warning("figure %s could not be drawn", plan.key, exc_info=True)
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            log.debug("figure %s could not be drawn", plan.key, exc_info=True)
             return ReportFigure(plan.key, plan.title, plan.about, None, None,
-                                f"drawing failed: {type(exc).__name__}: {exc}")
-        png, svg = style.save(drawn.figure, out_dir, plan.key)
+                                f"drawing failed: {type(exc).__name__}: {first_line}")
     return ReportFigure(plan.key, plan.title, drawn.caption, png, svg)
 
 
@@ -187,12 +191,20 @@ def _power_figure(run: RunInput) -> _Drawn:
     start, end = min(times), max(times)
     ax.set_xlim(start, end if end > start else start + 1.0)  # one sample: a 1 s wide axis
     _shade_windows(ax, spans)
-    ax.set_xlabel("time since the command started (s)")
+    # run.json without window spans was written by an older bigbench, whose power.csv
+    # counted from its first sample: say what the axis is, and that nothing is shaded.
+    origin = "the command started" if spans else "the first power sample"
+    ax.set_xlabel(f"time since {origin} (s)")
     ax.set_ylabel("power (W)")
     ax.set_title(f"Power over time: {run.label}")
     _figure_legend(figure, [ax])
-    caption = (f"Power of each device of run {run.label} (W) against time since the command "
-               "started (s), from power.csv; shaded bands are the run's measurement windows.")
+    caption = (f"Power of each device of run {run.label} (W) against time since {origin} (s), "
+               "from power.csv; " + ("shaded bands are the run's measurement windows." if spans
+                                    else "no windows are shaded: this run.json records no "
+                                    "window spans (an older bigbench)."))
+    if run.record.segments:
+        caption += (f" A resumed run: the trace and windows are its last process's (of "
+                    f"{len(run.record.segments)}).")
     if averages:
         caption += (" Dashed horizontal lines: each measured device's average power over the "
                     "measured window (energy ÷ duration, labelled with the method).")
@@ -309,6 +321,10 @@ def _loss_figure(runs: list[RunInput]) -> _Drawn:
                            label=f"{run.label}: entropy floor {floor:.3g} nats/token")
     by_step.set_xlabel("step")
     by_time.set_xlabel("time since the command started (s)")
+    if not any(_finite(run.train_events, "time_s", "loss")[0] for run in with_loss):
+        # metrics.jsonl written before events carried their time: say so, no empty axis.
+        by_time.text(0.5, 0.5, "n/a: no time_s in metrics.jsonl\n(written by an older bigbench)",
+                     ha="center", va="center", transform=by_time.transAxes)
     for ax in (by_step, by_time):
         ax.set_ylabel("loss (nats; per token for LMs)")
     for twin in twins:
@@ -322,7 +338,7 @@ def _loss_figure(runs: list[RunInput]) -> _Drawn:
     _figure_legend(figure, [by_step, *(t for t in twins[:1] if t is not None)])
     caption = ("Training loss (lines; nats, per token for language models) and evaluation "
                "loss (filled markers) of each run against step (left) and wall time since the "
-               "command started (right, s).")
+               "command started (right, s; a resumed run's processes follow one another).")
     if has_accuracy:
         caption += " Hollow markers: evaluation accuracy (%, right axis)."
     if floors:
@@ -581,6 +597,7 @@ class _Config:
     time_s: float | None  # s per sample (token): 1 / throughput
     accuracy: float | None = None
     why_no_energy: str | None = None
+    training: bool = True  # a training step (else inference: infer, prefill, decode)
 
 
 def _configs(inputs: ReportInputs) -> list[_Config]:
@@ -595,7 +612,8 @@ def _point_config(point: BenchPoint, bench: str, several: bool) -> _Config:
     per = _point_per(point)
     label = f"{bench}: {point.id}" if several else point.id
     energy = point.energy
-    config = _Config(label, bench, per, None, None, None, [], None)
+    config = _Config(label, bench, per, None, None, None, [], None,
+                     training=point.settings.mode == "train")
     if point.status != "ok" or energy is None:
         config.why_no_energy = (f"{point.status}: {_short(point.reason or point.error)}"
                                 if point.reason or point.error else point.status)
@@ -712,7 +730,11 @@ def _energy_figure(inputs: ReportInputs) -> _Drawn:
     skipped = len(configs) - len(drawn)
     if skipped:
         caption += f" {skipped} configuration(s) without an energy figure are left out."
-    return _Drawn(figure, caption + _log_note(list(axes[:, 0])))
+    note = _log_note(list(axes[:, 0]))
+    if note:
+        note += (" On a log axis each configuration is a dot (hollow where the quality is not "
+                 "ok), since a bar's length there would not be proportional to its value.")
+    return _Drawn(figure, caption + note)
 
 
 def _energy_bars(ax: Axes, configs: list[_Config], per: Per,
@@ -725,13 +747,20 @@ def _energy_bars(ax: Axes, configs: list[_Config], per: Per,
     errors = [(c.uncertainty_j or 0.0) * factor for c in configs]
     log = min(scaled) > 0 and max(scaled) / min(scaled) > LOG_SPAN
     base = 0.0
-    if log:  # bars need a positive base on a log axis: start them below the smallest bar
+    if log:  # the axis starts below the smallest value
         base = min(v - e if v - e > 0 else v for v, e in zip(scaled, errors, strict=True)) / 3
     rows = list(range(len(configs)))[::-1]
     for row, c, v, e in zip(rows, configs, scaled, errors, strict=True):
         hatch = style.QUALITY_HATCH.get(c.quality or "")
-        ax.barh(row, v - base, left=base, color=colors[c.source].color,
-                alpha=0.45 if hatch else 0.9, hatch=hatch, edgecolor="black", linewidth=0.6)
+        if log:
+            # A bar's length on a log axis depends on where it starts, not on its value:
+            # dots instead (hollow where the energy quality is not ok).
+            ax.plot(v, row, linestyle="none", marker="o", markersize=6, markeredgecolor="black",
+                    color=colors[c.source].color,
+                    markerfacecolor="white" if hatch else colors[c.source].color)
+        else:
+            ax.barh(row, v, color=colors[c.source].color, alpha=0.45 if hatch else 0.9,
+                    hatch=hatch, edgecolor="black", linewidth=0.6)
         if e:
             ax.errorbar(v, row, xerr=e, color="black", linewidth=1, capsize=2)
         ax.annotate(_fmt(v), (v + e, row), xytext=(3, 0), textcoords="offset points",
@@ -771,13 +800,18 @@ def _tradeoff_figure(inputs: ReportInputs) -> _Drawn:
                for s in sources]
     handles += [Line2D([], [], linestyle="none", marker="o", color=style.GREY,
                        markerfacecolor="white", label="dominated"),
-                Line2D([], [], color="black", linewidth=1.2, label="Pareto front")]
+                Line2D([], [], color="black", linewidth=1.2, label="Pareto front: training"),
+                Line2D([], [], color="black", linewidth=1.2, linestyle="--",
+                       label="Pareto front: inference")]
     _legend(figure, handles)
     for ax in axes:
         _place_labels(ax)
     caption = ("Time per sample (ms, 1 / median throughput) against energy per sample of every "
-               "configuration; lower-left is better. The step line is the Pareto front (no "
-               "other point is both faster and cheaper); dominated points are grey and hollow.")
+               "configuration; lower-left is better. The step lines are the Pareto fronts of "
+               "training (solid) and inference (dashed) steps: the points no other point of "
+               "the same kind beats on both time and energy. Front points are labelled (with "
+               "'(low)' where their energy quality is low); dominated points are grey and "
+               "hollow.")
     if "token" in pers:
         caption += " Language-model configurations are per token."
     if any(c.accuracy is not None for c in usable):
@@ -788,8 +822,9 @@ def _tradeoff_figure(inputs: ReportInputs) -> _Drawn:
 def _tradeoff_panel(ax: Axes, configs: list[_Config], per: Per,
                     colors: dict[str, style.SeriesStyle]) -> None:
     factor, unit = _scale([c.energy_j for c in configs], "J")
-    front = _pareto(configs)
-    on = {id(c) for c in front}
+    # A training step and an inference step are different work: one front for each.
+    fronts = [_pareto([c for c in configs if c.training is kind]) for kind in (True, False)]
+    on = {id(c) for front in fronts for c in front}
     for c, name in zip(configs, _panel_labels(configs), strict=True):
         x, y = c.time_s * 1e3, c.energy_j * factor
         on_front = id(c) in on
@@ -797,11 +832,15 @@ def _tradeoff_panel(ax: Axes, configs: list[_Config], per: Per,
         ax.plot(x, y, linestyle="none", marker=colors[c.source].marker, color=color,
                 markersize=7, markerfacecolor=color if on_front else "white",
                 zorder=3 if on_front else 2)
+        if not on_front and c.accuracy is None:
+            continue  # the front (and runs' accuracy) is labelled: dozens would hide points
         label = name + (f" · acc {100 * c.accuracy:.1f}%" if c.accuracy is not None else "")
+        label += f" ({c.quality})" if c.quality in ("low", "invalid") else ""
         ax.annotate(label, (x, y), fontsize=6.5, color="black" if on_front else "#555555",
                     annotation_clip=False).set_in_layout(False)
-    ax.step([c.time_s * 1e3 for c in front], [c.energy_j * factor for c in front],
-            where="post", color="black", linewidth=1.2, zorder=1)
+    for front, dash in zip(fronts, ("-", "--"), strict=True):
+        ax.step([c.time_s * 1e3 for c in front], [c.energy_j * factor for c in front],
+                where="post", color="black", linewidth=1.2, linestyle=dash, zorder=1)
     _log_if_wide(ax, "x")
     _log_if_wide(ax, "y")
     ax.margins(0.12)
@@ -811,12 +850,15 @@ def _tradeoff_panel(ax: Axes, configs: list[_Config], per: Per,
 
 
 def _pareto(configs: list[_Config]) -> list[_Config]:
-    """The configurations no other beats on both time and energy, fastest first."""
-    front, best = [], math.inf
+    """The configurations no other beats on both time and energy, fastest first (a tie with a
+    front point is on the front too)."""
+    front: list[_Config] = []
+    best = math.inf
     for c in sorted(configs, key=lambda c: (c.time_s, c.energy_j)):
-        if c.energy_j < best:
+        tie = bool(front) and (c.time_s, c.energy_j) == (front[-1].time_s, front[-1].energy_j)
+        if c.energy_j < best or tie:
             front.append(c)
-            best = c.energy_j
+            best = min(best, c.energy_j)
     return front
 
 

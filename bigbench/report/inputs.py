@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,13 +111,36 @@ def _unique(label: str, taken: set[str]) -> str:
 
 def _run_input(label: str, folder: Path, record: RunRecord) -> RunInput:
     run = RunInput(label, folder, record)
-    for event in _jsonl(folder / "metrics.jsonl"):
-        if event.get("event") == "train":
-            run.train_events.append(event)
-        elif event.get("event") == "eval":
-            run.eval_events.append(event)
+    events = _one_timeline(_jsonl(folder / "metrics.jsonl"))
+    run.train_events = _last_per_step([e for e in events if e.get("event") == "train"])
+    run.eval_events = _last_per_step([e for e in events if e.get("event") == "eval"])
     run.power = _power(folder / "power.csv")
     return run
+
+
+def _one_timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``time_s`` on one axis: each process of a resumed run counts from its own start, so a
+    time that goes backwards starts a new process, which continues after the previous one."""
+    offset, last, out = 0.0, None, []
+    for event in events:
+        t = event.get("time_s")
+        if isinstance(t, int | float) and math.isfinite(t):
+            if last is not None and t + offset < last:
+                offset = last
+            event = {**event, "time_s": t + offset}
+            last = event["time_s"]
+        out.append(event)
+    return out
+
+
+def _last_per_step(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One event per step, the last logged (a run killed after its last checkpoint logs the
+    steps since then again when resumed), in step order."""
+    by_step: dict[Any, dict[str, Any]] = {}
+    for event in events:
+        by_step[event.get("step")] = event
+    return sorted(by_step.values(), key=lambda e: e["step"] if isinstance(e.get("step"), int)
+                  else -1)
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -137,7 +161,7 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def _power(path: Path) -> dict[str, PowerTrace]:
-    """power.csv by device; rows that do not parse are skipped."""
+    """power.csv by device; rows that do not parse or are not finite are skipped."""
     traces: dict[str, PowerTrace] = {}
     try:
         with path.open(encoding="utf-8", newline="") as handle:
@@ -146,6 +170,8 @@ def _power(path: Path) -> dict[str, PowerTrace]:
                     t, watts = float(row["t_s"]), float(row["power_w"])
                 except (KeyError, TypeError, ValueError):
                     continue
+                if not (math.isfinite(t) and math.isfinite(watts)):
+                    continue  # a damaged row: never plotted
                 trace = traces.setdefault(row.get("device") or "?", PowerTrace())
                 trace.t_s.append(t)
                 trace.power_w.append(watts)

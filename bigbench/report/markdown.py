@@ -13,7 +13,7 @@ from bigbench.report.figures import ReportFigure
 from bigbench.report.inputs import ReportInputs
 
 _RUN_HEADERS = ["run", "status", "model", "device", "samples/s", "tokens/s", "test",
-                "J/sample", "MFU"]
+                "energy", "MFU"]
 
 
 def render_markdown(inputs: ReportInputs, figures: Sequence[ReportFigure],
@@ -26,14 +26,19 @@ def render_markdown(inputs: ReportInputs, figures: Sequence[ReportFigure],
         notes: dict[str, None] = {}
         for run in inputs.runs:
             cells, reasons = _run_cells(run.label, run.record)
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
             notes.update(dict.fromkeys(reasons))
-        lines += ["", *(f"- {note}" for note in notes), ""]
+        lines += ["", *(f"- {_html_safe(note)}" for note in notes), ""]
     for bench in inputs.benches:
-        lines += [f"### {bench.label}", "", bench_markdown(bench.document).rstrip("\n"), ""]
+        document = bench.document
+        state = "" if document.status == "completed" else \
+            f" — {document.status}: {len(document.points)} of {len(document.matrix)} points"
+        lines += [f"### {_html_safe(bench.label)}{state}", "",
+                  _html_safe(bench_markdown(document).rstrip("\n")), ""]
     drawn = [f for f in figures if f.missing is None]
     lines.append(f"Figures in {html_name}: {len(drawn)} of {len(figures)} drawn.")
-    lines += [f"- {f.title}: n/a ({f.missing})" for f in figures if f.missing is not None]
+    lines += [f"- {_html_safe(f'{f.title}: n/a ({f.missing})')}" for f in figures
+              if f.missing is not None]
     return "\n".join(lines) + "\n"
 
 
@@ -48,8 +53,9 @@ def _run_cells(label: str, run: RunRecord) -> tuple[list[str], list[str]]:
         reasons.append(f"{key} n/a ({label}): {why}")
         return "n/a"
 
-    test = na(ev, "loss")
-    if ev is not None and ev.loss is not None:
+    if ev is None or ev.loss is None:
+        test = na(ev, "loss")
+    else:
         test = f"loss {ev.loss:.4f}" + (f", acc {ev.accuracy:.2%}" if ev.accuracy is not None
                                         and ev.perplexity is None else "")
         if ev.perplexity is not None:
@@ -59,8 +65,26 @@ def _run_cells(label: str, run: RunRecord) -> tuple[list[str], list[str]]:
         f"{tp.samples_per_s:,.1f}" if tp and tp.samples_per_s else na(tp, "samples_per_s"),
         f"{tp.tokens_per_s:,.0f}" if tp and tp.tokens_per_s else "—",
         test,
-        f"{energy.j_per_sample * 1e3:.3f} mJ ({energy.quality})"
+        _energy_cell(energy.j_per_sample, energy.j_per_token, energy.quality)
         if energy and energy.j_per_sample is not None else na(energy, "j_per_sample"),
         f"{flops.mfu:.1%}" if flops and flops.mfu is not None else na(flops, "mfu"),
     ]
     return cells, reasons
+
+
+def _energy_cell(j_per_sample: float, j_per_token: float | None, quality: str | None) -> str:
+    """J/sample in mJ, with J/token in µJ for sequence models, and the quality."""
+    text = f"{j_per_sample * 1e3:.3f} mJ/sample"
+    if j_per_token is not None:
+        text += f", {j_per_token * 1e6:.2f} µJ/token"
+    return f"{text} ({quality})"
+
+
+def _html_safe(text: str) -> str:
+    """HTML in a name or reason would render in a job summary: show it as text."""
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cell(text: str) -> str:
+    """A table cell: a "|" would end it."""
+    return _html_safe(text.replace("|", "\\|"))

@@ -45,13 +45,15 @@ GREY = "#8c8c8c"
 
 #: Shading of measurement windows on time axes: known windows keep one colour everywhere.
 WINDOW_COLORS = {"idle": "#bdbdbd", "warmup": "#E69F00", "measured": "#56B4E9",
-                 "eval": "#009E73", "compile": "#CC79A7"}
+                 "eval": "#009E73", "compile": "#CC79A7", "checkpoint": "#D55E00"}
 WINDOW_ALPHA = 0.18
 
 #: Hatching of bars whose energy quality is not ok.
 QUALITY_HATCH = {"low": "///", "invalid": "xxx"}
 
 RC: dict[str, Any] = {
+    # Names and labels come from result files: a "$" must be drawn, never parsed as maths.
+    "text.parse_math": False,
     "font.family": "DejaVu Sans",
     "font.size": 9,
     "axes.titlesize": 10,
