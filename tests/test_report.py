@@ -133,6 +133,11 @@ def test_train_and_bench_print_the_report_command(report_results: ReportResults,
     trained = cli("train", write_config(TINY_CNN), "--out", out)
     assert trained.exit_code == 0
     assert f"figures: bigbench report {out}" in trained.stderr.replace("\n", "")
+    bench = tmp_path / "bench"
+    benched = cli("bench", "--device", "cpu", "--models", "rnn", "--batch-sizes", "4", "--mode",
+                  "infer", "--duration", "0.02", "--repeats", "1", "--warmup", "1", "--out", bench)
+    assert benched.exit_code == 0, benched.stderr
+    assert f"figures: bigbench report {bench}" in benched.stderr.replace("\n", "")
 
 
 def test_the_ci_example_uses_real_commands_and_options(cli) -> None:

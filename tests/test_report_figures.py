@@ -217,3 +217,17 @@ def test_series_differ_in_more_than_colour() -> None:
     shapes = {(s.marker, s.linestyle) for s in styles}
     assert len(shapes) == 12 and len({s.color for s in styles}) == len(style.COLORS)
     assert style.PIXELS == (800, 450)
+
+
+def test_a_legend_too_long_to_fit_says_how_many_entries_it_left_out(tmp_path: Path) -> None:
+    from matplotlib.lines import Line2D
+
+    from bigbench.report.figures import MAX_LEGEND, _legend
+
+    with style.context():
+        figure = style.new_figure()
+        handles = [Line2D([], [], label=f"series {i}") for i in range(MAX_LEGEND + 10)]
+        _legend(figure, handles)
+        labels = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert len(labels) == MAX_LEGEND
+    assert labels[-1] == "… and 11 more (see the tables)"

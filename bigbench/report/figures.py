@@ -231,22 +231,22 @@ def _window_spans(record: RunRecord) -> list[tuple[str, float, float]]:
 
 def _shade_windows(ax: Axes, spans: list[tuple[str, float, float]]) -> None:
     """Shade each window span and name it at the top of the axes (vertical when narrow), so
-    windows can be told apart without their colours; the shading itself stays out of the legend."""
+    windows can be told apart without their colours; with many spans the legend names them."""
     names = list(dict.fromkeys(name for name, _, _ in spans))
     extra = iter(style.COLORS[3:])
     colors = {n: style.WINDOW_COLORS.get(n) or next(extra, style.GREY) for n in names}
     x0, x1 = ax.get_xlim()
     width = max(x1 - x0, 1e-9)
-    labelled: set[str] = set()
+    crowded = len(spans) > 12  # many segments (checkpoints, a resumed run)
     for name, start, end in spans:
-        ax.axvspan(start, end, color=colors[name], alpha=style.WINDOW_ALPHA, linewidth=0)
-        if len(spans) > 12 and name in labelled:
-            continue  # many segments (a resumed run): name each window once
+        ax.axvspan(start, end, color=colors[name], alpha=style.WINDOW_ALPHA, linewidth=0,
+                   label=f"window: {name}" if crowded else None)
+        if crowded:
+            continue  # names would pile up: the legend names the windows instead
         narrow = (end - start) / width < 0.012 * (len(name) + 2)
         ax.text((start + end) / 2, 0.98, name, transform=ax.get_xaxis_transform(),
                 ha="center", va="top", rotation=90 if narrow else 0, fontsize=7,
                 color="#333333", clip_on=True)
-        labelled.add(name)
 
 
 def _measured_averages(ax: Axes, record: RunRecord, power: dict, styles: list) -> list[float]:
@@ -915,9 +915,18 @@ def _figure_legend(figure: Figure, axes: list[Axes]) -> None:
     _legend(figure, list(entries.values()))
 
 
+#: Most legend entries a figure shows (two columns of 24 rows fit its height).
+MAX_LEGEND = 48
+
+
 def _legend(figure: Figure, handles: list[Artist]) -> None:
     """A figure legend below the axes when it fits in a few rows (the plot keeps its full
-    width), else in a column on the right."""
+    width), else in a column on the right; past :data:`MAX_LEGEND` entries the last one says
+    how many more there are (the report's tables list every configuration)."""
+    if len(handles) > MAX_LEGEND:
+        more = len(handles) - MAX_LEGEND + 1
+        handles = [*handles[:MAX_LEGEND - 1],
+                   Line2D([], [], linestyle="none", label=f"… and {more} more (see the tables)")]
     labels = [h.get_label() for h in handles]
     entry_px = 45 + 5.6 * max(len(label) for label in labels)  # handle + text at 8 pt
     cols = max(1, min(len(labels), int(0.95 * style.PIXELS[0] // entry_px)))
