@@ -17,6 +17,7 @@ from typing import Any
 from bigbench.config.schema import ExperimentConfig
 from bigbench.errors import OutputError
 from bigbench.interrupt import StopRequest
+from bigbench.loggers import RunLoggers, build_loggers, check_loggers, latest_power
 from bigbench.measure.energy.monitor import EnergyMonitor
 from bigbench.measure.energy.report import energy_warnings, power_rows
 from bigbench.measure.meter import Meter
@@ -47,9 +48,11 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
     """Train ``config`` and write its run directory (or continue ``resume``'s).
 
     Raises:
-        BigbenchError: a user mistake, before anything is written.
+        BigbenchError: a user mistake (a logger's extra not installed included), before
+            anything is written.
         OutputError: the disk filled up or became unwritable (run.json says so if it could).
     """
+    check_loggers(config.output.loggers)  # their imports: not part of the run's timeline
     wall_start = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat()
     workload = build_workload(config, rank)
@@ -68,8 +71,9 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
                      restored.position.step if restored.position else 0)
     record = start_record(facts)
     writer.write_record(record)
+    loggers = _start_loggers(config, writer, workload, energy)
     loop = TrainingLoop(workload, _loop_settings(config, energy), writer, meter, energy, stop,
-                        callbacks or TrainCallbacks(), restored, started_at)
+                        callbacks or TrainCallbacks(), restored, started_at, loggers)
     energy.start()
     try:
         _measure_idle(config, loop, stop)
@@ -79,12 +83,26 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
     record_error = _finish(record, facts, loop, energy)
     write_error = _write_results(writer, record, energy, workload, loop,
                                  config.output.save_weights)
+    logger_warnings = loggers.finish(record, writer.run_dir)  # after run.json: never costs it
     failure = failure or record_error or write_error  # the first cause is the one raised
     if failure is not None:
         raise failure
     exit_code = stop.exit_code if loop.state.stop_reason == "interrupted" else \
         (1 if record["status"] == "failed" else 0)
-    return TrainResult(writer.run_dir, record, exit_code, _warnings(record))
+    return TrainResult(writer.run_dir, record, exit_code, _warnings(record) + logger_warnings)
+
+
+def _start_loggers(config: ExperimentConfig, writer: RunWriter, workload: Workload,
+                   energy: EnergyMonitor) -> RunLoggers:
+    """The experiment trackers of ``output.loggers``, started (none on ranks that do not
+    write); each log event carries the latest power sample of every metered device."""
+    if not config.output.loggers or not writer.writes:
+        return RunLoggers()
+    loggers = build_loggers(config.output.loggers, eval_metrics=workload.task.metrics,
+                            power=lambda: latest_power(energy),
+                            power_devices=list(energy.sampler.traces))
+    loggers.start(config, writer.run_dir)
+    return loggers
 
 
 def _restore(workload: Workload, resume: ResumeInfo | None, threads: int | None) -> Restored:

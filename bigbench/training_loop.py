@@ -22,6 +22,7 @@ from bigbench.checkpoint import TrainingPosition
 from bigbench.engine import EngineState, LogEvent, StepEngine, train_phases
 from bigbench.errors import OutputError
 from bigbench.interrupt import StopRequest
+from bigbench.loggers import RunLoggers
 from bigbench.measure.energy.monitor import EnergyMonitor
 from bigbench.measure.memory import oom_memory_figures
 from bigbench.measure.meter import Meter
@@ -98,8 +99,10 @@ class TrainingLoop:
 
     def __init__(self, workload: Workload, settings: LoopSettings, writer: RunWriter,
                  meter: Meter, energy: EnergyMonitor, stop: StopRequest,
-                 callbacks: TrainCallbacks, restored: Restored, started_at: str) -> None:
+                 callbacks: TrainCallbacks, restored: Restored, started_at: str,
+                 loggers: RunLoggers | None = None) -> None:
         self.workload, self.settings, self.writer = workload, settings, writer
+        self.loggers = loggers or RunLoggers()
         self.meter, self.energy, self.callbacks = meter, energy, callbacks
         self.restored, self.started_at = restored, started_at
         self.timer = StepTimer(workload.device, clock=meter.clock)
@@ -197,7 +200,9 @@ class TrainingLoop:
             self.last_eval["reasons"] = {
                 k: f"the evaluation {k} is {v} (not finite): the model's outputs overflowed"
                 for k, v in diverged.items()}
-        self.writer.log({"event": "eval", "time_s": self.meter.elapsed_s(), **self.last_eval})
+        entry = {"event": "eval", "time_s": self.meter.elapsed_s(), **self.last_eval}
+        self.writer.log(entry)
+        self.loggers.log_eval(entry)
         self.callbacks.on_eval(self.last_eval)
 
     def _out_of_memory(self, exc: BaseException) -> None:
@@ -216,11 +221,13 @@ class TrainingLoop:
 
     def _log(self, event: LogEvent) -> None:
         optimizer = self.workload.optimizer
-        self.writer.log({"event": "train", "time_s": self.meter.elapsed_s(),
-                         "step": event.step, "epoch": event.epoch,
-                         "loss": event.loss if event.loss == event.loss else None,
-                         "lr": optimizer.param_groups[0]["lr"] if optimizer else None,
-                         "samples_per_s": event.samples_per_s})
+        entry = {"event": "train", "time_s": self.meter.elapsed_s(),
+                 "step": event.step, "epoch": event.epoch,
+                 "loss": event.loss if event.loss == event.loss else None,
+                 "lr": optimizer.param_groups[0]["lr"] if optimizer else None,
+                 "samples_per_s": event.samples_per_s}
+        self.writer.log(entry)
+        self.loggers.log_train(entry)
         self.callbacks.on_log(event)
 
     def segments(self, finished_at: str | None = None) -> list[dict[str, Any]]:

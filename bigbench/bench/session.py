@@ -82,6 +82,20 @@ def apply_overrides(matrix: Matrix, plan: Plan, flags: Overrides) -> tuple[Matri
     return matrix, plan
 
 
+def resolve_matrix(config: Any, suite: str | None, device_type: str,
+                   flags: Overrides) -> tuple[Matrix, Plan, str]:
+    """The benchmark's matrix, plan and label: the CONFIG's (when given) or the suite's
+    (default ``standard``; its CUDA version on a CUDA device), with ``flags`` applied."""
+    if config is not None:
+        matrix, plan = matrix_from_config(config)
+        label = config.name
+    else:
+        label = suite or "standard"
+        matrix, plan = suite_matrix(label, device_type)
+    matrix, plan = apply_overrides(matrix, plan, flags)
+    return matrix, plan, label
+
+
 def suite_matrix(name: str, device_type: str = "cpu") -> tuple[Matrix, Plan]:
     """A fresh copy of a named suite (its CUDA version on a CUDA device, where it has one)."""
     matrix, plan = (CUDA_SUITES.get(name) if device_type == "cuda" else None) or SUITES[name]
@@ -91,4 +105,5 @@ def suite_matrix(name: str, device_type: str = "cpu") -> tuple[Matrix, Plan]:
             Plan(**{**plan.__dict__, "optimizer": dict(plan.optimizer)}))
 
 
-__all__ = ["Overrides", "apply_overrides", "expand", "matrix_from_config", "suite_matrix"]
+__all__ = ["Overrides", "apply_overrides", "expand", "matrix_from_config", "resolve_matrix",
+           "suite_matrix"]

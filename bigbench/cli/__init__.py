@@ -21,19 +21,21 @@ from bigbench.cli import (
     schema_cmd,
     train_cmd,
 )
+from bigbench.cli.help import BigbenchCommand, BigbenchGroup
 
 app = typer.Typer(
     name="bigbench",
     help="Train and benchmark neural networks and report what each run cost: throughput, "
     "latency, memory and energy.\n\n"
+    "Each command explains itself: bigbench COMMAND --help.\n\n"
     "Examples:\n\n"
-    "  bigbench train configs/cnn.yaml\n\n"
-    "  bigbench report runs/<run directory>\n\n"
-    "  bigbench config validate configs/rnn.yaml\n\n"
+    "  bigbench train configs/cnn.yaml\n"
+    "  bigbench report runs/<run directory>\n"
+    "  bigbench config validate configs/rnn.yaml\n"
     "  bigbench models",
+    cls=BigbenchGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -52,17 +54,19 @@ def _root(
     """bigbench: what training and running a model really costs."""
 
 
-app.command("train")(train_cmd.train)
-app.command("bench")(bench_cmd.bench)
-app.command("compare")(compare_cmd.compare)
-app.command("report")(report_cmd.report)
-app.command("_bench-point", hidden=True)(bench_cmd.bench_point_worker)
-app.command("schema")(schema_cmd.schema)
+# Every command gets BigbenchCommand: help paragraphs that reflow at any terminal width and
+# flags without a value placeholder (bigbench.cli.help).
+app.command("train", cls=BigbenchCommand)(train_cmd.train)
+app.command("bench", cls=BigbenchCommand)(bench_cmd.bench)
+app.command("compare", cls=BigbenchCommand)(compare_cmd.compare)
+app.command("report", cls=BigbenchCommand)(report_cmd.report)
+app.command("_bench-point", cls=BigbenchCommand, hidden=True)(bench_cmd.bench_point_worker)
+app.command("schema", cls=BigbenchCommand)(schema_cmd.schema)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(energy_cmd.app, name="energy")
-app.command("models")(info_cmd.models)
-app.command("data")(info_cmd.data)
-app.command("devices")(info_cmd.devices)
+app.command("models", cls=BigbenchCommand)(info_cmd.models)
+app.command("data", cls=BigbenchCommand)(info_cmd.data)
+app.command("devices", cls=BigbenchCommand)(info_cmd.devices)
 
 
 def main() -> None:

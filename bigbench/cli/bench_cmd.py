@@ -12,6 +12,12 @@ from typing import Any
 import typer
 
 from bigbench.cli.common import err_console, out_console, print_json, user_errors
+from bigbench.cli.completion import (
+    complete_device,
+    complete_models,
+    complete_modes,
+    complete_precisions,
+)
 from bigbench.cli.config_cmd import SET_OPTION
 
 
@@ -30,17 +36,21 @@ def bench(
     config: Path | None = typer.Argument(None, help="Benchmark around this experiment config "
                                          "(its model, data shape and bench: section).",
                                          show_default=False),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.",
+                               autocompletion=complete_device),
     suite: Suite | None = typer.Option(None, "--suite", help="Named suite when no CONFIG: "
                                        "smoke (under a minute on 2 CPU cores), standard, or "
                                        "lm (language models: tiny GPT on a CPU, GPT-2 small "
                                        "in bf16 on CUDA) \\[default: standard]."),
-    models: str | None = typer.Option(None, "--models", help="Comma-separated model names."),
+    models: str | None = typer.Option(None, "--models", help="Comma-separated model names.",
+                                      autocompletion=complete_models),
     batch_sizes: str | None = typer.Option(None, "--batch-sizes", help="e.g. 32,64,128."),
     precision: str | None = typer.Option(None, "--precision", help="fp32,bf16,fp16 "
-                                         "(bf16/fp16 under autocast)."),
+                                         "(bf16/fp16 under autocast).",
+                                         autocompletion=complete_precisions),
     mode: str | None = typer.Option(None, "--mode", help="train,infer. For a language model "
-                                    "infer measures prefill and decode separately."),
+                                    "infer measures prefill and decode separately.",
+                                    autocompletion=complete_modes),
     seq_lens: str | None = typer.Option(None, "--seq-lens", help="Sequence lengths of sequence "
                                         "models: the training window and the prompt, e.g. "
                                         "128,1024."),
@@ -83,11 +93,8 @@ def bench(
     Examples:
 
       bigbench bench --device cpu --suite smoke
-
-      bigbench bench --device cuda --models cnn,lstm --batch-sizes 64,256 --precision fp32,bf16
-
+      bigbench bench --device cuda --models cnn,lstm --precision fp32,bf16
       bigbench bench configs/cnn.yaml --mode train --repeats 5 --markdown
-
       bigbench bench --suite lm --device cpu --seq-lens 64,256 --gen-tokens 32
     """
     from bigbench import devices
@@ -102,9 +109,7 @@ def bench(
     from bigbench.bench.run import BenchSession, bench_environment
     from bigbench.bench.session import (
         Overrides,
-        apply_overrides,
-        matrix_from_config,
-        suite_matrix,
+        resolve_matrix,
     )
     from bigbench.config import check_device_string, load_config
     from bigbench.config.schema import MeasureConfig
@@ -121,12 +126,6 @@ def bench(
     if out is not None:
         check_out_dir(out)
     cfg = load_config(config, set_) if config is not None else None
-    if cfg is not None:
-        matrix, plan = matrix_from_config(cfg)
-        label = cfg.name
-    else:
-        label = (suite or Suite.standard).value
-        matrix, plan = suite_matrix(label, devices.resolve(device).type)
     flags = Overrides(
         models=parse_list("--models", models, MODELS.names()) if models else None,
         batch_sizes=parse_batch_sizes(batch_sizes) if batch_sizes else None,
@@ -137,8 +136,9 @@ def bench(
         if gen_tokens else None,
         compile=compile_, channels_last=channels_last, steps=steps, duration_s=duration,
         warmup=warmup, repeats=repeats, energy_min_window=energy_min_window)
-    matrix, plan = apply_overrides(matrix, plan, flags)
     torch_device = devices.resolve(device)
+    matrix, plan, label = resolve_matrix(cfg, suite.value if suite else None, torch_device.type,
+                                         flags)
     if find_max_batch and torch_device.type != "cuda":
         raise ConfigError("--find-max-batch needs a CUDA device: on the CPU an allocation that "
                           "does not fit ends the process (the kernel's OOM killer) instead of "

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -15,18 +17,77 @@ from bigbench.errors import USAGE_EXIT_CODE, BigbenchError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def err_console():  # noqa: ANN201 - rich is imported lazily
-    """A rich console on stderr (progress, warnings)."""
+def color_allowed() -> bool:
+    """False when the user set ``NO_COLOR`` (https://no-color.org): then no style at all.
+
+    Rich alone would keep bold and dim under ``NO_COLOR``; bigbench prints plain text.
+    """
+    return os.environ.get("NO_COLOR", "") == ""
+
+
+def is_terminal(stream: Any) -> bool:
+    """Whether ``stream`` gets terminal output (colours, box drawing), decided as rich does.
+
+    ``TTY_COMPATIBLE=1`` or a non-empty ``FORCE_COLOR`` asks for it in piped output,
+    ``TTY_COMPATIBLE=0`` refuses it on a terminal; otherwise the stream must be a TTY.
+    Written out here so that deciding costs no rich import.
+    """
+    compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if compatible in ("0", "1"):
+        return compatible == "1"
+    force = os.environ.get("FORCE_COLOR")
+    if force is not None:
+        return force != ""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _console(stderr: bool):  # noqa: ANN202 - rich is imported lazily
+    """A rich console that prints escape codes only to a terminal and only without NO_COLOR.
+
+    Rich decides what a terminal is: a TTY, or ``FORCE_COLOR`` / ``TTY_COMPATIBLE=1`` (the
+    way to ask for colours and box drawing in piped output). Tables printed to anything else
+    are drawn with ASCII rules (see :func:`_ascii_tables`).
+    """
     from rich.console import Console
 
-    return Console(stderr=True)
+    console = Console(stderr=stderr, color_system="auto" if color_allowed() else None)
+    console.push_render_hook(_ascii_tables(console))
+    return console
+
+
+def _ascii_tables(console: Any) -> Any:
+    """A render hook that draws tables with ``+ - |`` when the console is not a terminal."""
+    from rich import box
+    from rich.console import RenderHook
+    from rich.table import Table
+
+    class AsciiTables(RenderHook):
+        def process_renderables(self, renderables: list[Any]) -> list[Any]:
+            if console.is_terminal:
+                return renderables
+            return [_with_box(r, box.ASCII) if isinstance(r, Table) and r.box is not None
+                    else r for r in renderables]
+
+    return AsciiTables()
+
+
+def _with_box(table: Any, ascii_box: Any) -> Any:
+    plain = copy.copy(table)
+    plain.box = ascii_box
+    return plain
+
+
+def err_console():  # noqa: ANN201 - rich is imported lazily
+    """A rich console on stderr (progress, warnings)."""
+    return _console(stderr=True)
 
 
 def out_console():  # noqa: ANN201
     """A rich console on stdout (tables)."""
-    from rich.console import Console
-
-    return Console()
+    return _console(stderr=False)
 
 
 def print_error_lines(lines: list[str]) -> None:

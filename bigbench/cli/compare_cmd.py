@@ -34,7 +34,6 @@ def compare(
     Examples:
 
       bigbench compare runs/base/bench.json runs/new/bench.json
-
       bigbench compare base/ new/ --metric samples_per_s --fail-above 10
     """
     from dataclasses import asdict

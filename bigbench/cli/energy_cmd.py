@@ -11,18 +11,20 @@ from typing import Any
 import typer
 
 from bigbench.cli.common import out_console, print_json, user_errors
+from bigbench.cli.help import BigbenchCommand, BigbenchGroup
 from bigbench.errors import BigbenchError
 from bigbench.measure.process_rss import TreeRssSampler
 
 app = typer.Typer(help="Find and use this machine's energy meters (NVML, RAPL).",
-                  no_args_is_help=True)
+                  no_args_is_help=True,
+                  cls=BigbenchGroup)
 
 POWERCAP_OPTION = typer.Option(None, "--powercap-root", metavar="PATH",
                                help="Where powercap sysfs is mounted (default: "
                                "$BIGBENCH_POWERCAP_ROOT, else /sys/class/powercap).")
 
 
-@app.command()
+@app.command(cls=BigbenchCommand)
 def probe(json_: bool = typer.Option(False, "--json", help="Print JSON."),
           powercap_root: str | None = POWERCAP_OPTION) -> None:
     """Show which energy meters work here and, for those that don't, why and how to fix it.
@@ -49,7 +51,8 @@ def probe(json_: bool = typer.Option(False, "--json", help="Print JSON."),
         console.print("no energy meter works here: runs will report energy as unavailable")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(cls=BigbenchCommand,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @user_errors
 def measure(
     command: list[str] = typer.Argument(..., metavar="-- COMMAND [ARGS]...",
@@ -62,14 +65,13 @@ def measure(
 ) -> None:
     """Run any command and report the energy it used on every GPU and CPU package.
 
-    Like ``perf stat`` for joules: duration, energy and average power per device (with the
+    Like perf stat for joules: duration, energy and average power per device (with the
     method that measured it), and the command's peak RSS. The command's exit code is passed
     through.
 
     Examples:
 
       bigbench energy measure -- python train.py --epochs 1
-
       bigbench energy measure --json -- sleep 5
     """
     from bigbench.measure.energy.discovery import all_meters

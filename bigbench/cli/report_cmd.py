@@ -29,9 +29,7 @@ def report(
     Examples:
 
       bigbench report runs/20261129T151537Z-cnn-digits
-
       bigbench report runs/*-bench-smoke runs/*-cnn-digits --out report/
-
       bigbench report bench.json --markdown >> "$GITHUB_STEP_SUMMARY"
     """
     from bigbench.report.build import build_report

@@ -23,15 +23,14 @@ def schema(
 
     Result files name their schema ("schema": "bigbench.run/1" or "bigbench.bench/1").
     Every field is described, with its unit. Validate results with any JSON Schema tool;
-    point an editor at the config schema for completion.
+    point an editor at the config schema for completion. bigbench schema config is the same
+    as bigbench config schema.
 
     Examples:
 
       bigbench schema run > run.schema.json
-
       bigbench schema bench | python -m json.tool | less
-
-      bigbench schema config > bigbench.schema.json   (same as: bigbench config schema)
+      bigbench schema config > bigbench.schema.json
     """
     if kind is None:
         raise ConfigError(f"schema: say which schema: {one_of(list(KINDS))}")

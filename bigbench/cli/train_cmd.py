@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from bigbench.cli.common import err_console, out_console, print_json, user_errors
+from bigbench.cli.completion import complete_device
 from bigbench.cli.config_cmd import SET_OPTION
 
 
@@ -17,12 +18,17 @@ def train(
     config: Path | None = typer.Argument(None, help="Experiment config (YAML); optional with "
                                          "--resume.", show_default=False),
     device: str | None = typer.Option(
-        None, "--device", help="auto, cpu, cuda or cuda:N (overrides the config's device)."),
+        None, "--device", help="auto, cpu, cuda or cuda:N (overrides the config's device).",
+        autocompletion=complete_device),
     set_: list[str] = SET_OPTION,
     out: Path | None = typer.Option(
         None, "--out", help="Use this (new or empty) directory as the run directory instead of "
         "output.dir/<UTC time>-<name>."),
     seed: int | None = typer.Option(None, "--seed", help="Override train.seed."),
+    log_to: str | None = typer.Option(
+        None, "--log-to", metavar="LOGGERS", help="Experiment trackers, comma-separated: "
+        "tensorboard, mlflow, csv (overrides output.loggers; each tracker's package is an "
+        "extra, e.g. pip install 'bigbench[mlflow]')."),
     json_: bool = typer.Option(False, "--json", help="Print run.json to stdout instead of the "
                                "summary table."),
     resume: Path | None = typer.Option(
@@ -40,15 +46,13 @@ def train(
     Examples:
 
       bigbench train configs/cnn.yaml
-
       bigbench train configs/rnn.yaml --device cpu --set train.epochs=1 --json
-
       bigbench train --resume runs/20261129T143012Z-cnn-digits
     """
     from bigbench.results import check_out_dir
 
     cfg, resume_info = _config_and_resume(config, resume, force, out,
-                                          _overrides(set_, device, seed))
+                                          _overrides(set_, device, seed, log_to))
     if out is not None:
         check_out_dir(out)  # fail before any expensive work
 
@@ -87,13 +91,17 @@ def train(
     raise typer.Exit(result.exit_code)
 
 
-def _overrides(set_: list[str], device: str | None, seed: int | None) -> list[str]:
+def _overrides(set_: list[str], device: str | None, seed: int | None,
+               log_to: str | None = None) -> list[str]:
     """``--set`` plus the options that are shorthands for config keys."""
     overrides = list(set_)
     if device is not None:
         overrides.append(f"device={device}")
     if seed is not None:
         overrides.append(f"train.seed={seed}")
+    if log_to is not None:
+        names = [name.strip() for name in log_to.split(",") if name.strip()]
+        overrides.append(f"output.loggers=[{', '.join(names)}]")
     return overrides
 
 

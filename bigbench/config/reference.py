@@ -1,4 +1,4 @@
-"""The config reference as Markdown, generated from the schema (the README embeds it)."""
+"""The config reference as Markdown, generated from the schema (docs/configuration.md embeds it)."""
 
 from __future__ import annotations
 

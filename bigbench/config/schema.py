@@ -146,6 +146,25 @@ class OutputConfig(StrictModel):
     dir: str = Field("runs", min_length=1,
                      description="Parent folder of run directories (<UTC time>-<name>).")
     save_weights: bool = Field(True, description="Write the final weights as model.safetensors.")
+    loggers: list[Literal["tensorboard", "mlflow", "csv"]] = Field(
+        default_factory=list,
+        description="Experiment trackers fed by the run (rank 0): 'tensorboard' (loss, accuracy, "
+                    "throughput and power over steps in <run>/tensorboard; extra "
+                    "bigbench[tensorboard]), 'mlflow' (config as parameters, final metrics, "
+                    "run.json and the report as an MLflow run; extra bigbench[mlflow]), 'csv' "
+                    "(<run>/metrics.csv). A logger that fails only warns.")
+    mlflow_tracking_uri: str | None = Field(
+        None, min_length=1,
+        description="MLflow tracking URI for the 'mlflow' logger; null: $MLFLOW_TRACKING_URI, "
+                    "else a local file store in <run>/mlruns.")
+
+    @field_validator("loggers")
+    @classmethod
+    def _loggers_once(cls, loggers: list[str]) -> list[str]:
+        repeated = sorted({name for name in loggers if loggers.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{one_of(repeated)} listed more than once; list each logger once")
+        return loggers
 
 
 class MeasureConfig(StrictModel):

@@ -82,7 +82,7 @@ class TokensArgs(StrictModel):
             "NumPy .npz file",
 )
 class NpzArgs(StrictModel):
-    """A user-supplied dataset; see the README for the shape conventions."""
+    """A user-supplied dataset; see docs/data.md for the shape conventions."""
 
     path: str = Field(description="Path of the .npz file.", min_length=1)
     test_fraction: float = Field(

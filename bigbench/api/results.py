@@ -1,0 +1,113 @@
+"""What the Python API returns: the typed documents the CLI writes, with their file's path.
+
+Must stay cheap to import (``import bigbench`` loads it): pydantic models and pandas are only
+imported by the functions that need them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas
+
+    from bigbench.records import BenchDocument, BenchPoint, RunRecord
+
+
+def _json_copy(document: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy in exactly the form the JSON file holds (tuples become lists)."""
+    return json.loads(json.dumps(document, allow_nan=False))
+
+
+@dataclass
+class RunResult:
+    """A finished training run (``bigbench train``).
+
+    Attributes:
+        run_dir: The run directory (config.yaml, run.json, metrics.jsonl, weights).
+        record: run.json as the typed :class:`~bigbench.records.RunRecord`.
+        status: ``"completed"``, ``"interrupted"`` (Ctrl-C; a checkpoint was saved) or
+            ``"failed"`` (run.json holds the error).
+        exit_code: What ``bigbench train`` would exit with: 0, 1 when the run failed, 130/143
+            when interrupted.
+        warnings: Things a user must hear about (low-quality energy, for example).
+    """
+
+    run_dir: Path | None
+    record: RunRecord
+    status: str
+    exit_code: int = 0
+    warnings: list[str] = field(default_factory=list)
+    _document: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when the run completed."""
+        return self.status == "completed"
+
+    def to_dict(self) -> dict[str, Any]:
+        """run.json as a plain dict (a copy, equal to the file on disk)."""
+        return _json_copy(self._document)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """run.json as JSON text."""
+        return json.dumps(self._document, indent=indent, allow_nan=False)
+
+
+@dataclass
+class BenchResult:
+    """A finished benchmark (``bigbench bench``).
+
+    Attributes:
+        out_dir: The bench directory (bench.json, bench.csv).
+        document: bench.json as the typed :class:`~bigbench.records.BenchDocument`.
+        warnings: Things a user must hear about.
+    """
+
+    out_dir: Path
+    document: BenchDocument
+    warnings: list[str] = field(default_factory=list)
+    _document: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def status(self) -> str:
+        """``"completed"``, or ``"interrupted"`` when Ctrl-C stopped it early."""
+        return self.document.status
+
+    @property
+    def points(self) -> list[BenchPoint]:
+        """Every measured point, typed (``point.samples_per_s.median``, ``point.energy``...)."""
+        return list(self.document.points)
+
+    @property
+    def failed(self) -> list[str]:
+        """Ids of the points that failed (``bigbench bench`` exits 1 when there is one)."""
+        return [p.id for p in self.document.points if p.status == "failed"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """bench.json as a plain dict (a copy, equal to the file on disk)."""
+        return _json_copy(self._document)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """bench.json as JSON text."""
+        return json.dumps(self._document, indent=indent, allow_nan=False)
+
+    def points_frame(self) -> pandas.DataFrame:
+        """One row per point with the columns of bench.csv (None where not measured).
+
+        Raises:
+            ImportError: pandas is not installed (``pip install pandas``).
+        """
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError("BenchResult.points_frame() needs pandas, which is not "
+                              "installed: pip install pandas (or use to_dict()['points'], "
+                              "or bench.csv)") from None
+        from bigbench.bench.output import CSV_COLUMNS, csv_row
+
+        return pandas.DataFrame([csv_row(p) for p in self.document.points],
+                                columns=CSV_COLUMNS)

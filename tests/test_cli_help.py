@@ -1,0 +1,235 @@
+"""How the CLI reads: help that reflows at any width, completion, plain output when piped."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from bigbench.cli import app
+from bigbench.cli.completion import complete_device, complete_models, complete_set
+from bigbench.cli.help import reflow
+
+ANSI = "\x1b["
+BOX_DRAWING = re.compile("[\u2500-\u257f]")
+#: Environment variables that would make rich treat the runner's output as a terminal.
+TERMINAL_ENV = {"FORCE_COLOR": None, "TTY_COMPATIBLE": None, "NO_COLOR": None}
+
+
+def _commands(command, path=()) -> list[tuple[tuple[str, ...], object]]:
+    """Every visible command and group under the root, with its path."""
+    found = [(path, command)]
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        if not sub.hidden:
+            found += _commands(sub, (*path, name))
+    return found
+
+
+COMMANDS = _commands(typer.main.get_command(app))
+
+
+def _invoke(*args: str, **env: str | None):
+    return CliRunner().invoke(app, list(args), prog_name="bigbench",
+                              env={**TERMINAL_ENV, **env})
+
+
+def test_every_command_is_covered() -> None:
+    paths = {" ".join(path) for path, _ in COMMANDS}
+    assert paths >= {"", "train", "bench", "compare", "report", "models", "data", "devices",
+                     "schema", "config", "config validate", "config show", "config schema",
+                     "config reference", "energy", "energy probe", "energy measure"}
+
+
+def _description(output: str) -> list[str]:
+    """The lines between the usage line and the first panel (the command's own help)."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if "Usage:" in line) + 1
+    end = next((i for i, line in enumerate(lines) if line.startswith(("╭", "+"))), len(lines))
+    return lines[start:end]
+
+
+def _paragraphs(lines: list[str]) -> list[list[str]]:
+    paragraphs: list[list[str]] = [[]]
+    for line in lines:
+        if line.strip():
+            paragraphs[-1].append(line.rstrip())
+        elif paragraphs[-1]:
+            paragraphs.append([])
+    return [p for p in paragraphs if p]
+
+
+@pytest.mark.parametrize("width", [80, 120])
+@pytest.mark.parametrize(("path", "command"), COMMANDS,
+                         ids=[" ".join(p) or "bigbench" for p, _ in COMMANDS])
+def test_help_reflows_at_the_terminal_width(path, command, width: int) -> None:
+    result = _invoke(*path, "--help", COLUMNS=str(width))
+    assert result.exit_code == 0, result.output
+    output = result.stdout
+    assert max(len(line) for line in output.splitlines()) <= width
+    # A flag takes no value: no type placeholder beside --json, --compile/--no-compile, -h.
+    assert "<bool>" not in output and "BOOLEAN" not in output
+    examples = [line.strip() for line in (command.help or "").splitlines()
+                if line[:1].isspace() and line.strip()]
+    description = _description(output)
+    for paragraph in _paragraphs(description):
+        if paragraph[0].strip() in examples:
+            continue
+        # Greedy wrapping: each line of prose is full, i.e. the next word did not fit on it.
+        # A docstring's own hard line breaks would leave short lines mid-paragraph.
+        for line, following in zip(paragraph, paragraph[1:], strict=False):
+            assert len(line) + 1 + len(following.split()[0]) > width - 2, (line, following)
+    # Examples stay one command per line, whole and indented.
+    shown = [line.strip() for line in description]
+    for example in examples:
+        assert example in shown, example
+        assert len(example) <= 76, f"example wider than an 80-column help: {example}"
+
+
+def test_bench_help_keeps_sentences_and_examples() -> None:
+    output = _invoke("bench", "--help", COLUMNS="80").stdout
+    joined = " ".join(output.split())
+    assert ("Exit code 1 when a point failed (out of memory and skipped points are results, "
+            "not failures).") in joined
+    assert "warm-up outside the measured window" in joined
+    lines = [line.strip() for line in output.splitlines()]
+    start = lines.index("Examples:")
+    assert lines[start + 2:start + 6] == [
+        "bigbench bench --device cpu --suite smoke",
+        "bigbench bench --device cuda --models cnn,lstm --precision fp32,bf16",
+        "bigbench bench configs/cnn.yaml --mode train --repeats 5 --markdown",
+        "bigbench bench --suite lm --device cpu --seq-lens 64,256 --gen-tokens 32",
+    ]
+    # The bool flags are listed without a placeholder; the options with values keep theirs.
+    flags = [line for line in output.splitlines() if "--compile" in line or "--json" in line]
+    assert flags and all("<" not in line for line in flags)
+    assert any("--steps" in line and "<int range>" in line for line in output.splitlines())
+
+
+def test_reflow_joins_paragraph_lines_and_keeps_indented_lines() -> None:
+    doc = """Summary line.
+
+    A paragraph hard-wrapped
+    at a narrow width.
+
+    Examples:
+
+      tool run --a
+      tool run --b
+    """
+    assert reflow(doc) == ("Summary line.\n\nA paragraph hard-wrapped at a narrow width.\n\n"
+                           "Examples:\n\n  tool run --a\n  tool run --b")
+    assert reflow("Example:\n  tool x\nAfter.") == "Example:\n  tool x\nAfter."
+    assert reflow(None) is None
+
+
+def test_completion_options_exist() -> None:
+    root = typer.main.get_command(app)
+    names = {opt for param in root.params for opt in param.opts}
+    assert {"--install-completion", "--show-completion"} <= names
+    output = _invoke("--help", COLUMNS="120").stdout
+    assert "--show-completion" in output and "--install-completion" in output
+
+
+def test_set_completes_config_keys_and_values() -> None:
+    assert [value for value, _ in complete_set("train.b")] == ["train.batch_size="]
+    keys = [value for value, _ in complete_set("")]
+    assert {"device=", "train.optimizer.lr=", "model.name=", "model.channels=",
+            "data.size=", "measure.energy="} <= set(keys)
+    assert all(key.endswith("=") for key in keys)
+    assert {"model.name=gpt", "model.name=gru"} == {v for v, _ in complete_set("model.name=g")}
+    assert "device=cuda:0" in {v for v, _ in complete_set("device=cu")}
+    assert {v for v, _ in complete_set("train.compile=")} >= {"train.compile=true",
+                                                              "train.compile=false"}
+
+
+def _complete(words: str) -> list[str]:
+    """What bash completion offers for the last of ``words``."""
+    result = _invoke(_BIGBENCH_COMPLETE="complete_bash", COMP_WORDS=words,
+                     COMP_CWORD=str(len(words.split()) - 1))
+    assert result.exit_code == 0, result.output
+    return result.stdout.split()
+
+
+def test_options_complete_through_the_shell_protocol() -> None:
+    assert _complete("bigbench train --set train.b") == ["train.batch_size="]
+    assert _complete("bigbench config validate c.yaml --set train.b") == ["train.batch_size="]
+    assert _complete("bigbench bench --set train.b") == ["train.batch_size="]
+    assert "cnn,gpt" in _complete("bigbench bench --models cnn,g")
+    assert _complete("bigbench bench --suite sm") == ["smoke"]
+    assert {"cuda", "cuda:0"} <= set(_complete("bigbench train --device cu"))
+    assert _complete("bigbench bench --precision fp32,b") == ["fp32,bf16"]
+
+
+def test_models_and_devices_complete_the_last_item() -> None:
+    assert complete_models("cnn,g") == ["cnn,gpt", "cnn,gru"]
+    assert "cnn,cnn" not in complete_models("cnn,")
+    assert "gpt" in complete_models("")
+    assert complete_device("a") == ["auto"]
+    assert "cuda:0" in complete_device("cuda")
+
+
+def test_completion_does_not_import_torch() -> None:
+    code = ("import sys\n"
+            "from bigbench.cli.completion import complete_set, complete_models, "
+            "complete_device\n"
+            "assert complete_set('train.b') and complete_models('cnn,g') and "
+            "complete_device('c')\n"
+            "print('torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_no_color_means_no_escape_codes_in_errors() -> None:
+    # FORCE_COLOR makes the runner's pipe count as a terminal, so colour would be on...
+    forced = _invoke("bench", "--bogus", FORCE_COLOR="1")
+    assert forced.exit_code == 2 and ANSI in forced.stderr
+    # ...and NO_COLOR turns every style off, for Typer's own error output too.
+    plain = _invoke("bench", "--bogus", FORCE_COLOR="1", NO_COLOR="1")
+    assert plain.exit_code == 2 and "--bogus" in plain.stderr
+    assert ANSI not in plain.stderr and ANSI not in plain.stdout
+    # Afterwards colour comes back: the switch holds for one run only.
+    assert ANSI in _invoke("bench", "--bogus", FORCE_COLOR="1").stderr
+
+
+def test_no_color_applies_to_bigbench_consoles(monkeypatch) -> None:
+    from bigbench.cli.common import err_console, out_console
+
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    for make in (err_console, out_console):
+        monkeypatch.delenv("NO_COLOR", raising=False)
+        console = make()
+        with console.capture() as colored:
+            console.print("[yellow]warning:[/] [bold]x[/]")
+        assert ANSI in colored.get()
+        monkeypatch.setenv("NO_COLOR", "1")
+        console = make()
+        with console.capture() as plain:
+            console.print("[yellow]warning:[/] [bold]x[/]")
+        assert plain.get() == "warning: x\n"
+
+
+def test_piped_usage_errors_are_plain_text() -> None:
+    result = _invoke("bench", "--bogus")
+    assert result.exit_code == 2
+    assert "No such option: --bogus" in result.stderr
+    assert not BOX_DRAWING.search(result.stderr) and ANSI not in result.stderr
+
+
+def test_piped_tables_have_no_box_drawing() -> None:
+    result = _invoke("models", COLUMNS="100")
+    assert result.exit_code == 0
+    assert "333,526" in result.stdout and "| cnn" in result.stdout
+    assert not BOX_DRAWING.search(result.stdout) and ANSI not in result.stdout
+
+
+def test_box_drawing_when_asked_for() -> None:
+    result = _invoke("data", TTY_COMPATIBLE="1", NO_COLOR="1")
+    assert result.exit_code == 0
+    assert BOX_DRAWING.search(result.stdout) and ANSI not in result.stdout
+    assert not BOX_DRAWING.search(_invoke("data").stdout)
