@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from bigbench.config import load_config
 from bigbench.data import build_data
 from bigbench.interrupt import StopRequest
-from bigbench.train import run_training
+from bigbench.trainer import run_training
 
 WARMUP = 10
 

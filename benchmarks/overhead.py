@@ -30,8 +30,8 @@ from fakes import LivePowercap
 from bigbench.config import load_config
 from bigbench.data import build_data
 from bigbench.interrupt import StopRequest
-from bigbench.measure.energy.discovery import all_meters
-from bigbench.train import run_training
+from bigbench.measuring.energy.discovery import all_meters
+from bigbench.trainer import run_training
 
 SETUPS = {  # model → (dataset section, measured steps)
     "cnn": ("{name: digits, size: 10000, test_size: 0}", 300),
@@ -65,9 +65,9 @@ def engine_alone(config, repeats: int, steps: int = 60) -> tuple[float, float]: 
 
     from bigbench.config.schema import OptimizerConfig
     from bigbench.engine import StepEngine, train_phases
-    from bigbench.measure.energy.setup import null_monitor
-    from bigbench.measure.meter import Meter
-    from bigbench.measure.timing import StepTimer
+    from bigbench.measuring.energy.setup import null_monitor
+    from bigbench.measuring.meter import Meter
+    from bigbench.measuring.timing import StepTimer
     from bigbench.models import build_model
     from bigbench.workload.build import workload_from_module
     from bigbench.workload.steps import build_step

@@ -26,9 +26,9 @@ from fakes import LivePowercap  # noqa: E402
 
 from bigbench.config import load_config  # noqa: E402
 from bigbench.interrupt import StopRequest  # noqa: E402
-from bigbench.measure.energy.discovery import all_meters  # noqa: E402
-from bigbench.measure.energy.sampler import PowerSampler  # noqa: E402
-from bigbench.train import run_training  # noqa: E402
+from bigbench.measuring.energy.discovery import all_meters  # noqa: E402
+from bigbench.measuring.energy.sampler import PowerSampler  # noqa: E402
+from bigbench.trainer import run_training  # noqa: E402
 
 CONFIG = """\
 name: overhead

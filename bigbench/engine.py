@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bigbench.measure.meter import Meter
-from bigbench.measure.timing import StepTimer
+from bigbench.measuring.meter import Meter
+from bigbench.measuring.timing import StepTimer
 
 if TYPE_CHECKING:
     import torch

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bigbench.measure.energy.monitor import EnergyMonitor
+from bigbench.measuring.energy.monitor import EnergyMonitor
 from bigbench.rank import SINGLE, Rank
 
 if TYPE_CHECKING:
@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 def energy_monitor(measure: MeasureConfig, device: torch.device, rank: Rank = SINGLE,
                    clock: Callable[[], float] = time.perf_counter) -> EnergyMonitor:
     """The monitor of ``device`` (and, on local rank 0, this host's CPUs), or a null one."""
-    from bigbench.measure.energy import rapl
-    from bigbench.measure.energy.setup import build_monitor, null_monitor
+    from bigbench.measuring.energy import rapl
+    from bigbench.measuring.energy.setup import build_monitor, null_monitor
 
     if not measure.energy:
         return null_monitor("energy measurement is disabled (measure.energy: false)")

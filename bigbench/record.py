@@ -13,9 +13,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from bigbench.measure.energy.report import derived_energy_figures
-from bigbench.measure.meter import Meter
-from bigbench.measure.stats import summarize_durations
+from bigbench.measuring.energy.report import derived_energy_figures
+from bigbench.measuring.meter import Meter
+from bigbench.measuring.stats import summarize_durations
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ def flops_section(counts: dict[str, Any] | None, count_error: str | None,
 
     Args:
         counts: FLOPs per sample (None when not counted; ``count_error`` says why).
-        figures: :func:`bigbench.measure.mfu.throughput_figures` of the run's totals.
+        figures: :func:`bigbench.measuring.mfu.throughput_figures` of the run's totals.
         energy_j, energy_samples: Total energy and the samples it covers.
     """
     section: dict[str, Any] = {"forward_per_sample": None, "train_step_per_sample": None,

@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from bigbench.measure.energy.monitor import EnergyMonitor
-from bigbench.measure.energy.report import (
+from bigbench.measuring.energy.monitor import EnergyMonitor
+from bigbench.measuring.energy.report import (
     carbon_section,
     energy_section,
     idle_section,
     measured_total,
     window_energy_j,
 )
-from bigbench.measure.memory import host_peak_rss_bytes
-from bigbench.measure.meter import Meter
+from bigbench.measuring.memory import host_peak_rss_bytes
+from bigbench.measuring.meter import Meter
 from bigbench.record import (
     Segment,
     Totals,
@@ -184,7 +184,7 @@ def _progress(loop: TrainingLoop) -> dict[str, Any]:
 
 
 def _flops(facts: RunFacts, throughput: dict[str, Any], totals: Totals) -> dict[str, Any]:
-    from bigbench.measure.mfu import throughput_figures
+    from bigbench.measuring.mfu import throughput_figures
 
     counts, device = facts.flop_counts or {}, facts.env["device"]
     figures = throughput_figures(counts.get("train_step_per_sample"),

@@ -23,10 +23,10 @@ from bigbench.engine import EngineState, LogEvent, StepEngine, train_phases
 from bigbench.errors import OutputError
 from bigbench.interrupt import StopRequest
 from bigbench.loggers import RunLoggers
-from bigbench.measure.energy.monitor import EnergyMonitor
-from bigbench.measure.memory import oom_memory_figures
-from bigbench.measure.meter import Meter
-from bigbench.measure.timing import StepTimer
+from bigbench.measuring.energy.monitor import EnergyMonitor
+from bigbench.measuring.memory import oom_memory_figures
+from bigbench.measuring.meter import Meter
+from bigbench.measuring.timing import StepTimer
 from bigbench.run_record import segment_summary
 from bigbench.run_writer import RunWriter
 from bigbench.workload.build import Workload

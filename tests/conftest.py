@@ -97,7 +97,7 @@ def report_results(tmp_path_factory: pytest.TempPathFactory) -> ReportResults:
     import torch
     from fakes import LivePowercap
 
-    from bigbench.measure.energy import rapl
+    from bigbench.measuring.energy import rapl
 
     root = tmp_path_factory.mktemp("report-results")
     configs = Path(__file__).resolve().parents[1] / "configs"

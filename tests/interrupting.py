@@ -30,7 +30,7 @@ def _signal_at_step(step: int, sig: signal.Signals) -> None:
 
 
 def _signal_after_points(points: int, sig: signal.Signals) -> None:
-    from bigbench.bench import run
+    from bigbench.benchmark import run
 
     original = run.BenchRun.record
 

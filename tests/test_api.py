@@ -1,4 +1,4 @@
-"""The Python API (bigbench.train, bench, compare, measure ...) called directly, as a notebook
+"""The Python API (bigbench.trainer, bench, compare, measure ...) called directly, as a notebook
 would: typed results equal to the files the CLI writes, typed errors, cheap import."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from fakes import LivePowercap
 
 import bigbench
 from bigbench.errors import BigbenchError, ConfigError
-from bigbench.measure.energy import rapl
+from bigbench.measuring.energy import rapl
 from bigbench.records import BenchDocument, RunRecord
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,14 +168,17 @@ def test_measure_argument_errors() -> None:
         m.result  # noqa: B018
 
 
-def test_functions_named_like_submodules_keep_both_roles() -> None:
-    import bigbench.compare as module_view
-    import bigbench.train
+def test_api_functions_do_not_share_a_name_with_a_submodule() -> None:
+    """Importing any part of the package never replaces an API function with a module."""
+    import importlib
 
-    assert callable(bigbench.train) and callable(bigbench.compare)
-    assert bigbench.train.run_training.__module__ == "bigbench.train"
-    assert module_view.load_side.__module__ == "bigbench.compare"
-    assert bigbench.measure.__doc__.startswith("Measure the time")
+    import bigbench.api
+
+    for name in ("comparison", "trainer", "measuring", "benchmark", "reporting",
+                 "benchmark.run", "reporting.build", "measuring.meter"):
+        importlib.import_module(f"bigbench.{name}")
+    for name in ("train", "bench", "compare", "report", "measure", "load_run", "load_bench"):
+        assert getattr(bigbench, name) is getattr(bigbench.api, name), name
 
 
 def test_import_bigbench_does_not_import_torch() -> None:

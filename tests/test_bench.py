@@ -10,14 +10,14 @@ import pytest
 import torch
 from fakes import FakeClock
 
-from bigbench.bench.matrix import SUITES, Matrix, Plan, Point, expand, parse_list
-from bigbench.bench.output import CSV_COLUMNS
-from bigbench.bench.point import measure_point, spread
-from bigbench.bench.run import BenchSession, start_run
-from bigbench.bench.runner import find_max_batch, run_point
+from bigbench.benchmark.matrix import SUITES, Matrix, Plan, Point, expand, parse_list
+from bigbench.benchmark.output import CSV_COLUMNS
+from bigbench.benchmark.point import measure_point, spread
+from bigbench.benchmark.run import BenchSession, start_run
+from bigbench.benchmark.runner import find_max_batch, run_point
 from bigbench.config.schema import MeasureConfig
 from bigbench.errors import ConfigError
-from bigbench.measure.energy.setup import null_monitor
+from bigbench.measuring.energy.setup import null_monitor
 
 CPU = torch.device("cpu")
 NULL = null_monitor("no meters in tests")
@@ -224,7 +224,7 @@ def _gpu_energy(clock: FakeClock):
     """A simulated 300 W GPU (counter stepping every 100 ms) read on an injected clock."""
     from fakes import FakeGpu, FakeNVML
 
-    from bigbench.measure.energy.setup import build_monitor
+    from bigbench.measuring.energy.setup import build_monitor
 
     gpu = FakeGpu("GPU-bench-1", "NVIDIA H100 80GB HBM3", [(0, 300.0)])
     return build_monitor(interval_s=0.05, gpu_uuid=gpu.uuid,
@@ -276,7 +276,7 @@ def test_short_bench_repeats_say_their_energy_is_low_quality() -> None:
 
 
 def test_a_given_module_is_measured_as_it_is() -> None:
-    from bigbench.bench.point import point_model
+    from bigbench.benchmark.point import point_model
 
     point = Point("cnn", "infer", "fp32", 4, sample_shape=(1, 28, 28))
     plan = Plan(steps=2, warmup=1, repeats=1)
@@ -288,7 +288,7 @@ def test_a_given_module_is_measured_as_it_is() -> None:
 
 
 def test_measure_points_yields_each_result(tmp_path) -> None:
-    from bigbench.bench.run import measure_points
+    from bigbench.benchmark.run import measure_points
 
     points = [Point("rnn", "infer", "fp32", b, sample_shape=(20,), num_classes=2,
                     vocab_size=10) for b in (2, 4, 8)]
@@ -306,7 +306,7 @@ def test_bench_records_the_same_energy_meters_as_train(tmp_path) -> None:
     """compare checks drivers and power limits per meter: bench.json must carry them too."""
     from fakes import PowercapTree
 
-    from bigbench.bench.run import bench_environment
+    from bigbench.benchmark.run import bench_environment
 
     PowercapTree(tmp_path / "powercap")
     env = bench_environment(CPU, MeasureConfig(powercap_root=str(tmp_path / "powercap")))
@@ -318,8 +318,8 @@ def test_bench_records_the_same_energy_meters_as_train(tmp_path) -> None:
 
 
 def test_kv_cache_points_are_skipped_under_compile_with_the_reason() -> None:
-    from bigbench.bench.matrix import LM_BENCH_DATA, Matrix
-    from bigbench.bench.point import skip_reason
+    from bigbench.benchmark.matrix import LM_BENCH_DATA, Matrix
+    from bigbench.benchmark.point import skip_reason
 
     points = expand(Matrix(models=["gpt"], batch_sizes=[2], modes=["infer"], compile=True,
                            data={"gpt": LM_BENCH_DATA}))

@@ -7,7 +7,7 @@ import io
 
 from rich.console import Console
 
-from bigbench.bench.output import (
+from bigbench.benchmark.output import (
     CSV_COLUMNS,
     console_table,
     csv_row,

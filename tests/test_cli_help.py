@@ -45,10 +45,13 @@ def test_every_command_is_covered() -> None:
 
 
 def _description(output: str) -> list[str]:
-    """The lines between the usage line and the first panel (the command's own help)."""
+    """The lines between the usage line and the first panel or section (the command's own
+    help): rich panels at 100 columns and wider, Click's "Options:" sections below."""
     lines = output.splitlines()
     start = next(i for i, line in enumerate(lines) if "Usage:" in line) + 1
-    end = next((i for i, line in enumerate(lines) if line.startswith(("╭", "+"))), len(lines))
+    sections = ("Arguments:", "Options:", "Commands:")
+    end = next((i for i, line in enumerate(lines)
+                if line.startswith(("╭", "+")) or line in sections), len(lines))
     return lines[start:end]
 
 
@@ -233,3 +236,13 @@ def test_box_drawing_when_asked_for() -> None:
     assert result.exit_code == 0
     assert BOX_DRAWING.search(result.stdout) and ANSI not in result.stdout
     assert not BOX_DRAWING.search(_invoke("data").stdout)
+
+
+def test_narrow_help_never_cuts_an_option_or_its_help() -> None:
+    """Below 100 columns the help is Click's layout: every option name and every word of its
+    help appears whole (Typer's rich table would cut them with an ellipsis)."""
+    output = _invoke("bench", "--help", COLUMNS="80").stdout
+    assert "…" not in output
+    assert "--energy-min-window / --no-energy-min-window" in output
+    assert "[default: runs/<UTC time>-bench-<suite>]" in " ".join(output.split())
+    assert "\\[" not in output  # rich's escapes are plain brackets here

@@ -9,7 +9,7 @@ import shutil
 import pytest
 from conftest import TINY_CNN
 
-from bigbench.compare import load_side
+from bigbench.comparison import load_side
 
 H100 = "NVIDIA H100 80GB HBM3"
 
@@ -280,7 +280,7 @@ def test_clock_settings_recorded_by_nvml_are_compared_for_bench_files(cli, tmp_p
     """What NvmlGpu.info() writes into env.energy_meters is what compare checks."""
     from fakes import FakeClock, FakeGpu, FakeNVML
 
-    from bigbench.measure.energy import nvml
+    from bigbench.measuring.energy import nvml
 
     gpu = FakeGpu("GPU-a", H100, [(0, 300.0)])
     backend = FakeNVML([gpu], FakeClock())

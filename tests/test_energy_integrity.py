@@ -9,16 +9,16 @@ import time
 import pytest
 from fakes import FakeClock, FakeGpu, FakeNVML, PowercapTree
 
-from bigbench.measure.energy import nvml, rapl
-from bigbench.measure.energy.base import MeterSet
-from bigbench.measure.energy.monitor import (
+from bigbench.measuring.energy import nvml, rapl
+from bigbench.measuring.energy.base import MeterSet
+from bigbench.measuring.energy.monitor import (
     MIN_SAMPLES,
     EnergyMonitor,
     default_min_window_s,
     diff_warnings,
     relative_difference,
 )
-from bigbench.measure.energy.sampler import PowerTrace
+from bigbench.measuring.energy.sampler import PowerTrace
 
 UUID = "GPU-cccccccc-2222"
 
@@ -190,7 +190,7 @@ def test_rapl_peak_power_with_uneven_ticks(tmp_path) -> None:
 
 def test_grace_hopper_gpu_is_not_summed_with_rapl(tmp_path) -> None:
     """On GH200 the GPU reading covers the CPU too: RAPL must not be added on top."""
-    from bigbench.measure.energy.setup import build_monitor
+    from bigbench.measuring.energy.setup import build_monitor
 
     PowercapTree(tmp_path)
     clock = FakeClock()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from fakes import FakeClock, FakeGpu, FakeNVML
 
-from bigbench.measure.energy import nvml
-from bigbench.measure.energy.base import MeterSet
-from bigbench.measure.energy.monitor import EnergyMonitor, diff_warnings, integrate
-from bigbench.measure.energy.sampler import PowerSampler
+from bigbench.measuring.energy import nvml
+from bigbench.measuring.energy.base import MeterSet
+from bigbench.measuring.energy.monitor import EnergyMonitor, diff_warnings, integrate
+from bigbench.measuring.energy.sampler import PowerSampler
 
 UUID_A, UUID_B = "GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from fakes import FakeClock, PowercapTree
 
-from bigbench.measure.energy import rapl
-from bigbench.measure.energy.monitor import EnergyMonitor
+from bigbench.measuring.energy import rapl
+from bigbench.measuring.energy.monitor import EnergyMonitor
 
 
 def test_sums_packages_and_dram_never_psys_subzones_or_mmio(tmp_path) -> None:

@@ -9,11 +9,11 @@ import pytest
 from conftest import TINY_CNN, load_run
 from fakes import FakeClock, LivePowercap, PowercapTree
 
-from bigbench.measure.energy import rapl
-from bigbench.measure.energy.base import MeterSet, Unavailable
-from bigbench.measure.energy.monitor import EnergyMonitor
-from bigbench.measure.energy.report import carbon_section, energy_section, idle_section
-from bigbench.measure.meter import Meter
+from bigbench.measuring.energy import rapl
+from bigbench.measuring.energy.base import MeterSet, Unavailable
+from bigbench.measuring.energy.monitor import EnergyMonitor
+from bigbench.measuring.energy.report import carbon_section, energy_section, idle_section
+from bigbench.measuring.meter import Meter
 
 PACKAGE_W, DRAM_W = 40.0, 4.0
 

@@ -12,8 +12,8 @@ import json
 import pytest
 from fakes import FakeClock, FakeGpu, FakeNVML
 
-from bigbench.measure.energy import nvml
-from bigbench.measure.energy.monitor import EnergyMonitor
+from bigbench.measuring.energy import nvml
+from bigbench.measuring.energy.monitor import EnergyMonitor
 
 UUID = "GPU-dddddddd-3333"
 #: 50 window lengths from 10 ms (a tenth of a counter step) to 10 s, evenly spaced in log.

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from bigbench.engine import Phase, StepEngine, train_phases
-from bigbench.measure.energy.setup import null_monitor
-from bigbench.measure.meter import Meter
-from bigbench.measure.stats import percentile, summarize_durations
-from bigbench.measure.timing import StepTimer
+from bigbench.measuring.energy.setup import null_monitor
+from bigbench.measuring.meter import Meter
+from bigbench.measuring.stats import percentile, summarize_durations
+from bigbench.measuring.timing import StepTimer
 from bigbench.record import Segment, Totals, throughput_section
 
 CPU = torch.device("cpu")

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from bigbench.data.info import DataInfo
-from bigbench.measure.flops import recurrent_forward_flops
-from bigbench.measure.mfu import throughput_figures
-from bigbench.measure.peaks import find_peak, peak_flops
+from bigbench.measuring.flops import recurrent_forward_flops
+from bigbench.measuring.mfu import throughput_figures
+from bigbench.measuring.peaks import find_peak, peak_flops
 from bigbench.models import MODELS, build_model
 from bigbench.record import flops_section
 from bigbench.workload.build import workload_from_module

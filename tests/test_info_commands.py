@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import types
 
-from bigbench.measure.energy.nvml import probe
+from bigbench.measuring.energy.nvml import probe
 
 
 def test_models_lists_defaults_and_counts(cli) -> None:

@@ -11,20 +11,20 @@ PACKAGE = Path(__file__).resolve().parent.parent / "bigbench"
 
 #: Package prefix → prefixes it must never import (at module level or inside functions).
 FORBIDDEN = {
-    "bigbench.measure": ("bigbench.config", "bigbench.models", "bigbench.data",
-                         "bigbench.workload", "bigbench.cli", "bigbench.bench"),
-    "bigbench.models": ("bigbench.config", "bigbench.measure", "bigbench.workload",
-                        "bigbench.cli", "bigbench.bench"),
-    "bigbench.data": ("bigbench.config", "bigbench.measure", "bigbench.workload",
-                      "bigbench.cli", "bigbench.bench"),
+    "bigbench.measuring": ("bigbench.config", "bigbench.models", "bigbench.data",
+                           "bigbench.workload", "bigbench.cli", "bigbench.benchmark"),
+    "bigbench.models": ("bigbench.config", "bigbench.measuring", "bigbench.workload",
+                        "bigbench.cli", "bigbench.benchmark"),
+    "bigbench.data": ("bigbench.config", "bigbench.measuring", "bigbench.workload",
+                      "bigbench.cli", "bigbench.benchmark"),
     "bigbench.strict": ("bigbench.",),
     "bigbench.registry": ("bigbench.config", "bigbench.models", "bigbench.data"),
-    "bigbench.config": ("bigbench.measure", "bigbench.workload", "bigbench.cli",
-                        "bigbench.bench"),
-    "bigbench.workload": ("bigbench.cli", "bigbench.bench", "bigbench.run_writer"),
+    "bigbench.config": ("bigbench.measuring", "bigbench.workload", "bigbench.cli",
+                        "bigbench.benchmark"),
+    "bigbench.workload": ("bigbench.cli", "bigbench.benchmark", "bigbench.run_writer"),
     # The report reads results; it never measures, trains or reaches into the CLI.
-    "bigbench.report": ("bigbench.cli", "bigbench.workload", "bigbench.measure",
-                        "bigbench.engine", "bigbench.train", "bigbench.training_loop"),
+    "bigbench.reporting": ("bigbench.cli", "bigbench.workload", "bigbench.measuring",
+                           "bigbench.engine", "bigbench.trainer", "bigbench.training_loop"),
 }
 
 

@@ -29,7 +29,7 @@ from bigbench.config.schema import OptimizerConfig
 from bigbench.data import build_data
 from bigbench.data.info import DataInfo
 from bigbench.data.tensors import sequential_batches
-from bigbench.measure.energy import rapl
+from bigbench.measuring.energy import rapl
 from bigbench.models import MODELS, build_model
 from bigbench.models.gpt import train_flops_per_token
 from bigbench.workload.build import workload_from_module
@@ -357,7 +357,7 @@ def test_decode_cycles_over_its_positions_and_matches_the_full_forward(one_threa
 
 def test_lm_bench_suite_reports_tokens_and_joules(cli, tmp_path, live_powercap,
                                                   one_thread) -> None:
-    from bigbench.bench.output import markdown
+    from bigbench.benchmark.output import markdown
 
     out = tmp_path / "bench"
     result = cli("bench", "--suite", "lm", "--device", "cpu", "--seq-lens", "32",

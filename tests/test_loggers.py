@@ -33,7 +33,7 @@ def logged_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from fakes import LivePowercap
 
-    from bigbench.measure.energy import rapl
+    from bigbench.measuring.energy import rapl
 
     root = tmp_path_factory.mktemp("loggers")
     threads = torch.get_num_threads()
@@ -236,7 +236,7 @@ def test_config_loggers_and_tracking_uri(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_a_report_that_cannot_be_built_is_a_warning(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    import bigbench.report.build as build
+    import bigbench.reporting.build as build
 
     def broken(results, out_dir=None):  # noqa: ANN001, ANN202
         raise RuntimeError("no figures")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bigbench.measure.peaks import PEAKS, find_peak, peak_flops
+from bigbench.measuring.peaks import PEAKS, find_peak, peak_flops
 
 T = 1e12
 

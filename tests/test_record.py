@@ -6,11 +6,11 @@ import pytest
 import torch
 from fakes import FakeClock, FakeGpu, FakeNVML
 
-from bigbench.measure.energy import nvml
-from bigbench.measure.energy.monitor import EnergyMonitor
-from bigbench.measure.energy.report import energy_section
-from bigbench.measure.meter import Meter
-from bigbench.measure.mfu import fp32_peak_dtype, mfu_figures, throughput_figures
+from bigbench.measuring.energy import nvml
+from bigbench.measuring.energy.monitor import EnergyMonitor
+from bigbench.measuring.energy.report import energy_section
+from bigbench.measuring.meter import Meter
+from bigbench.measuring.mfu import fp32_peak_dtype, mfu_figures, throughput_figures
 from bigbench.record import Segment, Totals, apply_energy_totals, flops_section, throughput_section
 
 COUNTS = {"forward_per_sample": 1e6, "train_step_per_sample": 3e6, "method": "x"}
@@ -121,7 +121,7 @@ def test_run_totals_keep_the_reasons_of_figures_still_null() -> None:
 def test_extension_runs_until_the_samples_are_really_there() -> None:
     """A sampler that misses ticks (a stall): the measured window goes on until 60 samples."""
     from bigbench.engine import StepEngine, train_phases
-    from bigbench.measure.timing import StepTimer
+    from bigbench.measuring.timing import StepTimer
 
     clock = FakeClock(start=10.0)
     gpu = FakeGpu("GPU-3", "NVIDIA H100 80GB HBM3", [(0, 300.0)])

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from bigbench.cli import app
-from bigbench.measure.energy import rapl
+from bigbench.measuring.energy import rapl
 from bigbench.records import (
     BENCH_SCHEMA,
     RUN_SCHEMA,

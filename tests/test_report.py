@@ -181,7 +181,7 @@ def test_names_are_drawn_as_text_never_parsed(report_results: ReportResults, tmp
 
 
 def test_a_resumed_runs_events_form_one_timeline(tmp_path) -> None:
-    from bigbench.report.inputs import _last_per_step, _one_timeline
+    from bigbench.reporting.inputs import _last_per_step, _one_timeline
 
     events = [{"event": "train", "step": s, "time_s": t, "loss": 1.0}
               for s, t in ((10, 1.0), (20, 2.0), (30, 3.0),  # first process, killed at 35

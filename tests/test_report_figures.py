@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from conftest import ReportResults
 
-from bigbench.report import style
-from bigbench.report.figures import ReportFigure, _Config, _pareto, draw_figures
-from bigbench.report.inputs import load_inputs
+from bigbench.reporting import style
+from bigbench.reporting.figures import ReportFigure, _Config, _pareto, draw_figures
+from bigbench.reporting.inputs import load_inputs
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 NO_RAPL = "RAPL: no powercap interface at /nowhere (a virtual machine or container without RAPL)"
@@ -222,7 +222,7 @@ def test_series_differ_in_more_than_colour() -> None:
 def test_a_legend_too_long_to_fit_says_how_many_entries_it_left_out(tmp_path: Path) -> None:
     from matplotlib.lines import Line2D
 
-    from bigbench.report.figures import MAX_LEGEND, _legend
+    from bigbench.reporting.figures import MAX_LEGEND, _legend
 
     with style.context():
         figure = style.new_figure()

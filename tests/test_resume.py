@@ -151,9 +151,9 @@ def test_skip_step_keeps_weights_finite() -> None:
     from bigbench.config.schema import OptimizerConfig
     from bigbench.data.info import DataInfo
     from bigbench.engine import StepEngine, train_phases
-    from bigbench.measure.energy.setup import null_monitor
-    from bigbench.measure.meter import Meter
-    from bigbench.measure.timing import StepTimer
+    from bigbench.measuring.energy.setup import null_monitor
+    from bigbench.measuring.meter import Meter
+    from bigbench.measuring.timing import StepTimer
     from bigbench.models import BuiltModel
     from bigbench.models.family import CNN
     from bigbench.workload.build import workload_from_module
@@ -244,7 +244,7 @@ def test_a_bug_in_a_derived_figure_keeps_the_weights_and_the_record(write_config
     from bigbench import run_record
     from bigbench.config import load_config
     from bigbench.interrupt import StopRequest
-    from bigbench.train import run_training
+    from bigbench.trainer import run_training
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a derived figure divided by zero")

@@ -198,7 +198,7 @@ def test_a_record_that_breaks_its_schema_is_reported_not_fatal(cli, tiny, tmp_pa
         return record
 
     monkeypatch.setattr(run_record, "finish_record", finish)
-    monkeypatch.setattr("bigbench.train.finish_record", finish)
+    monkeypatch.setattr("bigbench.trainer.finish_record", finish)
     result = cli("train", tiny, "--out", tmp_path / "run")
     assert result.exit_code == 0
     assert "progress.steps" in result.stderr and "bug in bigbench" in result.stderr

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from bigbench.api.comparison import Comparison
     from bigbench.config import ExperimentConfig
     from bigbench.records import BenchDocument, RunRecord
-    from bigbench.report.build import Report
+    from bigbench.reporting.build import Report
 
     #: A config: a YAML file, a mapping of its keys, or a validated ExperimentConfig.
     ConfigSource: TypeAlias = str | os.PathLike[str] | Mapping[str, Any] | ExperimentConfig
@@ -79,7 +79,7 @@ def _say(line: str) -> None:
 
 
 def _train_progress(name: str) -> Any:
-    from bigbench.train import TrainCallbacks
+    from bigbench.trainer import TrainCallbacks
 
     total = [0]
 
@@ -131,7 +131,7 @@ def train(config_or_path: ConfigSource, overrides: OverridesLike = None,
     if out_dir is not None:
         check_out_dir(out_dir)  # fail before any expensive work, as the CLI does
 
-    from bigbench.train import run_training
+    from bigbench.trainer import run_training
 
     with graceful_stop() as stop:
         result = run_training(cfg, out=out_dir, stop=stop,
@@ -203,9 +203,9 @@ def bench(config_or_path: ConfigSource | None = None, *, suite: str | None = Non
         DeviceError: the device does not exist. OutputError: ``out`` is unusable.
     """
     from bigbench import devices
-    from bigbench.bench.matrix import MAX_SEQUENCE, MODES, PRECISIONS, SUITES, expand
-    from bigbench.bench.run import BenchSession, bench_environment
-    from bigbench.bench.session import (
+    from bigbench.benchmark.matrix import MAX_SEQUENCE, MODES, PRECISIONS, SUITES, expand
+    from bigbench.benchmark.run import BenchSession, bench_environment
+    from bigbench.benchmark.session import (
         Overrides,
         resolve_matrix,
     )
@@ -260,7 +260,7 @@ def bench(config_or_path: ConfigSource | None = None, *, suite: str | None = Non
 
 
 def _run_bench(session: Any, progress: bool) -> BenchResult:
-    from bigbench.bench.run import run_bench
+    from bigbench.benchmark.run import run_bench
     from bigbench.interrupt import graceful_stop
     from bigbench.records import BenchDocument, validate
 
@@ -296,7 +296,7 @@ def compare(base: ResultLike, new: ResultLike,
     Args:
         base: The baseline: bench.json, a bench or run directory, or a result of this API.
         new: The new result, in any of the same forms.
-        metrics: Metric names (see ``bigbench.compare.METRICS``), e.g. ``["samples_per_s"]``.
+        metrics: Metric names (see ``bigbench.comparison.METRICS``), e.g. ``["samples_per_s"]``.
         fail_above_pct: A metric worse by more than this percentage, beyond both sides'
             noise (median ± IQR/2), is a regression.
 
@@ -309,8 +309,8 @@ def compare(base: ResultLike, new: ResultLike,
             point in common.
     """
     from bigbench.api.comparison import Comparison
-    from bigbench.compare import METRICS, CompareError, load_side
-    from bigbench.compare import compare as run_compare
+    from bigbench.comparison import METRICS, CompareError, load_side
+    from bigbench.comparison import compare as run_compare
     from bigbench.errors import did_you_mean, one_of
 
     names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) \
@@ -339,14 +339,14 @@ def report(results: ResultLike | Sequence[ResultLike],
             ``runs/<UTC time>-report``.
 
     Returns:
-        The :class:`bigbench.report.build.Report`: ``out_dir``, ``html`` (report.html's
+        The :class:`bigbench.reporting.build.Report`: ``out_dir``, ``html`` (report.html's
         path), ``markdown`` (the summary) and ``figures`` (each drawn, or ``missing`` with
         why).
 
     Raises:
         ReportError: a result cannot be read (each is named). OutputError: ``out`` is unusable.
     """
-    from bigbench.report.build import build_report
+    from bigbench.reporting.build import build_report
 
     items = [results] if isinstance(results, (str, os.PathLike, RunResult, BenchResult)) \
         else list(results)

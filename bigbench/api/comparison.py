@@ -1,4 +1,4 @@
-"""The result of :func:`bigbench.compare`: :class:`bigbench.compare.Comparison` plus its JSON form.
+"""The result of :func:`bigbench.compare`: :class:`bigbench.comparison.Comparison` and its JSON.
 
 Imported only when a comparison is made (it loads the pydantic record models).
 """
@@ -9,15 +9,15 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bigbench.compare import Comparison as _Base
+from bigbench.comparison import Comparison as _Base
 
 
 @dataclass
 class Comparison(_Base):
-    """:class:`bigbench.compare.Comparison` with ``passed``, ``to_dict()`` and ``to_json()``.
+    """:class:`bigbench.comparison.Comparison` with ``passed``, ``to_dict()`` and ``to_json()``.
 
     Attributes:
-        rows: One :class:`bigbench.compare.Row` per matched point and metric: ``point``,
+        rows: One :class:`bigbench.comparison.Row` per matched point and metric: ``point``,
             ``metric``, ``base``, ``new``, ``ratio``, ``change_pct``, ``within_noise``,
             ``regression`` (None figures where a side did not measure the metric).
         only_base: Ids of points only the base has.

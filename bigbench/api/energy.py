@@ -1,7 +1,7 @@
 """``with bigbench.measure(...) as m:`` — the in-process twin of ``bigbench energy measure``.
 
 Builds the energy monitor exactly as a run does (:func:`bigbench.measurement.energy_monitor`)
-and measures the block as one :class:`~bigbench.measure.meter.Meter` window, so the device is
+and measures the block as one :class:`~bigbench.measuring.meter.Meter` window, so the device is
 synchronised at both edges and the figures carry the same method, quality and error bound as
 run.json's. Nothing here measures by itself.
 """
@@ -112,8 +112,8 @@ class Measurement:
     def __enter__(self) -> Measurement:
         from bigbench import devices
         from bigbench.config.schema import MeasureConfig
-        from bigbench.measure.meter import Meter
         from bigbench.measurement import energy_monitor
+        from bigbench.measuring.meter import Meter
 
         torch_device = devices.resolve(self.device)
         settings = MeasureConfig(power_interval_ms=self.interval_ms,
@@ -140,8 +140,8 @@ class Measurement:
 
 
 def _result(monitor: Any, totals: Any) -> MeasureResult:
-    from bigbench.measure.energy.report import energy_warnings, measured_total
-    from bigbench.measure.memory import host_peak_rss_bytes
+    from bigbench.measuring.energy.report import energy_warnings, measured_total
+    from bigbench.measuring.memory import host_peak_rss_bytes
 
     entries = monitor.aggregate(totals.energy)
     devices = [{k: e.get(k) for k in _DEVICE_KEYS} for e in entries]

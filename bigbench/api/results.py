@@ -107,7 +107,7 @@ class BenchResult:
             raise ImportError("BenchResult.points_frame() needs pandas, which is not "
                               "installed: pip install pandas (or use to_dict()['points'], "
                               "or bench.csv)") from None
-        from bigbench.bench.output import CSV_COLUMNS, csv_row
+        from bigbench.benchmark.output import CSV_COLUMNS, csv_row
 
         return pandas.DataFrame([csv_row(p) for p in self.document.points],
                                 columns=CSV_COLUMNS)

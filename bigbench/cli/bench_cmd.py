@@ -98,7 +98,7 @@ def bench(
       bigbench bench --suite lm --device cpu --seq-lens 64,256 --gen-tokens 32
     """
     from bigbench import devices
-    from bigbench.bench.matrix import (
+    from bigbench.benchmark.matrix import (
         MAX_SEQUENCE,
         MODES,
         PRECISIONS,
@@ -106,8 +106,8 @@ def bench(
         parse_batch_sizes,
         parse_list,
     )
-    from bigbench.bench.run import BenchSession, bench_environment
-    from bigbench.bench.session import (
+    from bigbench.benchmark.run import BenchSession, bench_environment
+    from bigbench.benchmark.session import (
         Overrides,
         resolve_matrix,
     )
@@ -157,8 +157,8 @@ def _run(session: Any, json_: bool, markdown_: bool) -> None:
     """Run the benchmark with a live table on stderr, then print the result."""
     from rich.live import Live
 
-    from bigbench.bench.output import console_table
-    from bigbench.bench.run import run_bench
+    from bigbench.benchmark.output import console_table
+    from bigbench.benchmark.run import run_bench
     from bigbench.interrupt import graceful_stop
 
     console = err_console()
@@ -185,7 +185,7 @@ def _run(session: Any, json_: bool, markdown_: bool) -> None:
 
 def _print_result(run: Any, title: str, json_: bool, markdown_: bool) -> None:
     """bench.json, a Markdown table or the console table, on stdout."""
-    from bigbench.bench.output import console_table, markdown
+    from bigbench.benchmark.output import console_table, markdown
 
     if json_:
         print_json(run.document)
@@ -201,8 +201,8 @@ def _print_result(run: Any, title: str, json_: bool, markdown_: bool) -> None:
 def bench_point_worker() -> None:
     """Measure one point described by JSON on stdin; print its result as JSON (for --isolate)."""
     from bigbench import devices
-    from bigbench.bench.matrix import Plan, Point
-    from bigbench.bench.runner import run_point
+    from bigbench.benchmark.matrix import Plan, Point
+    from bigbench.benchmark.runner import run_point
     from bigbench.config.schema import MeasureConfig
     from bigbench.errors import ConfigError
     from bigbench.measurement import energy_monitor

@@ -38,8 +38,8 @@ def compare(
     """
     from dataclasses import asdict
 
-    from bigbench.compare import compare as run_compare
-    from bigbench.compare import load_side, parse_metrics
+    from bigbench.comparison import compare as run_compare
+    from bigbench.comparison import load_side, parse_metrics
 
     metrics = parse_metrics(metric)
     result = run_compare(load_side(base), load_side(new), metrics, fail_above)
@@ -65,7 +65,7 @@ def _verdict(row) -> str:  # noqa: ANN001
 
 
 def _higher_better(metric: str) -> bool:
-    from bigbench.compare import METRICS
+    from bigbench.comparison import METRICS
 
     return METRICS[metric].higher_is_better
 

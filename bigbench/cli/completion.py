@@ -121,14 +121,14 @@ def complete_models(incomplete: str) -> list[str]:
 
 def complete_precisions(incomplete: str) -> list[str]:
     """``--precision``: fp32, bf16, fp16, comma-separated."""
-    from bigbench.bench.matrix import PRECISIONS
+    from bigbench.benchmark.matrix import PRECISIONS
 
     return _complete_list(incomplete, PRECISIONS)
 
 
 def complete_modes(incomplete: str) -> list[str]:
     """``--mode``: train, infer, comma-separated."""
-    from bigbench.bench.matrix import MODES
+    from bigbench.benchmark.matrix import MODES
 
     return _complete_list(incomplete, MODES)
 

@@ -13,7 +13,7 @@ import typer
 from bigbench.cli.common import out_console, print_json, user_errors
 from bigbench.cli.help import BigbenchCommand, BigbenchGroup
 from bigbench.errors import BigbenchError
-from bigbench.measure.process_rss import TreeRssSampler
+from bigbench.measuring.process_rss import TreeRssSampler
 
 app = typer.Typer(help="Find and use this machine's energy meters (NVML, RAPL).",
                   no_args_is_help=True,
@@ -31,7 +31,7 @@ def probe(json_: bool = typer.Option(False, "--json", help="Print JSON."),
 
     Example: bigbench energy probe
     """
-    from bigbench.measure.energy.discovery import all_meters
+    from bigbench.measuring.energy.discovery import all_meters
 
     meters = all_meters(powercap_root)
     working = [{"key": d.key, "kind": d.kind, "name": d.name, "counter": d.counter_method,
@@ -74,8 +74,8 @@ def measure(
       bigbench energy measure -- python train.py --epochs 1
       bigbench energy measure --json -- sleep 5
     """
-    from bigbench.measure.energy.discovery import all_meters
-    from bigbench.measure.energy.monitor import EnergyMonitor, default_min_window_s
+    from bigbench.measuring.energy.discovery import all_meters
+    from bigbench.measuring.energy.monitor import EnergyMonitor, default_min_window_s
 
     meters = all_meters(powercap_root)
     # The same rule as training runs: GPU counters step, so GPU windows need seconds.
@@ -118,7 +118,7 @@ _DEVICE_KEYS = ("kind", "name", "energy_j", "uncertainty_j", "uncertainty_method
 
 def _report(monitor: Any, segments: dict[str, Any], duration: float, exit_code: int,
             peak_rss_bytes: int | None) -> dict[str, Any]:
-    from bigbench.measure.energy.report import energy_warnings, measured_total
+    from bigbench.measuring.energy.report import energy_warnings, measured_total
 
     entries = monitor.aggregate([segments])
     devices = []

@@ -59,6 +59,11 @@ def _flags_without_metavar(params: list[Any]) -> list[Any]:
     return params
 
 
+#: Below this terminal width a command's help is Click's plain layout: Typer's rich table
+#: gives the option names a fixed column as wide as the longest flag pair and cuts the rest.
+NARROW_COLUMNS = 100
+
+
 class BigbenchCommand(TyperCommand):
     """A Typer command whose help reflows and whose flags show no value placeholder."""
 
@@ -68,6 +73,37 @@ class BigbenchCommand(TyperCommand):
 
     def get_params(self, ctx: Any) -> list[Any]:  # noqa: D102
         return _flags_without_metavar(super().get_params(ctx))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:  # noqa: D102
+        import shutil
+
+        # Click's formatter caps its own width at 80: ask the terminal (COLUMNS) instead.
+        if shutil.get_terminal_size().columns >= NARROW_COLUMNS:
+            super().format_help(ctx, formatter)
+            return
+        # Click's layout: long option names get their own line and the help wraps under
+        # them at the terminal's width. Rich's escapes ("\\[default]") are plain brackets here.
+        help_text, self.help = self.help, _plain_help(self.help)
+        saved = [(p, getattr(p, "help", None)) for p in self.params]
+        for param, text in saved:
+            if text:
+                param.help = text.replace("\\[", "[")
+        try:
+            super(TyperCommand, self).format_help(ctx, formatter)  # Click's, past Typer's
+        finally:
+            self.help = help_text
+            for param, text in saved:
+                param.help = text
+
+
+def _plain_help(text: str | None) -> str | None:
+    """The reflowed help for Click: a paragraph holding indented lines (examples) is marked
+    ``\\b`` so Click keeps its lines as they are."""
+    if text is None:
+        return None
+    blocks = text.split("\n\n")
+    return "\n\n".join("\b\n" + b if any(line[:1].isspace() for line in b.splitlines())
+                       else b for b in blocks)
 
 
 class BigbenchGroup(TyperGroup):

@@ -120,7 +120,7 @@ def devices(json_: bool = JSON_OPTION) -> None:
     import torch
 
     from bigbench.devices import cpu_model_name, cuda_devices
-    from bigbench.measure.energy.nvml import probe
+    from bigbench.measuring.energy.nvml import probe
 
     cuda = [d.as_dict() for d in cuda_devices()]
     info = {

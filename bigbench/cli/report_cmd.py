@@ -32,7 +32,7 @@ def report(
       bigbench report runs/*-bench-smoke runs/*-cnn-digits --out report/
       bigbench report bench.json --markdown >> "$GITHUB_STEP_SUMMARY"
     """
-    from bigbench.report.build import build_report
+    from bigbench.reporting.build import build_report
 
     result = build_report(results, out)
     missing = [f for f in result.figures if f.missing is not None]

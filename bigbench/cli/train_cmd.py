@@ -59,7 +59,7 @@ def train(
     from bigbench.cli.progress import TrainProgress
     from bigbench.cli.summary import print_summary
     from bigbench.interrupt import graceful_stop
-    from bigbench.train import run_training
+    from bigbench.trainer import run_training
 
     console = err_console()
     with graceful_stop() as stop:

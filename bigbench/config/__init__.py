@@ -1,7 +1,7 @@
 """Experiment configs: schema, YAML loading with line numbers, ``--set`` overrides.
 
 Owns the validated, immutable :class:`ExperimentConfig`. Imports the model and dataset specs
-(which sit below it); nothing under ``models/``, ``data/`` or ``measure/`` imports this package.
+(which sit below it); nothing under ``models/``, ``data/`` or ``measuring/`` imports this package.
 """
 
 from __future__ import annotations

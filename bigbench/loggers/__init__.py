@@ -25,7 +25,7 @@ from bigbench.errors import ConfigError
 
 if TYPE_CHECKING:
     from bigbench.config.schema import ExperimentConfig
-    from bigbench.measure.energy.monitor import EnergyMonitor
+    from bigbench.measuring.energy.monitor import EnergyMonitor
 
 __all__ = ["REQUIREMENTS", "RunLogger", "RunLoggers", "build_loggers", "check_loggers",
            "latest_power"]

@@ -195,7 +195,7 @@ class MlflowLogger:
         files; an earlier report when this one fails; None when there is none."""
         folder = run_dir / "report"
         try:
-            from bigbench.report.build import build_report
+            from bigbench.reporting.build import build_report
 
             build_report([run_dir], folder)
         except Exception as exc:  # the report is a bonus: the run and its MLflow record stand

@@ -171,7 +171,7 @@ def step_flops(workload: Workload) -> dict[str, Any]:
         training-step FLOPs that run in cuDNN on CUDA: convolutions, recurrent layers) and
         ``method``.
     """
-    from bigbench.measure.flops import count_flops
+    from bigbench.measuring.flops import count_flops
 
     twin, batch = _meta_twin(workload, samples=2)  # 2 catches batch-dependent shapes
     train, train_conv = count_flops(lambda: build_step(twin, "train")(batch), 2)
@@ -190,7 +190,7 @@ def cached_step_flops(workload: Workload, mode: Mode, gen_tokens: int = 1) -> in
     mean over the cycle is the mean of its first and last steps: two counted steps, not
     ``gen_tokens``.
     """
-    from bigbench.measure.flops import count_flops
+    from bigbench.measuring.flops import count_flops
 
     twin, batch = _meta_twin(workload, samples=1)
     if mode == "prefill":
@@ -212,7 +212,7 @@ def cached_step_flops(workload: Workload, mode: Mode, gen_tokens: int = 1) -> in
 def _meta_twin(workload: Workload, samples: int) -> tuple[Workload, Batch]:
     """The workload around a meta-device copy of its model, and a meta batch of ``samples``."""
     from bigbench.config.schema import OptimizerConfig
-    from bigbench.measure.flops import meta_copy
+    from bigbench.measuring.flops import meta_copy
     from bigbench.optim import build_optimizer
     from bigbench.workload.precision import Precision
 

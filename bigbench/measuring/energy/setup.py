@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from bigbench.measure.energy import nvml, rapl
-from bigbench.measure.energy.base import MeterSet, Unavailable
-from bigbench.measure.energy.monitor import EnergyMonitor, default_min_window_s
+from bigbench.measuring.energy import nvml, rapl
+from bigbench.measuring.energy.base import MeterSet, Unavailable
+from bigbench.measuring.energy.monitor import EnergyMonitor, default_min_window_s
 
 #: Where the GPU's power reading covers the whole module, CPU included (Grace Hopper).
 _WHOLE_MODULE_GPUS = ("GH200", "GH100")

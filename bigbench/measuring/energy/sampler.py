@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bigbench.measure.energy.base import DeviceMeter
+from bigbench.measuring.energy.base import DeviceMeter
 
 #: Fewer spacings between counter changes than this and the update period counts as unobserved.
 MIN_COUNTER_CHANGES = 4

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bigbench.measure.energy.monitor import EnergyMonitor
-from bigbench.measure.meter import Meter
+from bigbench.measuring.energy.monitor import EnergyMonitor
+from bigbench.measuring.meter import Meter
 
 _J_PER_KWH = 3.6e6
 _EMPTY = ("total_j", "uncertainty_j", "j_per_sample", "j_per_sample_uncertainty",
@@ -111,7 +111,7 @@ def energy_section(monitor: EnergyMonitor, meter: Meter, window: str = "measured
 def energy_warnings(entries: list[dict[str, Any]]) -> list[str]:
     """What a user must hear about per-device energy: low or invalid quality (with the
     reasons) and counters that disagree with their power integral by more than 5%."""
-    from bigbench.measure.energy.monitor import diff_warnings
+    from bigbench.measuring.energy.monitor import diff_warnings
 
     warnings = [f"{e['kind']} {e['name']}: energy quality is {e['quality']}: "
                 + "; ".join(e.get("quality_reasons") or [])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bigbench.bench.matrix import CUDA_SUITES, SUITES, Matrix, Plan, expand
+from bigbench.benchmark.matrix import CUDA_SUITES, SUITES, Matrix, Plan, expand
 from bigbench.errors import ConfigError
 
 

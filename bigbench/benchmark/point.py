@@ -16,22 +16,22 @@ from typing import Any
 
 import torch
 
-from bigbench.bench.matrix import Plan, Point
+from bigbench.benchmark.matrix import Plan, Point
 from bigbench.config.schema import OptimizerConfig
 from bigbench.data.info import DataInfo
 from bigbench.engine import Phase, StepEngine
 from bigbench.errors import ConfigError
-from bigbench.measure.energy.monitor import EnergyMonitor
-from bigbench.measure.energy.report import (
+from bigbench.measuring.energy.monitor import EnergyMonitor
+from bigbench.measuring.energy.report import (
     measured_quality,
     measured_total,
     window_energy,
     worst_quality,
 )
-from bigbench.measure.memory import host_peak_rss_bytes
-from bigbench.measure.meter import Meter, WindowTotals
-from bigbench.measure.stats import percentile, summarize_durations
-from bigbench.measure.timing import StepTimer
+from bigbench.measuring.memory import host_peak_rss_bytes
+from bigbench.measuring.meter import Meter, WindowTotals
+from bigbench.measuring.stats import percentile, summarize_durations
+from bigbench.measuring.timing import StepTimer
 from bigbench.models import BuiltModel, build_model
 from bigbench.models.build import check_model_fits
 from bigbench.models.registry import MODELS
@@ -280,7 +280,7 @@ def _window_cost(energy: EnergyMonitor, meter: Meter, window: str) -> dict[str, 
 def point_flops(point: Point, workload: Workload, rates: list[float]) -> dict[str, Any]:
     """FLOPs per sample (train step or forward) of the measured module, FLOP/s and MFU."""
     from bigbench.devices import describe
-    from bigbench.measure.mfu import throughput_figures
+    from bigbench.measuring.mfu import throughput_figures
     from bigbench.speed import fp32_math
 
     try:

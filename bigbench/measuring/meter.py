@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bigbench.devices import synchronize
-from bigbench.measure.energy.base import EnergyMeter
-from bigbench.measure.memory import device_peaks, reset_device_peak
-from bigbench.measure.timing import Clock
+from bigbench.measuring.energy.base import EnergyMeter
+from bigbench.measuring.memory import device_peaks, reset_device_peak
+from bigbench.measuring.timing import Clock
 
 if TYPE_CHECKING:
     import torch

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bigbench.bench.matrix import Plan, Point
+from bigbench.benchmark.matrix import Plan, Point
 from bigbench.errors import ConfigError
-from bigbench.measure.memory import oom_memory_figures
+from bigbench.measuring.memory import oom_memory_figures
 
 OOM_MARKERS = ("out of memory", "can't allocate memory", "CUDA error: out of memory")
 
@@ -34,7 +34,7 @@ def run_point(point: Point, plan: Plan, device: Any, energy: Any,
     """Measure one point in this process and return its result record (never raises)."""
     import torch
 
-    from bigbench.bench.point import measure_point, skip_reason
+    from bigbench.benchmark.point import measure_point, skip_reason
 
     result: dict[str, Any] = {"id": point.id, "settings": point.settings(), "status": "ok",
                               "reason": None, "error": None}

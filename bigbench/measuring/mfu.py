@@ -4,7 +4,7 @@ Which peak: bf16 and fp16 runs against their own peaks. An fp32 run on CUDA is h
 TF32 peak when TF32 was allowed for the kernels its FLOPs run in — matmuls
 (``matmul_precision`` high/medium), or cuDNN's convolutions and recurrent layers (cuDNN's flag,
 on by default) — and the GPU has TF32 units, else against the true fp32 peak; the
-``peak_basis`` field says which and why. The peak figures come from :mod:`bigbench.measure.peaks`.
+``peak_basis`` field says which and why. The peak figures come from :mod:`bigbench.measuring.peaks`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bigbench.measure.peaks import peak_flops
+from bigbench.measuring.peaks import peak_flops
 
 
 def fp32_peak_dtype(math: Mapping[str, Any], cudnn_share: float | None = None

@@ -38,8 +38,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from bigbench.records import BenchPoint, RunRecord, Spread
-from bigbench.report import style
-from bigbench.report.inputs import BenchInput, ReportInputs, RunInput
+from bigbench.reporting import style
+from bigbench.reporting.inputs import BenchInput, ReportInputs, RunInput
 
 log = logging.getLogger(__name__)
 

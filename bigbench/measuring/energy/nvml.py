@@ -10,7 +10,7 @@ import re
 from types import ModuleType
 from typing import Any
 
-from bigbench.measure.energy.base import MeterSet, Unavailable
+from bigbench.measuring.energy.base import MeterSet, Unavailable
 
 #: Update period of the total energy counter assumed until the sampler has observed it: NVIDIA
 #: GPUs have been seen updating it every 10–100 ms, so 100 ms is the safe side.

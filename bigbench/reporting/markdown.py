@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bigbench.bench.output import markdown as bench_markdown
+from bigbench.benchmark.output import markdown as bench_markdown
 from bigbench.records import RunRecord
-from bigbench.report.figures import ReportFigure
-from bigbench.report.inputs import ReportInputs
+from bigbench.reporting.figures import ReportFigure
+from bigbench.reporting.inputs import ReportInputs
 
 _RUN_HEADERS = ["run", "status", "model", "device", "samples/s", "tokens/s", "test",
                 "energy", "MFU"]

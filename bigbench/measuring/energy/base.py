@@ -1,7 +1,7 @@
 """What every energy source provides, and the records they produce.
 
 A *device meter* is one physical thing whose energy is read: a GPU through NVML, or a RAPL zone
-(a CPU package or its DRAM). The :class:`~bigbench.measure.energy.monitor.EnergyMonitor` reads
+(a CPU package or its DRAM). The :class:`~bigbench.measuring.energy.monitor.EnergyMonitor` reads
 their counters at window edges and polls them from a sampler thread; it never touches NVML or
 sysfs itself.
 """

@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bigbench.bench.matrix import Plan, Point
-from bigbench.bench.output import write_outputs
+from bigbench.benchmark.matrix import Plan, Point
+from bigbench.benchmark.output import write_outputs
 from bigbench.records import BENCH_SCHEMA
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def start_run(session: BenchSession) -> BenchRun:
 def measure_points(session: BenchSession, should_stop: Callable[[], bool] = lambda: False
                    ) -> Iterator[dict[str, Any]]:
     """Measure each point in turn and yield its result; stops early when ``should_stop()``."""
-    from bigbench.bench.runner import run_isolated, run_point
+    from bigbench.benchmark.runner import run_isolated, run_point
     from bigbench.measurement import energy_monitor
 
     energy = None if session.isolated else energy_monitor(session.measure, session.device)
@@ -148,7 +148,7 @@ def run_bench(session: BenchSession, should_stop: Callable[[], bool] = lambda: F
 
 def max_batches(session: BenchSession) -> list[dict[str, Any]]:
     """The largest batch that fits, per model/mode/precision, each trial isolated."""
-    from bigbench.bench.runner import find_max_batch, run_isolated
+    from bigbench.benchmark.runner import find_max_batch, run_isolated
 
     trial_plan = Plan(steps=2, warmup=1, repeats=1, optimizer=session.plan.optimizer,
                       energy_min_window=False)

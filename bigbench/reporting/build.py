@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bigbench.errors import OutputError
-from bigbench.report.figures import ReportFigure, draw_figures
-from bigbench.report.html import render_html
-from bigbench.report.inputs import ReportInputs, load_inputs
-from bigbench.report.markdown import render_markdown
+from bigbench.reporting.figures import ReportFigure, draw_figures
+from bigbench.reporting.html import render_html
+from bigbench.reporting.inputs import ReportInputs, load_inputs
+from bigbench.reporting.markdown import render_markdown
 from bigbench.results import atomic_write_text, create_run_dir
 
 HTML = "report.html"

@@ -13,10 +13,10 @@ import html
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from bigbench.bench.output import HEADERS, display_row, footnotes, headers
+from bigbench.benchmark.output import HEADERS, display_row, footnotes, headers
 from bigbench.records import Environment, RunRecord
-from bigbench.report.figures import ReportFigure
-from bigbench.report.inputs import BenchInput, ReportInputs, RunInput
+from bigbench.reporting.figures import ReportFigure
+from bigbench.reporting.inputs import BenchInput, ReportInputs, RunInput
 from bigbench.run_summary import summary_rows
 
 _STYLE = """

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bigbench.measure.energy import nvml, rapl
-from bigbench.measure.energy.base import MeterSet, Unavailable
+from bigbench.measuring.energy import nvml, rapl
+from bigbench.measuring.energy.base import MeterSet, Unavailable
 
 
 def all_meters(powercap_root: str | None = None) -> MeterSet:

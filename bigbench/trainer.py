@@ -18,10 +18,10 @@ from bigbench.config.schema import ExperimentConfig
 from bigbench.errors import OutputError
 from bigbench.interrupt import StopRequest
 from bigbench.loggers import RunLoggers, build_loggers, check_loggers, latest_power
-from bigbench.measure.energy.monitor import EnergyMonitor
-from bigbench.measure.energy.report import energy_warnings, power_rows
-from bigbench.measure.meter import Meter
 from bigbench.measurement import energy_monitor, environment
+from bigbench.measuring.energy.monitor import EnergyMonitor
+from bigbench.measuring.energy.report import energy_warnings, power_rows
+from bigbench.measuring.meter import Meter
 from bigbench.rank import SINGLE, Rank
 from bigbench.resume import ResumeInfo
 from bigbench.run_record import RunFacts, finish_record, start_record

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bigbench.measure.energy.base import MeterSet, Unavailable
+from bigbench.measuring.energy.base import MeterSet, Unavailable
 
 DEFAULT_ROOT = Path("/sys/class/powercap")
 ROOT_ENV = "BIGBENCH_POWERCAP_ROOT"

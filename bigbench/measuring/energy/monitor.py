@@ -34,8 +34,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bigbench.measure.energy.base import DeviceMeter, MeterSet
-from bigbench.measure.energy.sampler import PowerSampler, PowerTrace
+from bigbench.measuring.energy.base import DeviceMeter, MeterSet
+from bigbench.measuring.energy.sampler import PowerSampler, PowerTrace
 
 #: Fewer power samples than this in a window mark its energy as low quality.
 MIN_SAMPLES = 60
