@@ -53,6 +53,7 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
         OutputError: the disk filled up or became unwritable (run.json says so if it could).
     """
     check_loggers(config.output.loggers)  # their imports: not part of the run's timeline
+    _check_tracking_server(config)
     wall_start = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat()
     workload = build_workload(config, rank)
@@ -243,3 +244,19 @@ def _warnings(record: dict[str, Any]) -> list[str]:
     except RecordError as exc:
         warnings.append(f"{exc.problems[0]} (a bug in bigbench: please report it)")
     return warnings
+
+
+def _check_tracking_server(config: ExperimentConfig) -> None:
+    """Refuse an unreachable MLflow server before training, not minutes after it."""
+    if "mlflow" not in config.output.loggers:
+        return
+    import os
+
+    from bigbench.errors import ConfigError
+    from bigbench.loggers.mlflow_logger import check_reachable
+
+    uri = config.output.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    problem = check_reachable(uri) if uri else None
+    if problem is not None:
+        raise ConfigError(f"output.mlflow_tracking_uri {uri}: {problem}; start the server or "
+                          "unset it to use the run directory's local store")

@@ -185,3 +185,11 @@ def test_import_bigbench_does_not_import_torch() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("argument", [{"steps": 2.5}, {"repeats": 2.5}, {"warmup": 0.5},
+                                      {"duration_s": "1"}])
+def test_bench_refuses_arguments_of_the_wrong_kind_before_running(argument, tmp_path) -> None:
+    with pytest.raises(ConfigError, match=next(iter(argument))):
+        bigbench.bench(suite="smoke", device="cpu", out=tmp_path / "b", **argument)
+    assert not (tmp_path / "b").exists()

@@ -272,3 +272,20 @@ def test_log_to_is_a_shorthand_for_output_loggers(cli, write_config, tmp_path) -
     assert json.loads((out / "run.json").read_text())["config"]["output"]["loggers"] == ["csv"]
     refused = cli("train", write_config(TINY_CNN), "--out", tmp_path / "no", "--log-to", "nope")
     assert refused.exit_code == 2 and "'nope' is not allowed" in refused.stderr
+
+
+def test_an_unreachable_tracking_server_is_refused_before_training(cli, write_config,
+                                                                   tmp_path) -> None:
+    import socket
+
+    from conftest import TINY_CNN
+
+    with socket.socket() as probe:  # a local port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "run"
+    result = cli("train", write_config(TINY_CNN), "--out", out, "--log-to", "mlflow",
+                 "--set", f"output.mlflow_tracking_uri=http://127.0.0.1:{port}")
+    assert result.exit_code == 2
+    assert "cannot reach the MLflow tracking server" in result.stderr
+    assert not out.exists()

@@ -171,8 +171,17 @@ def _names(label: str, values: Sequence[str] | str | None, allowed: Sequence[str
     return list(dict.fromkeys(items))
 
 
-def _at_least(label: str, value: float | None, minimum: float, problems: list[str]) -> None:
-    if value is not None and not value >= minimum:
+def _at_least(label: str, value: float | None, minimum: float, problems: list[str],
+              whole: bool = True) -> None:
+    """``value`` (when given) is a number of the right kind (an int when ``whole``) and at
+    least ``minimum``."""
+    if value is None:
+        return
+    kinds = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        kind = "a whole number" if whole else "a number"
+        problems.append(f"{label}: {value!r} is not {kind}")
+    elif not value >= minimum:
         problems.append(f"{label}: {value!r} is below the minimum {minimum:g}")
 
 
@@ -225,9 +234,10 @@ def bench(config_or_path: ConfigSource | None = None, *, suite: str | None = Non
         problems.append(f"suite: {suite!r} is not a suite; choose from {', '.join(SUITES)}")
     if steps is not None and duration_s is not None:
         problems.append("steps and duration_s both given; choose one")
-    for label, value, minimum in (("steps", steps, 1), ("duration_s", duration_s, 0.001),
-                                  ("warmup", warmup, 0), ("repeats", repeats, 1)):
+    for label, value, minimum in (("steps", steps, 1), ("warmup", warmup, 0),
+                                  ("repeats", repeats, 1)):
         _at_least(label, value, minimum, problems)
+    _at_least("duration_s", duration_s, 0.001, problems, whole=False)
     flags = Overrides(
         models=_names("models", models, MODELS.names(), problems),
         batch_sizes=_ints("batch_sizes", batch_sizes, 10_000_000, problems),

@@ -21,7 +21,7 @@ from bigbench.cli import (
     schema_cmd,
     train_cmd,
 )
-from bigbench.cli.help import BigbenchCommand, BigbenchGroup
+from bigbench.cli.help import MAX_HELP_COLUMNS, BigbenchCommand, BigbenchGroup
 
 app = typer.Typer(
     name="bigbench",
@@ -36,7 +36,8 @@ app = typer.Typer(
     cls=BigbenchGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": ["-h", "--help"],
+                      "max_content_width": MAX_HELP_COLUMNS},
 )
 
 

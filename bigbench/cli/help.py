@@ -59,9 +59,30 @@ def _flags_without_metavar(params: list[Any]) -> list[Any]:
     return params
 
 
-#: Below this terminal width a command's help is Click's plain layout: Typer's rich table
-#: gives the option names a fixed column as wide as the longest flag pair and cuts the rest.
-NARROW_COLUMNS = 100
+#: Help never grows wider than this many columns, however wide the terminal (prose past it
+#: is hard to read).
+MAX_HELP_COLUMNS = 120
+
+
+def click_layout(command: Any, click_format_help: Any, ctx: Any, formatter: Any) -> None:
+    """Write ``command``'s help in Click's plain layout, at any width up to the terminal's.
+
+    Typer's rich help gives the option names a fixed column as wide as the longest flag pair
+    (``--energy-min-window / --no-energy-min-window``), cuts what does not fit with "…" and
+    draws boxes even when piped. Click's layout puts a long option name on its own line and
+    wraps the help under it. Rich's escapes (``\\[default]``) become plain brackets here.
+    """
+    help_text, command.help = command.help, _plain_help(command.help)
+    saved = [(p, getattr(p, "help", None)) for p in command.params]
+    for param, text in saved:
+        if text:
+            param.help = text.replace("\\[", "[")
+    try:
+        click_format_help(ctx, formatter)
+    finally:
+        command.help = help_text
+        for param, text in saved:
+            param.help = text
 
 
 class BigbenchCommand(TyperCommand):
@@ -75,25 +96,7 @@ class BigbenchCommand(TyperCommand):
         return _flags_without_metavar(super().get_params(ctx))
 
     def format_help(self, ctx: Any, formatter: Any) -> None:  # noqa: D102
-        import shutil
-
-        # Click's formatter caps its own width at 80: ask the terminal (COLUMNS) instead.
-        if shutil.get_terminal_size().columns >= NARROW_COLUMNS:
-            super().format_help(ctx, formatter)
-            return
-        # Click's layout: long option names get their own line and the help wraps under
-        # them at the terminal's width. Rich's escapes ("\\[default]") are plain brackets here.
-        help_text, self.help = self.help, _plain_help(self.help)
-        saved = [(p, getattr(p, "help", None)) for p in self.params]
-        for param, text in saved:
-            if text:
-                param.help = text.replace("\\[", "[")
-        try:
-            super(TyperCommand, self).format_help(ctx, formatter)  # Click's, past Typer's
-        finally:
-            self.help = help_text
-            for param, text in saved:
-                param.help = text
+        click_layout(self, super(TyperCommand, self).format_help, ctx, formatter)
 
 
 def _plain_help(text: str | None) -> str | None:
@@ -112,7 +115,7 @@ class BigbenchGroup(TyperGroup):
     Typer prints usage errors (an unknown option, a missing argument) in a rich panel with
     box drawing and styles. On a terminal that stays; when stderr is not one (a log, a pipe)
     the error is Click's plain text, and ``NO_COLOR`` switches styles off everywhere
-    (:func:`plain_typer_output`). Help is rich either way.
+    (:func:`plain_typer_output`). Help is Click's plain layout (:func:`click_layout`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -137,11 +140,7 @@ class BigbenchGroup(TyperGroup):
             self.rich_markup_mode = self._help_markup_mode
 
     def format_help(self, ctx: Any, formatter: Any) -> None:  # noqa: D102
-        errors_mode, self.rich_markup_mode = self.rich_markup_mode, self._help_markup_mode
-        try:
-            super().format_help(ctx, formatter)
-        finally:
-            self.rich_markup_mode = errors_mode
+        click_layout(self, super(TyperGroup, self).format_help, ctx, formatter)
 
 
 def plain_typer_output() -> None:

@@ -28,7 +28,7 @@ def train(
     log_to: str | None = typer.Option(
         None, "--log-to", metavar="LOGGERS", help="Experiment trackers, comma-separated: "
         "tensorboard, mlflow, csv (overrides output.loggers; each tracker's package is an "
-        "extra, e.g. pip install 'bigbench[mlflow]')."),
+        "extra, e.g. pip install 'bigbench\\[mlflow]')."),
     json_: bool = typer.Option(False, "--json", help="Print run.json to stdout instead of the "
                                "summary table."),
     resume: Path | None = typer.Option(

@@ -71,7 +71,8 @@ def check_loggers(names: Sequence[str]) -> None:
                 importlib.import_module(module)
         except ImportError:
             problems.append(f"output.loggers: '{name}' needs the {extra} extra: "
-                            f"pip install 'bigbench[{extra}]'")
+                            f"pip install 'bigbench[{extra}]' (in a checkout: "
+                            f"pip install -e '.[{extra}]')")
     if problems:
         raise ConfigError(*problems)
 

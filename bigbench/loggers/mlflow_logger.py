@@ -49,6 +49,26 @@ _RUN_DIR_TAG = "bigbench.run_dir"
 _BATCH = 100  # MLflow's limit of parameters per batch; metrics allow 1000
 
 
+def check_reachable(uri: str, timeout_s: float = 3.0) -> str | None:
+    """Why an http(s) tracking server cannot be reached, or None (other stores: None).
+
+    Checked before training: MLflow's client retries an unreachable server for minutes,
+    which would hold the process long after the run ended.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return None
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        return f"cannot reach the MLflow tracking server {parsed.hostname}:{port} ({exc})"
+
+
 def tracking_uri(config: ExperimentConfig, run_dir: Path) -> str:
     """Where the run goes: the config's URI, else $MLFLOW_TRACKING_URI, else <run>/mlruns."""
     return (config.output.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
