@@ -289,3 +289,15 @@ def test_an_unreachable_tracking_server_is_refused_before_training(cli, write_co
     assert result.exit_code == 2
     assert "cannot reach the MLflow tracking server" in result.stderr
     assert not out.exists()
+
+
+def test_the_mlflow_run_spans_the_training(logged_run: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The MLflow run starts when training did, not when results were sent at the end."""
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient(tracking_uri=(logged_run / "mlruns").as_uri())
+    (run,) = client.search_runs([client.get_experiment_by_name("smoke").experiment_id])
+    record = json.loads((logged_run / "run.json").read_text())
+    assert run.info.end_time - run.info.start_time >= 1000 * record["time"]["measured_s"]

@@ -133,9 +133,12 @@ class MlflowLogger:
         self.warnings: list[str] = []
         self.config: ExperimentConfig | None = None
         self.history: list[tuple[str, float, int, int]] = []  # key, value, ms, step
+        self._start_ms: int | None = None  # when training started, ms since the epoch
 
     def start(self, config: ExperimentConfig, run_dir: Path) -> None:
         self.config = config
+        # The MLflow run is created at the end; it starts when the training did.
+        self._start_ms = int(time.time() * 1000)
 
     def log_train(self, event: Mapping[str, Any]) -> None:
         self._keep("train", event, ("loss", "lr", "samples_per_s"))
@@ -207,7 +210,8 @@ class MlflowLogger:
                                        max_results=1)
             if found:
                 return found[0].info.run_id, dict(found[0].data.params)
-        run = client.create_run(experiment_id, run_name=run_dir.name, tags={_RUN_DIR_TAG: key})
+        run = client.create_run(experiment_id, run_name=run_dir.name, tags={_RUN_DIR_TAG: key},
+                                start_time=self._start_ms)
         return run.info.run_id, {}
 
     def _report(self, run_dir: Path) -> Path | None:

@@ -35,7 +35,8 @@ class TensorBoardLogger:
 
         from bigbench.config.render import config_yaml
 
-        self._writer = SummaryWriter(log_dir=str(run_dir / FOLDER))
+        # Flushed every 10 s (torch's default is 120 s), so a live TensorBoard keeps up.
+        self._writer = SummaryWriter(log_dir=str(run_dir / FOLDER), flush_secs=10)
         # Markdown: indent four spaces so TensorBoard shows the YAML as a code block.
         self._writer.add_text("config", "\n".join("    " + line for line in
                                                   config_yaml(config).splitlines()))
