@@ -193,3 +193,12 @@ def test_bench_refuses_arguments_of_the_wrong_kind_before_running(argument, tmp_
     with pytest.raises(ConfigError, match=next(iter(argument))):
         bigbench.bench(suite="smoke", device="cpu", out=tmp_path / "b", **argument)
     assert not (tmp_path / "b").exists()
+
+
+def test_a_loaded_run_can_be_compared_and_reported(smoke_run, smoke_bench, tmp_path) -> None:
+    record = bigbench.load_run(smoke_run.run_dir)
+    assert bigbench.compare(record, smoke_run, metrics=["samples_per_s"]).passed
+    page = bigbench.report(record, out=tmp_path / "report")
+    assert page.html.is_file()
+    with pytest.raises(ConfigError, match="pass its path"):
+        bigbench.compare(bigbench.load_bench(smoke_bench.out_dir), smoke_bench)

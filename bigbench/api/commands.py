@@ -294,8 +294,13 @@ def _result_path(result: ResultLike, label: str) -> Path:
         return result.out_dir
     if isinstance(result, (str, os.PathLike)):
         return Path(result)
-    raise ConfigError(f"{label}: expected a path, a RunResult or a BenchResult, got "
-                      f"{type(result).__name__}")
+    run_dir = getattr(result, "run_dir", None)  # a RunRecord from load_run knows its directory
+    if type(result).__name__ == "RunRecord" and run_dir:
+        return Path(run_dir)
+    hint = " (a loaded bench.json does not know where it lives: pass its path)" \
+        if type(result).__name__ == "BenchDocument" else ""
+    raise ConfigError(f"{label}: expected a path, a RunResult, a BenchResult or a loaded "
+                      f"run, got {type(result).__name__}{hint}")
 
 
 def compare(base: ResultLike, new: ResultLike,
@@ -358,8 +363,9 @@ def report(results: ResultLike | Sequence[ResultLike],
     """
     from bigbench.reporting.build import build_report
 
-    items = [results] if isinstance(results, (str, os.PathLike, RunResult, BenchResult)) \
-        else list(results)
+    single = isinstance(results, (str, os.PathLike, RunResult, BenchResult)) or \
+        type(results).__name__ in ("RunRecord", "BenchDocument")  # models iterate their fields
+    items = [results] if single else list(results)
     return build_report([_result_path(r, "results") for r in items], _optional_path(out))
 
 
