@@ -185,6 +185,52 @@ def _at_least(label: str, value: float | None, minimum: float, problems: list[st
         problems.append(f"{label}: {value!r} is below the minimum {minimum:g}")
 
 
+def _bench_flags(has_config: bool, suite: str | None, device: str,
+                 models: Sequence[str] | None, batch_sizes: Sequence[int] | None,
+                 precisions: Sequence[str] | None, modes: Sequence[str] | None,
+                 seq_lens: Sequence[int] | None, gen_tokens: Sequence[int] | None,
+                 steps: int | None, duration_s: float | None, warmup: int | None,
+                 repeats: int | None, compile: bool | None,  # noqa: A002 - the CLI's name
+                 channels_last: bool | None, energy_min_window: bool | None) -> Any:
+    """:func:`bench`'s keyword arguments as the CLI's flags, every problem found at once.
+
+    Raises:
+        ConfigError: every argument that is not valid (nothing has run yet).
+    """
+    from bigbench.benchmark.matrix import MAX_SEQUENCE, MODES, PRECISIONS, SUITES
+    from bigbench.benchmark.session import Overrides
+    from bigbench.config import check_device_string
+    from bigbench.models.registry import MODELS
+
+    problems: list[str] = []
+    try:
+        check_device_string(device)
+    except ValueError as exc:
+        problems.append(f"device: {exc}")
+    if has_config and suite is not None:
+        problems.append("give either a config or suite=, not both")
+    if suite is not None and suite not in SUITES:
+        problems.append(f"suite: {suite!r} is not a suite; choose from {', '.join(SUITES)}")
+    if steps is not None and duration_s is not None:
+        problems.append("steps and duration_s both given; choose one")
+    for label, value, minimum in (("steps", steps, 1), ("warmup", warmup, 0),
+                                  ("repeats", repeats, 1)):
+        _at_least(label, value, minimum, problems)
+    _at_least("duration_s", duration_s, 0.001, problems, whole=False)
+    flags = Overrides(
+        models=_names("models", models, MODELS.names(), problems),
+        batch_sizes=_ints("batch_sizes", batch_sizes, 10_000_000, problems),
+        precisions=_names("precisions", precisions, PRECISIONS, problems),
+        modes=_names("modes", modes, MODES, problems),
+        seq_lens=_ints("seq_lens", seq_lens, MAX_SEQUENCE, problems),
+        gen_tokens=_ints("gen_tokens", gen_tokens, MAX_SEQUENCE, problems),
+        compile=compile, channels_last=channels_last, steps=steps, duration_s=duration_s,
+        warmup=warmup, repeats=repeats, energy_min_window=energy_min_window)
+    if problems:
+        raise ConfigError(*problems)
+    return flags
+
+
 def bench(config_or_path: ConfigSource | None = None, *, suite: str | None = None,
           device: str = "auto", models: Sequence[str] | None = None,
           batch_sizes: Sequence[int] | None = None, precisions: Sequence[str] | None = None,
@@ -212,43 +258,15 @@ def bench(config_or_path: ConfigSource | None = None, *, suite: str | None = Non
         DeviceError: the device does not exist. OutputError: ``out`` is unusable.
     """
     from bigbench import devices
-    from bigbench.benchmark.matrix import MAX_SEQUENCE, MODES, PRECISIONS, SUITES, expand
+    from bigbench.benchmark.matrix import expand
     from bigbench.benchmark.run import BenchSession, bench_environment
-    from bigbench.benchmark.session import (
-        Overrides,
-        resolve_matrix,
-    )
-    from bigbench.config import check_device_string
+    from bigbench.benchmark.session import resolve_matrix
     from bigbench.config.schema import MeasureConfig
-    from bigbench.models.registry import MODELS
     from bigbench.results import check_out_dir, create_run_dir
 
-    problems: list[str] = []
-    try:
-        check_device_string(device)
-    except ValueError as exc:
-        problems.append(f"device: {exc}")
-    if config_or_path is not None and suite is not None:
-        problems.append("give either a config or suite=, not both")
-    if suite is not None and suite not in SUITES:
-        problems.append(f"suite: {suite!r} is not a suite; choose from {', '.join(SUITES)}")
-    if steps is not None and duration_s is not None:
-        problems.append("steps and duration_s both given; choose one")
-    for label, value, minimum in (("steps", steps, 1), ("warmup", warmup, 0),
-                                  ("repeats", repeats, 1)):
-        _at_least(label, value, minimum, problems)
-    _at_least("duration_s", duration_s, 0.001, problems, whole=False)
-    flags = Overrides(
-        models=_names("models", models, MODELS.names(), problems),
-        batch_sizes=_ints("batch_sizes", batch_sizes, 10_000_000, problems),
-        precisions=_names("precisions", precisions, PRECISIONS, problems),
-        modes=_names("modes", modes, MODES, problems),
-        seq_lens=_ints("seq_lens", seq_lens, MAX_SEQUENCE, problems),
-        gen_tokens=_ints("gen_tokens", gen_tokens, MAX_SEQUENCE, problems),
-        compile=compile, channels_last=channels_last, steps=steps, duration_s=duration_s,
-        warmup=warmup, repeats=repeats, energy_min_window=energy_min_window)
-    if problems:
-        raise ConfigError(*problems)
+    flags = _bench_flags(config_or_path is not None, suite, device, models, batch_sizes,
+                         precisions, modes, seq_lens, gen_tokens, steps, duration_s, warmup,
+                         repeats, compile, channels_last, energy_min_window)
     out_dir = _optional_path(out)
     if out_dir is not None:
         check_out_dir(out_dir)
