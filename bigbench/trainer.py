@@ -247,16 +247,8 @@ def _warnings(record: dict[str, Any]) -> list[str]:
 
 
 def _check_tracking_server(config: ExperimentConfig) -> None:
-    """Refuse an unreachable MLflow server before training, not minutes after it."""
-    if "mlflow" not in config.output.loggers:
-        return
-    import os
+    """An MLflow server the run would report to must answer before training starts."""
+    if "mlflow" in config.output.loggers:
+        from bigbench.loggers.mlflow_logger import check_server
 
-    from bigbench.errors import ConfigError
-    from bigbench.loggers.mlflow_logger import check_reachable
-
-    uri = config.output.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    problem = check_reachable(uri) if uri else None
-    if problem is not None:
-        raise ConfigError(f"output.mlflow_tracking_uri {uri}: {problem}; start the server or "
-                          "unset it to use the run directory's local store")
+        check_server(config)

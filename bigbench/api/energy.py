@@ -16,12 +16,8 @@ from typing import Any
 
 from bigbench.errors import BigbenchError, ConfigError
 
+
 #: Keys of a per-device entry, as ``bigbench energy measure --json`` prints them.
-_DEVICE_KEYS = ("kind", "name", "energy_j", "uncertainty_j", "uncertainty_method",
-                "avg_power_w", "method", "measured", "reason", "quality", "quality_reasons",
-                "peak_power_w", "samples", "integral_j", "counter_fallback")
-
-
 @dataclass
 class MeasureResult:
     """What a measured block cost.
@@ -140,11 +136,15 @@ class Measurement:
 
 
 def _result(monitor: Any, totals: Any) -> MeasureResult:
-    from bigbench.measuring.energy.report import energy_warnings, measured_total
+    from bigbench.measuring.energy.report import (
+        DEVICE_SUMMARY_KEYS,
+        energy_warnings,
+        measured_total,
+    )
     from bigbench.measuring.memory import host_peak_rss_bytes
 
     entries = monitor.aggregate(totals.energy)
-    devices = [{k: e.get(k) for k in _DEVICE_KEYS} for e in entries]
+    devices = [{k: e.get(k) for k in DEVICE_SUMMARY_KEYS} for e in entries]
     devices += [u.as_dict() for u in monitor.meters.unavailable]
     total_j, bound_j = measured_total(entries)
     reason = None

@@ -111,19 +111,18 @@ def measure(
     raise typer.Exit(exit_code if exit_code >= 0 else 128 - exit_code)
 
 
-_DEVICE_KEYS = ("kind", "name", "energy_j", "uncertainty_j", "uncertainty_method",
-                "avg_power_w", "method", "measured", "reason", "quality", "quality_reasons",
-                "peak_power_w", "samples", "integral_j", "counter_fallback", "reasons")
-
-
 def _report(monitor: Any, segments: dict[str, Any], duration: float, exit_code: int,
             peak_rss_bytes: int | None) -> dict[str, Any]:
-    from bigbench.measuring.energy.report import energy_warnings, measured_total
+    from bigbench.measuring.energy.report import (
+        DEVICE_SUMMARY_KEYS,
+        energy_warnings,
+        measured_total,
+    )
 
     entries = monitor.aggregate([segments])
     devices = []
     for entry in entries:
-        item = {k: entry.get(k) for k in _DEVICE_KEYS}
+        item = {k: entry.get(k) for k in DEVICE_SUMMARY_KEYS}
         if entry["kind"] == "gpu":
             item["uuid"] = entry.get("uuid")
             item["counter_j"] = entry.get("counter_j")

@@ -69,10 +69,29 @@ def check_reachable(uri: str, timeout_s: float = 3.0) -> str | None:
         return f"cannot reach the MLflow tracking server {parsed.hostname}:{port} ({exc})"
 
 
+def configured_uri(config: ExperimentConfig) -> str | None:
+    """The tracking URI the user set: the config's, else $MLFLOW_TRACKING_URI (None: none)."""
+    return config.output.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+
+
 def tracking_uri(config: ExperimentConfig, run_dir: Path) -> str:
-    """Where the run goes: the config's URI, else $MLFLOW_TRACKING_URI, else <run>/mlruns."""
-    return (config.output.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-            or (run_dir.resolve() / FOLDER).as_uri())
+    """Where the run goes: the URI the user set, else the run directory's <run>/mlruns."""
+    return configured_uri(config) or (run_dir.resolve() / FOLDER).as_uri()
+
+
+def check_server(config: ExperimentConfig) -> None:
+    """Refuse an unreachable tracking server before training, not minutes after it.
+
+    Raises:
+        ConfigError: the user's http(s) tracking server does not answer.
+    """
+    from bigbench.errors import ConfigError
+
+    uri = configured_uri(config)
+    problem = check_reachable(uri) if uri else None
+    if problem is not None:
+        raise ConfigError(f"output.mlflow_tracking_uri {uri}: {problem}; start the server or "
+                          "unset it to use the run directory's local store")
 
 
 def is_file_store(uri: str) -> bool:

@@ -33,7 +33,7 @@ class Report:
     figures: list[ReportFigure]
 
 
-#: The files a report writes besides its figures; figure files are ``<key>.png``/``.svg``.
+#: The suffixes of the figure files a report writes (``<key>.png`` and ``<key>.svg``).
 FIGURE_SUFFIXES = (".png", ".svg")
 
 

@@ -53,6 +53,14 @@ def peak_total_power_w(monitor: EnergyMonitor, segments: list[dict[str, Any]]) -
     return max(totals.values()) if totals else None
 
 
+#: What a per-device energy summary shows (``energy measure``, ``bigbench.measure``), reasons
+#: of null figures included.
+DEVICE_SUMMARY_KEYS = ("kind", "name", "energy_j", "uncertainty_j", "uncertainty_method",
+                       "avg_power_w", "method", "measured", "reason", "quality",
+                       "quality_reasons", "peak_power_w", "samples", "integral_j",
+                       "counter_fallback", "reasons")
+
+
 def power_rows(monitor: EnergyMonitor) -> list[tuple[float, str, float]]:
     """Every power sample as ``(t_s, device key, watts)`` (for power.csv)."""
     rows = []
