@@ -5,7 +5,9 @@ The Python API (docs/python-api.md) mirrors the CLI::
     import bigbench
 
     run = bigbench.train("configs/smoke.yaml", overrides=["train.max_steps=12"])
+    again = bigbench.train(resume=run.run_dir)   # after an interruption
     suite = bigbench.bench(suite="smoke", device="cpu")
+    print(bigbench.list_models(), bigbench.probe_energy())
     with bigbench.measure("cpu") as m:
         ...
 
@@ -18,20 +20,30 @@ from __future__ import annotations
 
 from bigbench.api import (
     BenchResult,
+    ConfigSource,
     Measurement,
     MeasureResult,
+    OverridesLike,
+    ResultLike,
     RunResult,
     bench,
     compare,
+    list_datasets,
+    list_devices,
+    list_models,
     load_bench,
     load_experiment,
     load_run,
     measure,
+    probe_energy,
     report,
+    show_config,
     train,
 )
 
 __version__ = "0.1.0"
 
-__all__ = ["BenchResult", "MeasureResult", "Measurement", "RunResult", "__version__", "bench",
-           "compare", "load_bench", "load_experiment", "load_run", "measure", "report", "train"]
+__all__ = ["BenchResult", "ConfigSource", "MeasureResult", "Measurement", "OverridesLike",
+           "ResultLike", "RunResult", "__version__", "bench", "compare", "list_datasets",
+           "list_devices", "list_models", "load_bench", "load_experiment", "load_run", "measure",
+           "probe_energy", "report", "show_config", "train"]

@@ -84,9 +84,10 @@ METRICS: dict[str, Metric] = {
 
 @dataclass
 class Side:
-    """One side of the comparison."""
+    """One side of the comparison (``path``: its file, or what it is when it was given as a
+    loaded document)."""
 
-    path: Path
+    path: Path | str
     env: Environment
     points: dict[tuple[Any, ...], BenchPoint]
     run: RunRecord | None = None
@@ -136,6 +137,12 @@ def load_side(path: Path) -> Side:
         found, document = load_result(path)
     except RecordError as exc:
         raise CompareError(*exc.problems) from None
+    return side_of(document, found)
+
+
+def side_of(document: BenchDocument | RunRecord, where: Path | str) -> Side:
+    """One side made of a loaded bench.json or run.json (``where`` names it in messages);
+    a run counts as one train-mode point."""
     if isinstance(document, BenchDocument):
         points, run = document.points, None
     else:
@@ -143,7 +150,7 @@ def load_side(path: Path) -> Side:
     keyed: dict[tuple[Any, ...], BenchPoint] = {}
     for point in points:
         keyed[_key(point)] = point
-    return Side(found, document.env, keyed, run)
+    return Side(where, document.env, keyed, run)
 
 
 def parse_metrics(text: str) -> list[str]:

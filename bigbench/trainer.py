@@ -73,18 +73,23 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
     record = start_record(facts)
     writer.write_record(record)
     loggers = _start_loggers(config, writer, workload, energy)
-    loop = TrainingLoop(workload, _loop_settings(config, energy), writer, meter, energy, stop,
-                        callbacks or TrainCallbacks(), restored, started_at, loggers)
-    energy.start()
     try:
-        _measure_idle(config, loop, stop)
-        failure = loop.run()
+        loop = TrainingLoop(workload, _loop_settings(config, energy), writer, meter, energy,
+                            stop, callbacks or TrainCallbacks(), restored, started_at, loggers)
+        energy.start()
+        try:
+            _measure_idle(config, loop, stop)
+            failure = loop.run()
+        finally:
+            energy.stop()
+        record_error = _finish(record, facts, loop, energy)
+        write_error = _write_results(writer, record, energy, workload, loop,
+                                     config.output.save_weights)
     finally:
-        energy.stop()
-    record_error = _finish(record, facts, loop, energy)
-    write_error = _write_results(writer, record, energy, workload, loop,
-                                 config.output.save_weights)
-    logger_warnings = loggers.finish(record, writer.run_dir)  # after run.json: never costs it
+        # After run.json, so a tracker never costs it; and also when something escaped (a
+        # second Ctrl-C, an exit from a callback), so every tracker still closes its files and
+        # ends its run with the record as far as it got.
+        logger_warnings = loggers.finish(record, writer.run_dir)
     failure = failure or record_error or write_error  # the first cause is the one raised
     if failure is not None:
         raise failure

@@ -158,7 +158,9 @@ class TrainingLoop:
             state.stop_reason, state.stop_detail = "write_error", exc.problems[0]
             self.error = {"type": "write_error", "message": exc.problems[0]}
             return exc
-        except Exception as exc:  # a bug or a runtime failure: recorded, then re-raised
+        except BaseException as exc:  # a bug, a runtime failure or an exit
+            # (SystemExit from a library, say): recorded, then re-raised by the caller once
+            # run.json is written and the loggers are finished.
             state.stop_reason = "error"
             self.error = {"type": type(exc).__name__, "message": str(exc),
                           "traceback": traceback.format_exc()}

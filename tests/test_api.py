@@ -13,9 +13,12 @@ import pytest
 from fakes import LivePowercap
 
 import bigbench
+from bigbench.comparison import CompareError
 from bigbench.errors import BigbenchError, ConfigError
 from bigbench.measuring.energy import rapl
-from bigbench.records import BenchDocument, RunRecord
+from bigbench.records import BenchDocument, RecordError, RunRecord
+from bigbench.reporting.inputs import ReportError
+from bigbench.resume import ResumeError
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -173,14 +176,16 @@ def test_api_functions_do_not_share_a_name_with_a_submodule() -> None:
     import bigbench.api
 
     for name in ("comparison", "trainer", "measuring", "benchmark", "reporting",
-                 "benchmark.run", "reporting.build", "measuring.meter"):
+                 "benchmark.run", "reporting.build", "measuring.meter", "models", "devices",
+                 "data", "catalog", "resume", "train_setup", "measuring.energy.discovery"):
         importlib.import_module(f"bigbench.{name}")
-    for name in ("train", "bench", "compare", "report", "measure", "load_run", "load_bench"):
+    for name in (n for n in bigbench.__all__ if n != "__version__"):
         assert getattr(bigbench, name) is getattr(bigbench.api, name), name
 
 
 def test_import_bigbench_does_not_import_torch() -> None:
-    code = ("import sys, bigbench; assert 'torch' not in sys.modules; "
+    code = ("import sys, bigbench; from bigbench import ConfigSource, ResultLike; "
+            "assert 'torch' not in sys.modules; "
             "assert 'pydantic' not in sys.modules; print(bigbench.__version__)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, check=False)
@@ -200,5 +205,223 @@ def test_a_loaded_run_can_be_compared_and_reported(smoke_run, smoke_bench, tmp_p
     assert bigbench.compare(record, smoke_run, metrics=["samples_per_s"]).passed
     page = bigbench.report(record, out=tmp_path / "report")
     assert page.html.is_file()
-    with pytest.raises(ConfigError, match="pass its path"):
-        bigbench.compare(bigbench.load_bench(smoke_bench.out_dir), smoke_bench)
+
+
+def test_a_loaded_bench_can_be_compared_and_reported(smoke_bench, tmp_path) -> None:
+    document = bigbench.load_bench(smoke_bench.out_dir)
+    result = bigbench.compare(document, smoke_bench, metrics="samples_per_s")
+    assert result.passed and len(result.rows) == 2
+    assert all(row.change_pct == 0 for row in result.rows)
+    page = bigbench.report([document], out=tmp_path / "report")
+    assert page.html.is_file()
+    assert "loaded BenchDocument" in page.html.read_text()
+    drawn = [f for f in page.figures if f.missing is None]
+    assert drawn  # the bench's figures, from the document alone
+
+
+def test_comparing_loaded_documents_with_nothing_in_common_names_them(smoke_bench,
+                                                                     smoke_run) -> None:
+    bench, run = bigbench.load_bench(smoke_bench.out_dir), bigbench.load_run(smoke_run.run_dir)
+    with pytest.raises(CompareError, match="base \\(a loaded BenchDocument\\)"):
+        bigbench.compare(bench, run)
+
+
+# --- resuming, the listings, config show and the energy probe: the CLI's twins ---------------
+
+RESUMABLE = {"name": "res", "model": {"name": "cnn", "channels": [4, 8], "hidden": [16]},
+             "data": {"name": "digits", "size": 256, "test_size": 64},
+             "train": {"max_steps": 20, "batch_size": 16, "warmup_steps": 2, "log_every": 5,
+                       "threads": 1},
+             "device": "cpu"}
+
+
+def _interrupt_at_step(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """SIGINT to this process right after ``step``: the run stops there as after Ctrl-C."""
+    import os
+    import signal
+
+    from bigbench import training_loop
+
+    original = training_loop.TrainingLoop._step
+
+    def step_then_signal(self, done: int) -> None:  # noqa: ANN001
+        original(self, done)
+        if done == step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(training_loop.TrainingLoop, "_step", step_then_signal)
+
+
+def test_an_interrupted_run_resumes_through_the_api(tmp_path, monkeypatch) -> None:
+    with monkeypatch.context() as patch:
+        _interrupt_at_step(patch, 7)
+        stopped = bigbench.train(RESUMABLE, out=tmp_path / "run")
+    assert stopped.status == "interrupted" and stopped.exit_code == 130
+    assert stopped.record.progress.steps == 7 and (tmp_path / "run" / "checkpoint").is_dir()
+    with pytest.raises(ConfigError, match="differs from the run's") as caught:
+        bigbench.train(resume=stopped.run_dir, overrides={"train.max_steps": 30})
+    assert "  train.max_steps: 20 → 30" in caught.value.problems
+    resumed = bigbench.train(resume=stopped.run_dir)
+    assert resumed.status == "completed" and resumed.run_dir == stopped.run_dir
+    assert resumed.record.progress.steps == 20
+    assert resumed.record.resumed[0].from_step == 7
+    assert bigbench.load_run(stopped.run_dir) == resumed.record
+    with pytest.raises(ResumeError, match="already completed"):
+        bigbench.train(resume=stopped.run_dir)
+
+
+def test_a_forced_resume_records_the_config_change(tmp_path, monkeypatch) -> None:
+    with monkeypatch.context() as patch:
+        _interrupt_at_step(patch, 4)
+        stopped = bigbench.train(RESUMABLE, out=tmp_path / "run")
+    resumed = bigbench.train(RESUMABLE, {"train.max_steps": 10}, resume=tmp_path / "run",
+                             force=True)
+    assert resumed.ok and resumed.record.progress.steps == 10
+    assert resumed.record.resumed[0].config_changes == ["train.max_steps: 20 → 10"]
+    assert stopped.run_dir == resumed.run_dir
+
+
+def test_resume_mistakes_are_refused_before_anything_runs(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="give a CONFIG to train, or --resume"):
+        bigbench.train()
+    with pytest.raises(ConfigError, match="continues in its own directory"):
+        bigbench.train(SMOKE, out=tmp_path / "new", resume=tmp_path)
+    with pytest.raises(ResumeError, match="not a directory"):
+        bigbench.train(resume=tmp_path / "nope")
+    assert not (tmp_path / "new").exists()
+
+
+def test_show_config_is_what_config_show_prints(cli) -> None:
+    import yaml
+
+    shown = bigbench.show_config(SMOKE, ["train.max_steps=7"])
+    printed = cli("config", "show", SMOKE, "--set", "train.max_steps=7")
+    assert printed.exit_code == 0 and yaml.safe_load(printed.stdout) == shown
+    assert shown["train"]["max_steps"] == 7 and shown["train"]["seed"] == 0  # defaults spelled
+    assert bigbench.show_config(shown) == shown  # a dict round-trips
+    with pytest.raises(ConfigError, match="max_stepz"):
+        bigbench.show_config(SMOKE, {"train.max_stepz": 1})
+
+
+def test_listings_are_what_the_commands_print(cli, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # no NVML: the same reason either way
+    for function, command in ((bigbench.list_models, "models"),
+                              (bigbench.list_datasets, "data"),
+                              (bigbench.list_devices, "devices")):
+        printed = cli(command, "--json")
+        assert printed.exit_code == 0, printed.stderr
+        assert function() == json.loads(printed.stdout), command
+    models = {row["name"]: row for row in bigbench.list_models()}
+    assert models["cnn"]["params"] == 333_526 and "sizes" in models["gpt"]
+    datasets = {row["name"] for row in bigbench.list_datasets()}
+    assert {"digits", "tokens", "npz"} <= datasets
+    assert bigbench.list_devices()["nvml"]["available"] is False
+
+
+def test_probe_energy_is_what_energy_probe_prints(cli, tmp_path, monkeypatch) -> None:
+    root = tmp_path / "powercap"
+    live = LivePowercap(root, {"intel-rapl:0": 40.0}, period_s=0.002).start()
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    try:
+        found = bigbench.probe_energy(root)
+        printed = cli("energy", "probe", "--json", "--powercap-root", root)
+    finally:
+        live.stop()
+    assert printed.exit_code == 0 and json.loads(printed.stdout) == found
+    assert ("cpu", "rapl") in [(m["kind"], m["counter"]) for m in found["working"]]
+    assert [m["kind"] for m in found["unavailable"]] == ["gpu"]
+    assert found["unavailable"][0]["reason"]
+    nothing = bigbench.probe_energy(_empty_powercap(tmp_path))
+    assert nothing["working"] == [] and len(nothing["unavailable"]) == 2
+
+
+# --- arguments of the wrong type: one typed error naming the argument, never a TypeError -----
+
+def _bench_call(**kwargs):
+    return lambda tmp: bigbench.bench(**{"suite": "smoke", "device": "cpu", "out": tmp / "b",
+                                         **kwargs})
+
+
+WRONG_ARGUMENTS = [
+    ("train overrides", lambda tmp: bigbench.train(SMOKE, overrides=5), ConfigError,
+     "overrides"),
+    ("train override item", lambda tmp: bigbench.train(SMOKE, overrides=[1]), ConfigError,
+     "overrides"),
+    ("train override value", lambda tmp: bigbench.train(SMOKE, overrides={"seed": object()}),
+     ConfigError, "overrides: seed"),
+    ("train device", lambda tmp: bigbench.train(SMOKE, device=0), ConfigError, "device"),
+    ("train out", lambda tmp: bigbench.train(SMOKE, out=5), ConfigError, "out"),
+    ("train seed", lambda tmp: bigbench.train(SMOKE, seed="1"), ConfigError, "seed"),
+    ("train log_to", lambda tmp: bigbench.train(SMOKE, log_to=5), ConfigError, "log_to"),
+    ("train resume", lambda tmp: bigbench.train(resume=5), ConfigError, "resume"),
+    ("train force", lambda tmp: bigbench.train(SMOKE, force="yes"), ConfigError, "force"),
+    ("train progress", lambda tmp: bigbench.train(SMOKE, progress=1), ConfigError,
+     "progress"),
+    ("train config", lambda tmp: bigbench.train(3.5), ConfigError, "config"),
+    ("bench device", _bench_call(device=5), ConfigError, "device"),
+    ("bench suite", lambda tmp: bigbench.bench(suite=5, out=tmp / "b"), ConfigError, "suite"),
+    ("bench models", _bench_call(models=5), ConfigError, "models"),
+    ("bench model item", _bench_call(models=[None]), ConfigError, "models"),
+    ("bench batch_sizes", _bench_call(batch_sizes=[1.5]), ConfigError, "batch_sizes"),
+    ("bench seq_lens", _bench_call(seq_lens={"a": 1}), ConfigError, "seq_lens"),
+    ("bench compile", _bench_call(compile="yes"), ConfigError, "compile"),
+    ("bench find_max_batch", _bench_call(find_max_batch=None), ConfigError, "find_max_batch"),
+    ("bench out", lambda tmp: bigbench.bench(suite="smoke", device="cpu", out=7), ConfigError,
+     "out"),
+    ("bench overrides", _bench_call(overrides="a=b"), ConfigError, "overrides"),
+    ("bench progress", _bench_call(progress="no"), ConfigError, "progress"),
+    ("compare base", lambda tmp: bigbench.compare(5, tmp), CompareError, "base"),
+    ("compare metrics", lambda tmp: bigbench.compare(tmp, tmp, metrics=5), CompareError,
+     "metrics"),
+    ("compare threshold", lambda tmp: bigbench.compare(tmp, tmp, fail_above_pct="5"),
+     CompareError, "fail_above_pct"),
+    ("report results", lambda tmp: bigbench.report(5), ReportError, "results"),
+    ("report result item", lambda tmp: bigbench.report([tmp, 5]), ReportError, "results"),
+    ("report out", lambda tmp: bigbench.report(tmp, out=5), ReportError, "out"),
+    ("measure device", lambda tmp: bigbench.measure(device=None), ConfigError, "device"),
+    ("measure interval", lambda tmp: bigbench.measure(interval_ms="50"), ConfigError,
+     "interval_ms"),
+    ("measure powercap_root", lambda tmp: bigbench.measure(powercap_root=5), ConfigError,
+     "powercap_root"),
+    ("measure min_window_s", lambda tmp: bigbench.measure(min_window_s="1"), ConfigError,
+     "min_window_s"),
+    ("probe powercap_root", lambda tmp: bigbench.probe_energy(5), ConfigError,
+     "powercap_root"),
+    ("load_run", lambda tmp: bigbench.load_run(5), RecordError, "path"),
+    ("load_bench", lambda tmp: bigbench.load_bench(None), RecordError, "path"),
+    ("load_experiment overrides", lambda tmp: bigbench.load_experiment(SMOKE, 5), ConfigError,
+     "overrides"),
+    ("show_config", lambda tmp: bigbench.show_config([SMOKE]), ConfigError, "config"),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "argument"), [c[1:] for c in WRONG_ARGUMENTS],
+                         ids=[c[0] for c in WRONG_ARGUMENTS])
+def test_wrong_typed_arguments_raise_one_typed_error(call, error, argument, tmp_path) -> None:
+    with pytest.raises(BigbenchError) as caught:
+        call(tmp_path)
+    assert type(caught.value) is error, caught.value
+    assert len(caught.value.problems) == 1, caught.value.problems
+    assert caught.value.problems[0].startswith(argument) or \
+        f"{argument}:" in caught.value.problems[0], caught.value.problems
+    assert not (tmp_path / "b").exists()
+
+
+def test_type_aliases_are_importable_and_name_the_real_types() -> None:
+    import typing
+
+    from bigbench.api.commands import ConfigSource, OverridesLike, ResultLike
+
+    assert bigbench.ConfigSource is ConfigSource and bigbench.ResultLike is ResultLike
+    refs = {a.__forward_arg__ for a in typing.get_args(ResultLike)
+            if isinstance(a, typing.ForwardRef)}
+    assert refs == {"RunRecord", "BenchDocument"}
+    assert {bigbench.RunResult, bigbench.BenchResult} <= set(typing.get_args(ResultLike))
+    assert typing.ForwardRef("ExperimentConfig") in typing.get_args(ConfigSource)
+    assert type(None) in typing.get_args(OverridesLike)
+    import bigbench.records as records
+    from bigbench.config import ExperimentConfig
+
+    for name in refs:  # each forward reference names a class where the docs say it lives
+        assert isinstance(getattr(records, name), type)
+    assert isinstance(ExperimentConfig, type)

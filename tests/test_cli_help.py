@@ -11,7 +11,12 @@ import typer.main
 from typer.testing import CliRunner
 
 from bigbench.cli import app
-from bigbench.cli.completion import complete_device, complete_models, complete_set
+from bigbench.cli.completion import (
+    complete_device,
+    complete_models,
+    complete_set,
+    rejoin_words,
+)
 from bigbench.cli.help import reflow
 
 ANSI = "\x1b["
@@ -177,6 +182,127 @@ def test_options_complete_through_the_shell_protocol() -> None:
     assert _complete("bigbench bench --suite sm") == ["smoke"]
     assert {"cuda", "cuda:0"} <= set(_complete("bigbench train --device cu"))
     assert _complete("bigbench bench --precision fp32,b") == ["fp32,bf16"]
+
+
+def _bash_complete(*words: str, **env: str) -> list[str]:
+    """What ``bigbench`` answers a completion request exactly as bash's script sends it:
+    ``COMP_WORDS`` as bash split the line (``=`` and ``:`` are words of their own), joined
+    with newlines as ``"${COMP_WORDS[*]}"`` is under the script's ``IFS``; ``COMP_CWORD``
+    points at the last word (the one under the cursor)."""
+    result = _invoke(_BIGBENCH_COMPLETE="complete_bash", COMP_WORDS="\n".join(words),
+                     COMP_CWORD=str(len(words) - 1), **env)
+    assert result.exit_code == 0, result.output
+    return result.stdout.split()
+
+
+def test_set_completes_across_the_words_bash_splits_at_equals() -> None:
+    # A key: the reply ends in "=", and the script adds no space after it (see below).
+    assert _bash_complete("bigbench", "train", "--set", "train.max_st") == ["train.max_steps="]
+    # Its value: bash replaces only what follows "=", so the reply is the value alone.
+    assert _bash_complete("bigbench", "train", "--set", "train.compile", "=", "t") == ["true"]
+    assert set(_bash_complete("bigbench", "train", "--set", "train.compile", "=")) == \
+        {"true", "false"}
+    # Model and dataset names after model.name= and data.name=.
+    assert set(_bash_complete("bigbench", "bench", "--set", "model.name", "=", "g")) == \
+        {"gpt", "gru"}
+    assert _bash_complete("bigbench", "train", "--set", "data.name", "=", "di") == ["digits"]
+    # ":" splits too: cuda:<TAB> completes the index alone.
+    assert _bash_complete("bigbench", "train", "--set", "device", "=", "cuda", ":",
+                          CUDA_VISIBLE_DEVICES="") == ["0"]
+    assert _bash_complete("bigbench", "train", "--device", "cuda", ":",
+                          CUDA_VISIBLE_DEVICES="") == ["0"]
+    # --opt=value: Click completes the value, bash keeps "--device=".
+    assert {"cuda", "cuda:0"} <= set(_bash_complete("bigbench", "train", "--device", "=",
+                                                    "cu"))
+    # Earlier split arguments are joined again, so the next --set still completes keys.
+    assert _bash_complete("bigbench", "train", "--set", "train.compile", "=", "true", "--set",
+                          "train.b") == ["train.batch_size="]
+
+
+def test_models_and_datasets_complete_through_the_shell_protocol() -> None:
+    assert set(_bash_complete("bigbench", "bench", "--models", "cnn,g")) == \
+        {"cnn,gpt", "cnn,gru"}
+    assert _bash_complete("bigbench", "bench", "--models", "l") == ["lstm"]
+    assert _bash_complete("bigbench", "bench", "--set", "data.name", "=", "tok") == ["tokens"]
+
+
+def test_rejoin_words_undoes_bash_word_breaks() -> None:
+    assert rejoin_words(["--set", "a.b", "=", "c", "--device", "cuda", ":", "0"]) == \
+        [["--set"], ["a.b", "=", "c"], ["--device"], ["cuda", ":", "0"]]
+    assert rejoin_words(["a.b", "="]) == [["a.b", "="]]
+    assert rejoin_words([]) == []
+
+
+def _bash() -> str:
+    import shutil
+
+    bash = shutil.which("bash")
+    if bash is None or sys.platform == "win32":
+        pytest.skip("needs bash and a pseudo-terminal")
+    version = subprocess.run([bash, "-c", "echo ${BASH_VERSINFO[0]}"], capture_output=True,
+                             text=True).stdout.strip()
+    if not version.isdigit() or int(version) < 4:
+        pytest.skip("bash completion needs bash 4 or newer")
+    return bash
+
+
+def _type_in_bash(bash: str, tmp_path, keys: str) -> list[str]:
+    """Type ``keys`` into an interactive bash that sourced ``bigbench --show-completion bash``;
+    returns the argument lines of each ``bigbench`` command line it then ran."""
+    import os
+    import pty
+    import select
+    import time
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    program = bin_dir / "bigbench"  # what the completion script runs: this checkout's CLI
+    program.write_text(f'#!/bin/sh\nexec "{sys.executable}" -c "import sys; '
+                       f"sys.argv[0] = 'bigbench'; from bigbench.cli import main; main()\" "
+                       '"$@"\n')
+    program.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+           "HOME": str(tmp_path), "INPUTRC": "/dev/null", "TERM": "dumb",
+           "CUDA_VISIBLE_DEVICES": "", "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    script = subprocess.run([str(program), "--show-completion", "bash"], capture_output=True,
+                            text=True, env=env, check=True).stdout
+    assert "compopt -o nospace" in script
+    ran = tmp_path / "ran.txt"
+    rc = tmp_path / "rc"
+    # A shell function stands in for the program when a line is run (its arguments are
+    # recorded); the completion script's `env bigbench` still finds the real one on PATH.
+    rc.write_text(f"PS1='$ '\n{script}\nbigbench() {{ printf '%s\\n' \"$*\" >> {ran}; }}\n")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: an interactive bash reading the pseudo-terminal
+        os.execve(bash, [bash, "--noprofile", "--rcfile", str(rc), "-i"], env)
+    os.write(fd, (keys + "exit\n").encode())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # drain the terminal until bash exits
+        if select.select([fd], [], [], 0.5)[0]:
+            try:
+                if not os.read(fd, 4096):
+                    break
+            except OSError:  # the child closed the terminal: it exited
+                break
+    else:
+        os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return ran.read_text().splitlines() if ran.exists() else []
+
+
+def test_bash_completes_set_keys_values_models_and_devices_end_to_end(tmp_path) -> None:
+    """Real bash, real readline, the installed script: Tab after each partial word."""
+    bash = _bash()
+    lines = _type_in_bash(bash, tmp_path, "".join([
+        "bigbench train --set train.max_st\t12\n",      # key=, no space, value typed after
+        "bigbench train --set train.compile=t\t\n",     # a value after "="
+        "bigbench train --set data.name=dig\t\n",       # a dataset name
+        "bigbench bench --models cnn,gp\t\n",           # a model name in a list
+        "bigbench train --device cuda:\t\n",            # after ":"
+    ]))
+    assert lines == ["train --set train.max_steps=12", "train --set train.compile=true",
+                     "train --set data.name=digits", "bench --models cnn,gpt",
+                     "train --device cuda:0"]
 
 
 def test_models_and_devices_complete_the_last_item() -> None:

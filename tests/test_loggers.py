@@ -301,3 +301,99 @@ def test_the_mlflow_run_spans_the_training(logged_run: Path,
     (run,) = client.search_runs([client.get_experiment_by_name("smoke").experiment_id])
     record = json.loads((logged_run / "run.json").read_text())
     assert run.info.end_time - run.info.start_time >= 1000 * record["time"]["measured_s"]
+
+
+# --- a crash or an interrupt that escapes the run still finishes every logger ----------------
+
+class CallRecorder:
+    """A logger that records every call it gets (and the record's status at finish)."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.warnings: list[str] = []
+
+    def start(self, config, run_dir) -> None:  # noqa: ANN001
+        self.calls.append(("start",))
+
+    def log_train(self, event) -> None:  # noqa: ANN001
+        self.calls.append(("train", event["step"]))
+
+    def log_eval(self, event) -> None:  # noqa: ANN001
+        self.calls.append(("eval", event["step"]))
+
+    def finish(self, record, run_dir) -> None:  # noqa: ANN001
+        self.calls.append(("finish", record["status"], record.get("stop_reason")))
+
+
+def _train_with_recorder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                         recorder: CallRecorder, *sets: str, callbacks=None  # noqa: ANN001
+                         ) -> CsvLogger:
+    """run_training of a tiny CNN whose loggers are ``recorder`` and the real CSV logger (the
+    tests here expect it to raise)."""
+    from conftest import TINY_CNN
+
+    import bigbench.trainer as trainer
+    from bigbench.interrupt import StopRequest
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_CNN)
+    csv_logger = CsvLogger(["accuracy"])
+    monkeypatch.setattr(trainer, "build_loggers",
+                        lambda *args, **kwargs: RunLoggers([recorder, csv_logger]))
+    cfg = load_config(config, ["output.loggers=[csv]", "train.threads=1", "train.log_every=2",
+                               *sets])
+    trainer.run_training(cfg, out=tmp_path / "run", stop=StopRequest(), callbacks=callbacks)
+    return csv_logger
+
+
+def test_an_exit_inside_the_loop_still_finishes_the_loggers(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    from bigbench import training_loop
+
+    original = training_loop.TrainingLoop._step
+
+    def exit_at_step_5(self, done: int) -> None:  # noqa: ANN001
+        original(self, done)
+        if done == 5:  # e.g. a library calling sys.exit() mid-run
+            raise SystemExit(3)
+
+    monkeypatch.setattr(training_loop.TrainingLoop, "_step", exit_at_step_5)
+    recorder = CallRecorder()
+    with pytest.raises(SystemExit):
+        _train_with_recorder(tmp_path, monkeypatch, recorder)
+    assert recorder.calls[0] == ("start",)
+    assert ("train", 4) in recorder.calls and ("train", 6) not in recorder.calls
+    assert recorder.calls[-1] == ("finish", "failed", "error")
+    assert [c[0] for c in recorder.calls].count("finish") == 1
+    record = load_run(tmp_path / "run")  # run.json was written before the exit went on
+    assert record["status"] == "failed" and record["error"]["type"] == "SystemExit"
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(_metrics_log(tmp_path / "run"))  # every event, file closed
+
+
+def test_an_interrupt_outside_the_loop_still_finishes_the_loggers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bigbench.training_loop import TrainCallbacks
+
+    def second_ctrl_c(message: str) -> None:  # Ctrl-C twice during the idle baseline
+        raise KeyboardInterrupt
+
+    recorder = CallRecorder()
+    opened: list[CsvLogger] = []
+    original_start = CsvLogger.start
+
+    def start(self, config, run_dir) -> None:  # noqa: ANN001
+        original_start(self, config, run_dir)
+        opened.append(self)
+
+    monkeypatch.setattr(CsvLogger, "start", start)
+    with pytest.raises(KeyboardInterrupt):
+        _train_with_recorder(tmp_path, monkeypatch, recorder, "measure.idle_s=5",
+                             callbacks=TrainCallbacks(on_phase=second_ctrl_c))
+    # The record as far as it was written: training had not started.
+    assert recorder.calls == [("start",), ("finish", "running", None)]
+    assert opened and opened[0]._file is None  # the real logger closed its file
+    assert load_run(tmp_path / "run")["status"] == "running"

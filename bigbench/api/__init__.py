@@ -1,8 +1,11 @@
 """The Python API: bigbench's commands as typed library calls (see docs/python-api.md).
 
-Owns: :func:`train`, :func:`bench`, :func:`compare`, :func:`report`, :func:`measure`,
-:func:`load_run`, :func:`load_bench` and the result types they return. Each composes the same
-library calls as its CLI command, returns the typed documents the command writes, and raises
+Owns: :func:`train` (and resuming, ``train(resume=...)``), :func:`bench`, :func:`compare`,
+:func:`report`, :func:`measure`, :func:`probe_energy`, :func:`show_config`,
+:func:`list_models`, :func:`list_datasets`, :func:`list_devices`, :func:`load_run`,
+:func:`load_bench`, :func:`load_experiment`, the result types they return and the type aliases
+of their arguments. Each composes the same library calls as its CLI command, returns the typed
+documents or plain data the command writes, and raises
 :class:`~bigbench.errors.BigbenchError` subclasses instead of printing and exiting.
 Must never import at module level: torch, pydantic models, rich, or anything under
 ``bigbench.cli`` (``import bigbench`` loads this package).
@@ -11,16 +14,24 @@ Must never import at module level: torch, pydantic models, rich, or anything und
 from __future__ import annotations
 
 from bigbench.api.commands import (
+    ConfigSource,
+    OverridesLike,
+    ResultLike,
+    StrPath,
     bench,
     compare,
     load_bench,
     load_experiment,
     load_run,
     report,
+    show_config,
     train,
 )
-from bigbench.api.energy import Measurement, MeasureResult, measure
+from bigbench.api.energy import Measurement, MeasureResult, measure, probe_energy
+from bigbench.api.info import list_datasets, list_devices, list_models
 from bigbench.api.results import BenchResult, RunResult
 
-__all__ = ["BenchResult", "MeasureResult", "Measurement", "RunResult", "bench", "compare",
-           "load_bench", "load_experiment", "load_run", "measure", "report", "train"]
+__all__ = ["BenchResult", "ConfigSource", "MeasureResult", "Measurement", "OverridesLike",
+           "ResultLike", "RunResult", "StrPath", "bench", "compare", "list_datasets",
+           "list_devices", "list_models", "load_bench", "load_experiment", "load_run",
+           "measure", "probe_energy", "report", "show_config", "train"]

@@ -1,76 +1,72 @@
-"""train, bench, compare, report and the loaders: the CLI's commands as library calls.
+"""train, bench, compare, report, the loaders and show_config: the CLI's commands as library
+calls.
 
 Each function composes the same library calls as its command in :mod:`bigbench.cli`, but
 returns typed results and raises :class:`~bigbench.errors.BigbenchError` subclasses where the
-command would print and exit. Heavy modules (torch, pydantic models, matplotlib) are imported
-inside the functions, so ``import bigbench`` stays cheap.
+command would print and exit; arguments of the wrong type are refused first, each problem one
+line naming the argument (:class:`~bigbench.api.checks.Arguments`). Heavy modules (torch,
+pydantic models, matplotlib) are imported inside the functions, so ``import bigbench`` stays
+cheap: the type aliases below name pydantic models as forward references.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias, Union
 
+from bigbench.api.checks import Arguments
 from bigbench.api.results import BenchResult, RunResult
 from bigbench.errors import ConfigError
 
 if TYPE_CHECKING:
-    from typing import TypeAlias
-
     from bigbench.api.comparison import Comparison
     from bigbench.config import ExperimentConfig
     from bigbench.records import BenchDocument, RunRecord
     from bigbench.reporting.build import Report
 
-    #: A config: a YAML file, a mapping of its keys, or a validated ExperimentConfig.
-    ConfigSource: TypeAlias = str | os.PathLike[str] | Mapping[str, Any] | ExperimentConfig
-    #: ``--set``-style overrides: ``["train.max_steps=12"]`` or ``{"train.max_steps": 12}``.
-    OverridesLike: TypeAlias = Sequence[str] | Mapping[str, Any] | None
-    #: Where a result is: a path (file or folder) or a result the API returned.
-    ResultLike: TypeAlias = str | os.PathLike[str] | RunResult | BenchResult
+# Real aliases, importable at run time. Union[...] because ``X | "Name"`` fails at run time:
+# the pydantic models are forward references, so defining these imports nothing.
 
-
-def _override_list(overrides: OverridesLike) -> list[str]:
-    if overrides is None:
-        return []
-    if isinstance(overrides, str):
-        raise ConfigError(f"overrides: give a list of key.path=value strings, not the string "
-                          f"{overrides!r}; e.g. [{overrides!r}]")
-    if isinstance(overrides, Mapping):  # JSON is YAML: each value parses as it would on --set
-        return [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
-    return [str(item) for item in overrides]
+#: A file or folder path.
+StrPath: TypeAlias = str | os.PathLike[str]
+#: A config: a YAML file, a mapping of its keys, or a validated ExperimentConfig.
+ConfigSource: TypeAlias = Union[str, os.PathLike[str], Mapping[str, Any], "ExperimentConfig"]
+#: ``--set``-style overrides: ``["train.max_steps=12"]`` or ``{"train.max_steps": 12}``.
+OverridesLike: TypeAlias = Sequence[str] | Mapping[str, Any] | None
+#: A result: a path (run directory, bench directory or bench.json), a result the API
+#: returned, or a loaded run.json / bench.json (``load_run`` / ``load_bench``).
+ResultLike: TypeAlias = Union[str, os.PathLike[str], RunResult, BenchResult, "RunRecord",
+                              "BenchDocument"]
 
 
 def load_experiment(config: ConfigSource, overrides: OverridesLike = None) -> ExperimentConfig:
-    """Validate a config from a YAML path, a dict or an :class:`ExperimentConfig`, with overrides.
+    """Validate a config from a YAML path, a dict or an :class:`ExperimentConfig`, with overrides
+    (``bigbench config validate``).
 
     Raises:
         ConfigError: every problem at once (``.problems``), each naming its key.
     """
-    from bigbench.config import ExperimentConfig, load_config
-    from bigbench.config.loader import apply_overrides, validate
+    from bigbench.config.loader import load_source
 
-    sets = _override_list(overrides)
-    if isinstance(config, (str, os.PathLike)):
-        return load_config(Path(config), sets)
-    if isinstance(config, ExperimentConfig):
-        if not sets:
-            return config
-        data, where = config.model_dump(mode="json"), {(): "config object"}
-    elif isinstance(config, Mapping):
-        data, where = dict(config), {(): "config dict"}
-    else:
-        raise ConfigError(f"config: expected a YAML path, a dict or an ExperimentConfig, got "
-                          f"{type(config).__name__}")
-    return validate(apply_overrides(data, sets, where), where)
+    args = Arguments()
+    sets = args.overrides(overrides)
+    args.check()
+    return load_source(config, sets)
 
 
-def _optional_path(path: str | os.PathLike[str] | None) -> Path | None:
-    return None if path is None else Path(path)
+def show_config(config: ConfigSource, overrides: OverridesLike = None) -> dict[str, Any]:
+    """The resolved config as a plain dict, every default spelled out (``bigbench config
+    show``, which prints the same as YAML).
+
+    Raises:
+        ConfigError: every problem at once (``.problems``), each naming its key.
+    """
+    from bigbench.config.render import config_dict
+
+    return config_dict(load_experiment(config, overrides))
 
 
 def _say(line: str) -> None:
@@ -93,18 +89,26 @@ def _train_progress(name: str) -> Any:
         on_eval=lambda r: _say(f"eval: {r}"))
 
 
-def train(config_or_path: ConfigSource, overrides: OverridesLike = None,
-          device: str | None = None, out: str | os.PathLike[str] | None = None, *,
-          seed: int | None = None, progress: bool = False) -> RunResult:
+def train(config_or_path: ConfigSource | None = None, overrides: OverridesLike = None,
+          device: str | None = None, out: StrPath | None = None, *,
+          seed: int | None = None, log_to: str | Sequence[str] | None = None,
+          resume: StrPath | None = None, force: bool = False,
+          progress: bool = False) -> RunResult:
     """Train a model from a config and measure what it cost (``bigbench train``).
 
     Args:
-        config_or_path: A YAML config path, a dict of config keys, or an ExperimentConfig.
+        config_or_path: A YAML config path, a dict of config keys, or an ExperimentConfig;
+            optional with ``resume`` (the run's own config.yaml is used).
         overrides: ``--set``-style overrides, e.g. ``["train.max_steps=12"]`` or
             ``{"train.max_steps": 12}``.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (overrides the config's ``device``).
         out: A new or empty run directory; None: ``output.dir/<UTC time>-<name>``.
         seed: Overrides ``train.seed``.
+        log_to: Experiment trackers (``["tensorboard", "mlflow", "csv"]`` or
+            ``"tensorboard,csv"``); overrides ``output.loggers``.
+        resume: An interrupted run's directory: continue it from its last checkpoint, to its
+            configured end, in that directory (``--resume RUN_DIR``).
+        force: With ``resume``: accept a config that differs from the run's (``--force``).
         progress: Print one line per log interval to stderr.
 
     Returns:
@@ -113,28 +117,44 @@ def train(config_or_path: ConfigSource, overrides: OverridesLike = None,
         ``status`` saying so; its files are complete.
 
     Raises:
-        ConfigError: the config or an override is invalid (every problem in ``.problems``).
+        ConfigError: an argument of the wrong type, an invalid config or override (every
+            problem in ``.problems``), or a resumed config that differs without ``force``.
+        ResumeError: ``resume`` is not a run that can be continued (not a run directory,
+            completed, or without a checkpoint).
         BigbenchError: any other user mistake (device, data, ``out``), before any file is
             written; OutputError when the disk fills up.
     """
+    from bigbench.train_setup import resolve_training, shorthand_overrides
+
+    args = Arguments()
+    sets = args.overrides(overrides)
+    args.device("device", device, optional=True)
+    out_dir, resume_dir = args.path("out", out), args.path("resume", resume)
+    args.number("seed", seed, minimum=0, whole=True)
+    loggers = args.names("log_to", log_to)
+    args.flag("force", force)
+    args.flag("progress", progress)
+    args.check()
+    cfg, resume_info = resolve_training(config_or_path,
+                                        shorthand_overrides(sets, device, seed, loggers),
+                                        resume=resume_dir, force=force, out=out_dir)
+    return _run_training(cfg, out_dir, resume_info, progress)
+
+
+def _run_training(cfg: ExperimentConfig, out_dir: Path | None, resume_info: Any,
+                  progress: bool) -> RunResult:
+    """Train ``cfg`` (or continue ``resume_info``) and return the typed result."""
     from bigbench.interrupt import graceful_stop
     from bigbench.records import RunRecord, validate
     from bigbench.results import check_out_dir
 
-    sets = _override_list(overrides)
-    if device is not None:
-        sets.append(f"device={device}")
-    if seed is not None:
-        sets.append(f"train.seed={seed}")
-    cfg = load_experiment(config_or_path, sets)
-    out_dir = _optional_path(out)
     if out_dir is not None:
         check_out_dir(out_dir)  # fail before any expensive work, as the CLI does
 
     from bigbench.trainer import run_training
 
     with graceful_stop() as stop:
-        result = run_training(cfg, out=out_dir, stop=stop,
+        result = run_training(cfg, out=out_dir, stop=stop, resume=resume_info,
                               callbacks=_train_progress(cfg.name) if progress else None)
     source = result.run_dir / "run.json" if result.run_dir else "run.json"
     record = validate(result.record, RunRecord, source)
@@ -142,112 +162,26 @@ def train(config_or_path: ConfigSource, overrides: OverridesLike = None,
                      list(result.warnings), result.record)
 
 
-def _ints(label: str, values: Sequence[int] | None, maximum: int, problems: list[str]
-          ) -> list[int] | None:
-    if values is None:
-        return None
-    items = list(values)
-    if not items:
-        problems.append(f"{label}: give at least one value")
-    for item in items:
-        if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= maximum:
-            problems.append(f"{label}: {item!r} is not a positive integer up to {maximum}")
-    return list(dict.fromkeys(items))
-
-
-def _names(label: str, values: Sequence[str] | str | None, allowed: Sequence[str],
-           problems: list[str]) -> list[str] | None:
-    from bigbench.errors import did_you_mean, one_of
-
-    if values is None:
-        return None
-    items = [v.strip() for v in values.split(",")] if isinstance(values, str) else list(values)
-    if not items:
-        problems.append(f"{label}: give at least one value")
-    for item in items:
-        if item not in allowed:
-            problems.append(f"{label}: {item!r} is not allowed{did_you_mean(item, allowed)}; "
-                            f"choose from {one_of(list(allowed))}")
-    return list(dict.fromkeys(items))
-
-
-def _at_least(label: str, value: float | None, minimum: float, problems: list[str],
-              whole: bool = True) -> None:
-    """``value`` (when given) is a number of the right kind (an int when ``whole``) and at
-    least ``minimum``."""
-    if value is None:
-        return
-    kinds = (int,) if whole else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        kind = "a whole number" if whole else "a number"
-        problems.append(f"{label}: {value!r} is not {kind}")
-    elif not value >= minimum:
-        problems.append(f"{label}: {value!r} is below the minimum {minimum:g}")
-
-
-def _bench_flags(has_config: bool, suite: str | None, device: str,
-                 models: Sequence[str] | None, batch_sizes: Sequence[int] | None,
-                 precisions: Sequence[str] | None, modes: Sequence[str] | None,
-                 seq_lens: Sequence[int] | None, gen_tokens: Sequence[int] | None,
-                 steps: int | None, duration_s: float | None, warmup: int | None,
-                 repeats: int | None, compile: bool | None,  # noqa: A002 - the CLI's name
-                 channels_last: bool | None, energy_min_window: bool | None) -> Any:
-    """:func:`bench`'s keyword arguments as the CLI's flags, every problem found at once.
-
-    Raises:
-        ConfigError: every argument that is not valid (nothing has run yet).
-    """
-    from bigbench.benchmark.matrix import MAX_SEQUENCE, MODES, PRECISIONS, SUITES
-    from bigbench.benchmark.session import Overrides
-    from bigbench.config import check_device_string
-    from bigbench.models.registry import MODELS
-
-    problems: list[str] = []
-    try:
-        check_device_string(device)
-    except ValueError as exc:
-        problems.append(f"device: {exc}")
-    if has_config and suite is not None:
-        problems.append("give either a config or suite=, not both")
-    if suite is not None and suite not in SUITES:
-        problems.append(f"suite: {suite!r} is not a suite; choose from {', '.join(SUITES)}")
-    if steps is not None and duration_s is not None:
-        problems.append("steps and duration_s both given; choose one")
-    for label, value, minimum in (("steps", steps, 1), ("warmup", warmup, 0),
-                                  ("repeats", repeats, 1)):
-        _at_least(label, value, minimum, problems)
-    _at_least("duration_s", duration_s, 0.001, problems, whole=False)
-    flags = Overrides(
-        models=_names("models", models, MODELS.names(), problems),
-        batch_sizes=_ints("batch_sizes", batch_sizes, 10_000_000, problems),
-        precisions=_names("precisions", precisions, PRECISIONS, problems),
-        modes=_names("modes", modes, MODES, problems),
-        seq_lens=_ints("seq_lens", seq_lens, MAX_SEQUENCE, problems),
-        gen_tokens=_ints("gen_tokens", gen_tokens, MAX_SEQUENCE, problems),
-        compile=compile, channels_last=channels_last, steps=steps, duration_s=duration_s,
-        warmup=warmup, repeats=repeats, energy_min_window=energy_min_window)
-    if problems:
-        raise ConfigError(*problems)
-    return flags
-
-
 def bench(config_or_path: ConfigSource | None = None, *, suite: str | None = None,
-          device: str = "auto", models: Sequence[str] | None = None,
-          batch_sizes: Sequence[int] | None = None, precisions: Sequence[str] | None = None,
-          modes: Sequence[str] | None = None, seq_lens: Sequence[int] | None = None,
-          gen_tokens: Sequence[int] | None = None, steps: int | None = None,
+          device: str = "auto", models: str | Sequence[str] | None = None,
+          batch_sizes: str | Sequence[int] | int | None = None,
+          precisions: str | Sequence[str] | None = None,
+          modes: str | Sequence[str] | None = None,
+          seq_lens: str | Sequence[int] | int | None = None,
+          gen_tokens: str | Sequence[int] | int | None = None, steps: int | None = None,
           duration_s: float | None = None, warmup: int | None = None,
           repeats: int | None = None, compile: bool | None = None,  # noqa: A002 - the CLI's name
           channels_last: bool | None = None, isolate: bool | None = None,
           find_max_batch: bool = False, energy_min_window: bool | None = None,
-          overrides: OverridesLike = None, out: str | os.PathLike[str] | None = None,
+          overrides: OverridesLike = None, out: StrPath | None = None,
           progress: bool = False) -> BenchResult:
     """Benchmark a matrix of models, batch sizes, precisions and modes (``bigbench bench``).
 
     Give a config (its model and ``bench:`` section) or a ``suite`` (``smoke``, ``standard``,
     ``lm``; default ``standard``); the keyword arguments override the matrix like the CLI's
-    flags (``models=["rnn"]`` is ``--models rnn``). Each point is warmed up, then measured
-    ``repeats`` times (median and IQR). Writes bench.json and bench.csv.
+    flags (``models=["rnn"]`` is ``--models rnn``; a comma-separated string works too). Each
+    point is warmed up, then measured ``repeats`` times (median and IQR). Writes bench.json
+    and bench.csv.
 
     Returns:
         The benchmark: its directory, typed bench.json document and warnings. Failed points
@@ -257,34 +191,28 @@ def bench(config_or_path: ConfigSource | None = None, *, suite: str | None = Non
         ConfigError: invalid arguments or config (every problem in ``.problems``).
         DeviceError: the device does not exist. OutputError: ``out`` is unusable.
     """
-    from bigbench import devices
-    from bigbench.benchmark.matrix import expand
-    from bigbench.benchmark.run import BenchSession, bench_environment
-    from bigbench.benchmark.session import resolve_matrix
-    from bigbench.config.schema import MeasureConfig
-    from bigbench.results import check_out_dir, create_run_dir
+    from bigbench.benchmark.session import BenchArgs, build_session, check_args
+    from bigbench.results import check_out_dir
 
-    flags = _bench_flags(config_or_path is not None, suite, device, models, batch_sizes,
-                         precisions, modes, seq_lens, gen_tokens, steps, duration_s, warmup,
-                         repeats, compile, channels_last, energy_min_window)
-    out_dir = _optional_path(out)
+    request = BenchArgs(
+        device=device, suite=suite, has_config=config_or_path is not None, models=models,
+        batch_sizes=batch_sizes, precisions=precisions, modes=modes, seq_lens=seq_lens,
+        gen_tokens=gen_tokens, compile=compile, channels_last=channels_last, steps=steps,
+        duration_s=duration_s, warmup=warmup, repeats=repeats,
+        energy_min_window=energy_min_window, isolate=isolate, find_max_batch=find_max_batch)
+    args = Arguments()
+    try:
+        flags = check_args(request)  # the same checks as the CLI's flags
+    except ConfigError as exc:
+        args.problems += exc.problems
+    sets = args.overrides(overrides)
+    out_dir = args.path("out", out)
+    args.flag("progress", progress)
+    args.check()
     if out_dir is not None:
         check_out_dir(out_dir)
-    cfg = load_experiment(config_or_path, overrides) if config_or_path is not None else None
-    torch_device = devices.resolve(device)
-    matrix, plan, label = resolve_matrix(cfg, suite, torch_device.type, flags)
-    if find_max_batch and torch_device.type != "cuda":
-        raise ConfigError("find_max_batch needs a CUDA device: on the CPU an allocation that "
-                          "does not fit ends the process instead of raising an error")
-    measure = cfg.measure if cfg else MeasureConfig()
-    session = BenchSession(
-        points=expand(matrix), plan=plan, device=torch_device,
-        isolated=torch_device.type == "cuda" if isolate is None else isolate,
-        find_max=find_max_batch,
-        out_dir=create_run_dir(Path(cfg.output.dir if cfg else "runs"), f"bench-{label}",
-                               out_dir),
-        label=label, measure=measure, env=bench_environment(torch_device, measure))
-    return _run_bench(session, progress)
+    cfg = load_experiment(config_or_path, sets) if config_or_path is not None else None
+    return _run_bench(build_session(cfg, request, flags, out_dir), progress)
 
 
 def _run_bench(session: Any, progress: bool) -> BenchResult:
@@ -303,33 +231,39 @@ def _run_bench(session: Any, progress: bool) -> BenchResult:
     return BenchResult(run.out_dir, document, list(run.warnings), run.document)
 
 
-def _result_path(result: ResultLike, label: str) -> Path:
+def _result_source(result: object, label: str, args: Arguments) -> Any:
+    """Where a result is: a path, or a loaded document (BenchDocument, RunRecord) as it is.
+
+    A wrong kind is a problem added to ``args`` (and None returned).
+    """
     if isinstance(result, RunResult):
         if result.run_dir is None:
-            raise ConfigError(f"{label}: this run wrote no run directory")
+            args.problems.append(f"{label}: this run wrote no run directory")
         return result.run_dir
     if isinstance(result, BenchResult):
         return result.out_dir
     if isinstance(result, (str, os.PathLike)):
         return Path(result)
-    run_dir = getattr(result, "run_dir", None)  # a RunRecord from load_run knows its directory
-    if type(result).__name__ == "RunRecord" and run_dir:
-        return Path(run_dir)
-    hint = " (a loaded bench.json does not know where it lives: pass its path)" \
-        if type(result).__name__ == "BenchDocument" else ""
-    raise ConfigError(f"{label}: expected a path, a RunResult, a BenchResult or a loaded "
-                      f"run, got {type(result).__name__}{hint}")
+    from bigbench.records import BenchDocument, RunRecord
+
+    if isinstance(result, (BenchDocument, RunRecord)):
+        return result
+    args.problems.append(f"{label}: expected a path, a RunResult, a BenchResult, or a loaded "
+                         f"RunRecord or BenchDocument, not {type(result).__name__}")
+    return None
 
 
 def compare(base: ResultLike, new: ResultLike,
-            metrics: Sequence[str] | str = ("samples_per_s", "j_per_sample"),
+            metrics: str | Sequence[str] = ("samples_per_s", "j_per_sample"),
             fail_above_pct: float = 5.0) -> Comparison:
     """Compare two results point by point (``bigbench compare``).
 
     Args:
-        base: The baseline: bench.json, a bench or run directory, or a result of this API.
+        base: The baseline: bench.json, a bench or run directory, a result of this API, or a
+            loaded RunRecord / BenchDocument.
         new: The new result, in any of the same forms.
-        metrics: Metric names (see ``bigbench.comparison.METRICS``), e.g. ``["samples_per_s"]``.
+        metrics: Metric names (see ``bigbench.comparison.METRICS``), e.g. ``["samples_per_s"]``
+            or ``"samples_per_s,mfu"``.
         fail_above_pct: A metric worse by more than this percentage, beyond both sides'
             noise (median ± IQR/2), is a regression.
 
@@ -338,36 +272,44 @@ def compare(base: ResultLike, new: ResultLike,
         ``env_warnings``, ``to_dict()``. A regression is a result, not an exception.
 
     Raises:
-        CompareError: an unknown metric, a negative threshold, an unreadable input, or no
-            point in common.
+        CompareError: an argument of the wrong type, an unknown metric, a negative threshold,
+            an unreadable input, or no point in common.
     """
     from bigbench.api.comparison import Comparison
-    from bigbench.comparison import METRICS, CompareError, load_side
+    from bigbench.comparison import METRICS, CompareError
     from bigbench.comparison import compare as run_compare
     from bigbench.errors import did_you_mean, one_of
 
-    names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) \
-        else list(metrics)
-    problems = [f"metrics: unknown metric {m!r}{did_you_mean(m, METRICS)}; choose from "
-                f"{one_of(list(METRICS))}" for m in names if m not in METRICS]
-    if not names:
-        problems.append("metrics: give at least one metric")
-    if not fail_above_pct >= 0:
-        problems.append(f"fail_above_pct: {fail_above_pct!r} is negative")
-    if problems:
-        raise CompareError(*problems)
-    result = run_compare(load_side(_result_path(base, "base")),
-                         load_side(_result_path(new, "new")), names, float(fail_above_pct))
-    return Comparison.of(result)
+    args = Arguments(CompareError)
+    sides = [_result_source(base, "base", args), _result_source(new, "new", args)]
+    names = args.names("metrics", metrics)
+    args.number("fail_above_pct", fail_above_pct, minimum=0)
+    if names is not None:
+        args.problems += [f"metrics: unknown metric {m!r}{did_you_mean(m, METRICS)}; choose "
+                          f"from {one_of(list(METRICS))}" for m in names if m not in METRICS]
+        if not names:
+            args.problems.append("metrics: give at least one metric")
+    args.check()
+    return Comparison.of(run_compare(_side(sides[0], "base"), _side(sides[1], "new"),
+                                     names or [], float(fail_above_pct)))
+
+
+def _side(source: Any, label: str) -> Any:
+    """A comparison side from a path (read and validated) or a loaded document."""
+    from bigbench.comparison import load_side, side_of
+
+    if isinstance(source, Path):
+        return load_side(source)
+    return side_of(source, f"{label} (a loaded {type(source).__name__})")
 
 
 def report(results: ResultLike | Sequence[ResultLike],
-           out: str | os.PathLike[str] | None = None) -> Report:
+           out: StrPath | None = None) -> Report:
     """Draw the figures of runs and benchmarks and write report.html (``bigbench report``).
 
     Args:
-        results: One result or a list: run directories, bench directories, bench.json files
-            or results of this API, in any mix.
+        results: One result or a list: run directories, bench directories, bench.json files,
+            results of this API, or loaded RunRecords / BenchDocuments, in any mix.
         out: The report folder; None: ``<run>/report`` for one run, else
             ``runs/<UTC time>-report``.
 
@@ -377,33 +319,63 @@ def report(results: ResultLike | Sequence[ResultLike],
         why).
 
     Raises:
-        ReportError: a result cannot be read (each is named). OutputError: ``out`` is unusable.
+        ReportError: an argument of the wrong type, or a result that cannot be read (each is
+            named). OutputError: ``out`` is unusable.
     """
+    from bigbench.records import BenchDocument, RunRecord
     from bigbench.reporting.build import build_report
+    from bigbench.reporting.inputs import ReportError
 
-    single = isinstance(results, (str, os.PathLike, RunResult, BenchResult)) or \
-        type(results).__name__ in ("RunRecord", "BenchDocument")  # models iterate their fields
-    items = [results] if single else list(results)
-    return build_report([_result_path(r, "results") for r in items], _optional_path(out))
+    args = Arguments(ReportError)
+    # Decided before iterating: pydantic models iterate over their fields.
+    if isinstance(results, (str, os.PathLike, RunResult, BenchResult, RunRecord,
+                            BenchDocument)):
+        items: list[object] = [results]
+    elif isinstance(results, (list, tuple)):
+        items = list(results)
+    else:
+        items = []
+        args.problems.append(f"results: give a result or a list of them, not "
+                             f"{type(results).__name__}")
+    sources = [_result_source(item, "results", args) for item in items]
+    out_dir = args.path("out", out)
+    args.check()
+    # A loaded run is reported from its directory: its metrics.jsonl and power.csv hold the
+    # curves. A loaded bench.json needs nothing beside it.
+    return build_report([Path(s.run_dir) if isinstance(s, RunRecord) else s for s in sources],
+                        out_dir)
 
 
-def load_run(path: str | os.PathLike[str]) -> RunRecord:
+def load_run(path: StrPath) -> RunRecord:
     """run.json of a run directory (or the file itself), as a typed RunRecord.
 
     Raises:
-        RecordError: missing, unreadable, not JSON, another schema, or damaged.
+        RecordError: an argument of the wrong type; missing, unreadable, not JSON, another
+            schema, or damaged.
     """
     from bigbench.records import load_run as load
 
-    return load(Path(path))
+    return load(_record_path(path))
 
 
-def load_bench(path: str | os.PathLike[str]) -> BenchDocument:
+def load_bench(path: StrPath) -> BenchDocument:
     """bench.json (or a folder holding one), as a typed BenchDocument.
 
     Raises:
-        RecordError: missing, unreadable, not JSON, another schema, or damaged.
+        RecordError: an argument of the wrong type; missing, unreadable, not JSON, another
+            schema, or damaged.
     """
     from bigbench.records import load_bench as load
 
-    return load(Path(path))
+    return load(_record_path(path))
+
+
+def _record_path(path: StrPath) -> Path:
+    """``path`` as a Path; a wrong type is a RecordError naming the argument."""
+    from bigbench.records import RecordError
+
+    args = Arguments(RecordError)
+    found = args.path("path", path, optional=False)
+    args.check()
+    assert found is not None
+    return found

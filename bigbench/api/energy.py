@@ -1,4 +1,5 @@
-"""``with bigbench.measure(...) as m:`` — the in-process twin of ``bigbench energy measure``.
+"""``with bigbench.measure(...) as m:`` — the in-process twin of ``bigbench energy measure`` —
+and :func:`probe_energy`, the twin of ``bigbench energy probe``.
 
 Builds the energy monitor exactly as a run does (:func:`bigbench.measurement.energy_monitor`)
 and measures the block as one :class:`~bigbench.measuring.meter.Meter` window, so the device is
@@ -14,10 +15,10 @@ from dataclasses import asdict, dataclass, field
 from types import TracebackType
 from typing import Any
 
-from bigbench.errors import BigbenchError, ConfigError
+from bigbench.api.checks import Arguments
+from bigbench.errors import BigbenchError
 
 
-#: Keys of a per-device entry, as ``bigbench energy measure --json`` prints them.
 @dataclass
 class MeasureResult:
     """What a measured block cost.
@@ -182,23 +183,40 @@ def measure(device: str = "cpu", interval_ms: int = 50, *,
         The :class:`Measurement` context manager.
 
     Raises:
-        ConfigError: a malformed ``device`` string, ``interval_ms`` or ``min_window_s``
-            (every problem in ``.problems``).
+        ConfigError: a malformed or wrong-typed ``device``, ``interval_ms``,
+            ``powercap_root`` or ``min_window_s`` (every problem in ``.problems``).
         DeviceError: on entering the block, when the device does not exist here.
     """
-    from bigbench.config import check_device_string
+    args = Arguments()
+    args.device("device", device)
+    args.number("interval_ms", interval_ms, minimum=5, maximum=1000, whole=True)
+    root = args.path("powercap_root", powercap_root)
+    args.number("min_window_s", min_window_s, positive=True)
+    args.check()
+    return Measurement(device, interval_ms, None if root is None else str(root), min_window_s)
 
-    problems = []
-    try:
-        check_device_string(device)
-    except ValueError as exc:
-        problems.append(f"device: {exc}")
-    if isinstance(interval_ms, bool) or not isinstance(interval_ms, int) \
-            or not 5 <= interval_ms <= 1000:
-        problems.append(f"interval_ms: {interval_ms!r} is not an integer from 5 to 1000")
-    if min_window_s is not None and not min_window_s > 0:
-        problems.append(f"min_window_s: {min_window_s!r} is not positive")
-    if problems:
-        raise ConfigError(*problems)
-    return Measurement(device, interval_ms, None if powercap_root is None else
-                       os.fspath(powercap_root), min_window_s)
+
+def probe_energy(powercap_root: str | os.PathLike[str] | None = None
+                 ) -> dict[str, list[dict[str, Any]]]:
+    """Which energy meters work on this machine, and why the others do not (``bigbench
+    energy probe``; the same dict its ``--json`` prints).
+
+    Args:
+        powercap_root: Where powercap sysfs is (default: ``$BIGBENCH_POWERCAP_ROOT``, else
+            /sys/class/powercap).
+
+    Returns:
+        ``{"working": [...], "unavailable": [...]}``: each working meter with its ``key``,
+        ``kind`` (gpu, cpu, dram), ``name``, ``counter`` (the energy counter's method, or None)
+        and ``power`` method plus its static facts; each unavailable one with its ``kind``,
+        ``name`` and the ``reason`` (with the fix where there is one).
+
+    Raises:
+        ConfigError: ``powercap_root`` is not a path.
+    """
+    from bigbench.measuring.energy.discovery import probe_meters
+
+    args = Arguments()
+    root = args.path("powercap_root", powercap_root)
+    args.check()
+    return probe_meters(None if root is None else str(root))

@@ -242,30 +242,72 @@ def expand(matrix: Matrix) -> list[Point]:
     return points
 
 
+def _items(label: str, value: object, problems: list[str]) -> list[object] | None:
+    """A list argument's items: a comma-separated string (a command-line flag) or a sequence
+    (the Python API); None when it is neither, with the problem added."""
+    if isinstance(value, str):
+        items: list[object] = [item.strip() for item in value.split(",") if item.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        problems.append(f"{label}: give a list or a comma-separated string, not "
+                        f"{type(value).__name__} {value!r}")
+        return None
+    if not items:
+        problems.append(f"{label} {value!r}: give at least one value")
+    return items
+
+
+def check_names(label: str, value: object, allowed: tuple[str, ...] | list[str] | None,
+                problems: list[str]) -> list[str]:
+    """``a,b`` or ``["a", "b"]`` → the names, each one of ``allowed`` (any when None).
+
+    Every problem is added to ``problems``; the names are de-duplicated in order.
+    """
+    names = []
+    for item in _items(label, value, problems) or []:
+        if not isinstance(item, str):
+            problems.append(f"{label}: {item!r} is not a name (a string)")
+        elif allowed is not None and item not in allowed:
+            problems.append(f"{label}: '{item}' is not allowed{did_you_mean(item, allowed)}; "
+                            f"choose from {one_of(list(allowed))}")
+        else:
+            names.append(item)
+    return list(dict.fromkeys(names))
+
+
+def check_sizes(label: str, value: object, maximum: int, problems: list[str]) -> list[int]:
+    """``32,64``, ``[32, 64]`` or ``32`` → the sizes, each a positive integer up to ``maximum``
+    (batch sizes, sequence lengths, generated tokens); every problem added to ``problems``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    sizes = []
+    for item in _items(label, value, problems) or []:
+        if isinstance(item, str) and item.isdigit():
+            item = int(item)
+        if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= maximum:
+            shown = f"'{item}'" if isinstance(item, str) else repr(item)
+            problems.append(f"{label}: {shown} is not a positive integer up to {maximum}")
+        else:
+            sizes.append(item)
+    return list(dict.fromkeys(sizes))
+
+
 def parse_list(option: str, text: str, allowed: tuple[str, ...] | list[str] | None = None
                ) -> list[str]:
-    """Split ``a,b,c``; with ``allowed``, every item must be one of them."""
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if not items:
-        raise ConfigError(f"{option} {text!r}: give a comma-separated list")
-    for item in items:
-        if allowed is not None and item not in allowed:
-            raise ConfigError(f"{option}: '{item}' is not allowed{did_you_mean(item, allowed)}; "
-                              f"choose from {one_of(list(allowed))}")
-    return list(dict.fromkeys(items))
+    """Split ``a,b,c``; with ``allowed``, every item must be one of them.
+
+    Raises:
+        ConfigError: every item that is not allowed.
+    """
+    problems: list[str] = []
+    names = check_names(option, text, allowed, problems)
+    if problems:
+        raise ConfigError(*problems)
+    return names
 
 
 #: Longest --seq-lens / --gen-tokens value (the longest data window a dataset accepts).
 MAX_SEQUENCE = 65_536
-
-
-def parse_batch_sizes(text: str, option: str = "--batch-sizes",
-                      maximum: int = 10_000_000) -> list[int]:
-    """``32,64`` → [32, 64]; every size a positive integer up to ``maximum`` (also --seq-lens,
-    --gen-tokens)."""
-    sizes = []
-    for item in parse_list(option, text):
-        if not item.isdigit() or int(item) < 1 or int(item) > maximum:
-            raise ConfigError(f"{option}: '{item}' is not a positive integer up to {maximum}")
-        sizes.append(int(item))
-    return sizes
+#: Largest --batch-sizes value.
+MAX_BATCH = 10_000_000

@@ -1,12 +1,37 @@
-"""Build a benchmark's matrix and plan from a suite or a CONFIG, plus command-line flags."""
+"""Build a benchmark from a suite or a CONFIG plus the caller's choices: the one
+implementation behind ``bigbench bench`` and :func:`bigbench.bench`.
+
+:class:`BenchArgs` holds the choices as given (lists as comma-separated strings from the
+command line, or sequences from Python); :func:`check_args` checks them all at once and
+:func:`build_session` resolves them into the :class:`~bigbench.benchmark.run.BenchSession`
+to run. Each caller only names its arguments (``--batch-sizes`` or ``batch_sizes``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from bigbench.benchmark.matrix import CUDA_SUITES, SUITES, Matrix, Plan, expand
+from bigbench.benchmark.matrix import (
+    CUDA_SUITES,
+    MAX_BATCH,
+    MAX_SEQUENCE,
+    MODES,
+    PRECISIONS,
+    SUITES,
+    Matrix,
+    Plan,
+    check_names,
+    check_sizes,
+    expand,
+)
 from bigbench.errors import ConfigError
+from bigbench.models.registry import MODELS
+
+if TYPE_CHECKING:
+    from bigbench.benchmark.run import BenchSession
 
 
 @dataclass
@@ -26,6 +51,151 @@ class Overrides:
     warmup: int | None = None
     repeats: int | None = None
     energy_min_window: bool | None = None
+
+
+#: A list choice as given: ``"cnn,rnn"`` (a flag) or ``["cnn", "rnn"]`` (Python).
+ListArg = str | Sequence[str] | None
+#: A list of sizes as given: ``"32,64"``, ``[32, 64]`` or ``32``.
+SizesArg = str | Sequence[int] | int | None
+
+
+@dataclass
+class BenchArgs:
+    """What a benchmark was asked for, exactly as given (nothing checked yet).
+
+    ``None`` leaves the suite's or config's value. ``has_config``: a CONFIG was given (its
+    matrix is the base instead of a suite's).
+    """
+
+    device: str = "auto"
+    suite: str | None = None
+    has_config: bool = False
+    models: ListArg = None
+    batch_sizes: SizesArg = None
+    precisions: ListArg = None
+    modes: ListArg = None
+    seq_lens: SizesArg = None
+    gen_tokens: SizesArg = None
+    compile: bool | None = None
+    channels_last: bool | None = None
+    steps: int | None = None
+    duration_s: float | None = None
+    warmup: int | None = None
+    repeats: int | None = None
+    energy_min_window: bool | None = None
+    isolate: bool | None = None
+    find_max_batch: bool = False
+
+
+def _namer(names: Mapping[str, str]) -> Callable[[str], str]:
+    """How the caller names each argument (the field's own name unless ``names`` says)."""
+    return lambda field: names.get(field, field)
+
+
+def _check_number(label: str, value: object, minimum: float, problems: list[str],
+                  whole: bool = True) -> None:
+    """``value`` (when given) is a number of the right kind (an int when ``whole``) and at
+    least ``minimum``."""
+    if value is None:
+        return
+    kinds = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        problems.append(f"{label}: {value!r} is not {'a whole number' if whole else 'a number'}")
+    elif not value >= minimum:
+        problems.append(f"{label}: {value!r} is below the minimum {minimum:g}")
+
+
+def _check_flags(args: BenchArgs, name: Callable[[str], str], problems: list[str]) -> None:
+    """The on/off choices are booleans (None: the suite's or config's choice)."""
+    for field in ("compile", "channels_last", "energy_min_window", "isolate"):
+        value = getattr(args, field)
+        if value is not None and not isinstance(value, bool):
+            problems.append(f"{name(field)}: {value!r} is not True, False or None")
+    if not isinstance(args.find_max_batch, bool):
+        problems.append(f"{name('find_max_batch')}: {args.find_max_batch!r} is not True or "
+                        "False")
+
+
+def check_args(args: BenchArgs, names: Mapping[str, str] | None = None) -> Overrides:
+    """Check every choice of ``args``; the checked choices as :class:`Overrides`.
+
+    Args:
+        args: The choices as given.
+        names: How the caller names each argument in messages (``{"batch_sizes":
+            "--batch-sizes"}``); ``"config"`` names the CONFIG. Default: the field names.
+
+    Raises:
+        ConfigError: every problem at once (nothing has run yet).
+    """
+    from bigbench.config.loader import device_problems
+
+    name = _namer(names or {})
+    problems = device_problems(name("device"), args.device)
+    if args.has_config and args.suite is not None:
+        problems.append(f"give either {name('config')} or {name('suite')}, not both")
+    if args.suite is not None and args.suite not in SUITES:
+        problems.append(f"{name('suite')}: {args.suite!r} is not a suite; choose from "
+                        f"{', '.join(SUITES)}")
+    if args.steps is not None and args.duration_s is not None:
+        problems.append(f"{name('steps')} and {name('duration_s')} both given; choose one")
+    for field, minimum in (("steps", 1), ("warmup", 0), ("repeats", 1)):
+        _check_number(name(field), getattr(args, field), minimum, problems)
+    _check_number(name("duration_s"), args.duration_s, 0.001, problems, whole=False)
+    _check_flags(args, name, problems)
+    flags = Overrides(
+        models=_names(name("models"), args.models, MODELS.names(), problems),
+        batch_sizes=_sizes(name("batch_sizes"), args.batch_sizes, MAX_BATCH, problems),
+        precisions=_names(name("precisions"), args.precisions, PRECISIONS, problems),
+        modes=_names(name("modes"), args.modes, MODES, problems),
+        seq_lens=_sizes(name("seq_lens"), args.seq_lens, MAX_SEQUENCE, problems),
+        gen_tokens=_sizes(name("gen_tokens"), args.gen_tokens, MAX_SEQUENCE, problems),
+        compile=args.compile, channels_last=args.channels_last, steps=args.steps,
+        duration_s=args.duration_s, warmup=args.warmup, repeats=args.repeats,
+        energy_min_window=args.energy_min_window)
+    if problems:
+        raise ConfigError(*problems)
+    return flags
+
+
+def _names(label: str, value: ListArg, allowed: Sequence[str], problems: list[str]
+           ) -> list[str] | None:
+    return None if value is None else check_names(label, value, list(allowed), problems)
+
+
+def _sizes(label: str, value: SizesArg, maximum: int, problems: list[str]) -> list[int] | None:
+    return None if value is None else check_sizes(label, value, maximum, problems)
+
+
+def build_session(config: Any, args: BenchArgs, flags: Overrides, out: Path | None,
+                  names: Mapping[str, str] | None = None) -> BenchSession:
+    """The benchmark to run: the matrix of ``config`` (or of ``args.suite``) with ``flags``
+    applied, on the device of ``args``, writing into ``out`` (or a new folder under
+    ``output.dir``, else runs/).
+
+    Raises:
+        DeviceError: the device does not exist. ConfigError: ``find_max_batch`` off CUDA.
+        OutputError: the output folder cannot be created.
+    """
+    from bigbench import devices
+    from bigbench.benchmark.run import BenchSession, bench_environment
+    from bigbench.config.schema import MeasureConfig
+    from bigbench.results import create_run_dir
+
+    torch_device = devices.resolve(args.device)
+    matrix, plan, label = resolve_matrix(config, args.suite, torch_device.type, flags)
+    if args.find_max_batch and torch_device.type != "cuda":
+        raise ConfigError(f"{_namer(names or {})('find_max_batch')} needs a CUDA device: on "
+                          "the CPU an allocation that does not fit ends the process (the "
+                          "kernel's OOM killer) instead of raising an error bigbench could "
+                          "record")
+    measure = config.measure if config else MeasureConfig()
+    isolated = torch_device.type == "cuda" if args.isolate is None else args.isolate
+    return BenchSession(
+        points=expand(matrix), plan=plan, device=torch_device, isolated=isolated,
+        find_max=args.find_max_batch,
+        out_dir=create_run_dir(Path(config.output.dir if config else "runs"), f"bench-{label}",
+                               out),
+        label=label, measure=measure, env=bench_environment(torch_device, measure))
 
 
 def matrix_from_config(config: Any) -> tuple[Matrix, Plan]:
@@ -105,5 +275,5 @@ def suite_matrix(name: str, device_type: str = "cpu") -> tuple[Matrix, Plan]:
             Plan(**{**plan.__dict__, "optimizer": dict(plan.optimizer)}))
 
 
-__all__ = ["Overrides", "apply_overrides", "expand", "matrix_from_config", "resolve_matrix",
-           "suite_matrix"]
+__all__ = ["BenchArgs", "Overrides", "apply_overrides", "build_session", "check_args", "expand",
+           "matrix_from_config", "resolve_matrix", "suite_matrix"]

@@ -29,6 +29,16 @@ class Suite(str, Enum):
     lm = "lm"
 
 
+#: How this command names each choice in its messages (see bigbench.benchmark.session).
+FLAG_NAMES = {"config": "CONFIG", "device": "--device", "suite": "--suite",
+              "models": "--models", "batch_sizes": "--batch-sizes", "precisions": "--precision",
+              "modes": "--mode", "seq_lens": "--seq-lens", "gen_tokens": "--gen-tokens",
+              "steps": "--steps", "duration_s": "--duration", "warmup": "--warmup",
+              "repeats": "--repeats", "compile": "--compile", "channels_last": "--channels-last",
+              "energy_min_window": "--energy-min-window", "isolate": "--isolate",
+              "find_max_batch": "--find-max-batch"}
+
+
 # Typer reads every option from this signature, so it runs past 80 lines; the body only
 # resolves the options into a BenchSession and hands it to the library.
 @user_errors
@@ -97,60 +107,21 @@ def bench(
       bigbench bench configs/cnn.yaml --mode train --repeats 5 --markdown
       bigbench bench --suite lm --device cpu --seq-lens 64,256 --gen-tokens 32
     """
-    from bigbench import devices
-    from bigbench.benchmark.matrix import (
-        MAX_SEQUENCE,
-        MODES,
-        PRECISIONS,
-        expand,
-        parse_batch_sizes,
-        parse_list,
-    )
-    from bigbench.benchmark.run import BenchSession, bench_environment
-    from bigbench.benchmark.session import (
-        Overrides,
-        resolve_matrix,
-    )
-    from bigbench.config import check_device_string, load_config
-    from bigbench.config.schema import MeasureConfig
-    from bigbench.errors import ConfigError
-    from bigbench.models.registry import MODELS
-    from bigbench.results import check_out_dir, create_run_dir
+    from bigbench.benchmark.session import BenchArgs, build_session, check_args
+    from bigbench.config import load_config
+    from bigbench.results import check_out_dir
 
-    try:
-        check_device_string(device)
-    except ValueError as exc:
-        raise ConfigError(f"--device: {exc}") from None
-    if config is not None and suite is not None:
-        raise ConfigError("give either CONFIG or --suite, not both")
+    args = BenchArgs(
+        device=device, suite=suite.value if suite else None, has_config=config is not None,
+        models=models, batch_sizes=batch_sizes, precisions=precision, modes=mode,
+        seq_lens=seq_lens, gen_tokens=gen_tokens, compile=compile_, channels_last=channels_last,
+        steps=steps, duration_s=duration, warmup=warmup, repeats=repeats,
+        energy_min_window=energy_min_window, isolate=isolate, find_max_batch=find_max_batch)
+    flags = check_args(args, FLAG_NAMES)
     if out is not None:
         check_out_dir(out)
     cfg = load_config(config, set_) if config is not None else None
-    flags = Overrides(
-        models=parse_list("--models", models, MODELS.names()) if models else None,
-        batch_sizes=parse_batch_sizes(batch_sizes) if batch_sizes else None,
-        precisions=parse_list("--precision", precision, PRECISIONS) if precision else None,
-        modes=parse_list("--mode", mode, MODES) if mode else None,
-        seq_lens=parse_batch_sizes(seq_lens, "--seq-lens", MAX_SEQUENCE) if seq_lens else None,
-        gen_tokens=parse_batch_sizes(gen_tokens, "--gen-tokens", MAX_SEQUENCE)
-        if gen_tokens else None,
-        compile=compile_, channels_last=channels_last, steps=steps, duration_s=duration,
-        warmup=warmup, repeats=repeats, energy_min_window=energy_min_window)
-    torch_device = devices.resolve(device)
-    matrix, plan, label = resolve_matrix(cfg, suite.value if suite else None, torch_device.type,
-                                         flags)
-    if find_max_batch and torch_device.type != "cuda":
-        raise ConfigError("--find-max-batch needs a CUDA device: on the CPU an allocation that "
-                          "does not fit ends the process (the kernel's OOM killer) instead of "
-                          "raising an error bigbench could record")
-    measure = cfg.measure if cfg else MeasureConfig()
-    _run(BenchSession(
-        points=expand(matrix), plan=plan, device=torch_device,
-        isolated=torch_device.type == "cuda" if isolate is None else isolate,
-        find_max=find_max_batch,
-        out_dir=create_run_dir(Path(cfg.output.dir if cfg else "runs"), f"bench-{label}", out),
-        label=label, measure=measure, env=bench_environment(torch_device, measure)),
-        json_, markdown_)
+    _run(build_session(cfg, args, flags, out, FLAG_NAMES), json_, markdown_)
 
 
 def _run(session: Any, json_: bool, markdown_: bool) -> None:

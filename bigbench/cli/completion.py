@@ -1,19 +1,29 @@
-"""Shell completion of option values: config keys after ``--set``, model names, devices.
+"""Shell completion of option values: config keys after ``--set``, model names, devices; and
+bash completion that survives bash splitting words at ``=`` and ``:``.
 
 Every function here runs on each Tab press, so it stays cheap: the config schema and the
 registries are pydantic models and names (no torch), read once and cached.
+
+Bash splits the line at the characters of ``COMP_WORDBREAKS`` (``=`` and ``:`` among them), so
+``--set train.compile=t`` reaches the program as ``--set``, ``train.compile``, ``=``, ``t`` and
+readline replaces only ``t``. :class:`BashComplete` joins the pieces back before Click sees
+them and answers with the part after the last break (``true``); its script adds no space after
+a completed ``key=``, so the value can follow at once.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import sys
 import types
 import typing
 from collections.abc import Iterable
 from enum import Enum
 from pathlib import Path
 from typing import Any
+
+from typer._completion_classes import BashComplete as TyperBashComplete
 
 #: What ``--device`` accepts besides ``cuda:N`` (see ``check_device_string``).
 DEVICES = ("auto", "cpu", "cuda")
@@ -152,3 +162,103 @@ def device_names() -> list[str]:
 def complete_device(incomplete: str) -> list[str]:
     """``--device``: auto, cpu, cuda, cuda:0…"""
     return [d for d in device_names() if d.startswith(incomplete)]
+
+
+#: Characters bash splits words at (in its default ``COMP_WORDBREAKS``) that occur inside
+#: bigbench's arguments: ``--set key=value``, ``--opt=value``, ``cuda:0``.
+WORD_BREAKS = "=:"
+
+#: Typer's bash script, plus ``nospace`` after a lone ``key=`` reply (so the value can be typed
+#: right after it). Filled in like Typer's (``--show-completion``, ``--install-completion``).
+BASH_SCRIPT = """
+%(complete_func)s() {
+    local IFS=$'\\n'
+    COMPREPLY=( $( env COMP_WORDS="${COMP_WORDS[*]}" \\
+                   COMP_CWORD=$COMP_CWORD \\
+                   %(autocomplete_var)s=complete_bash $1 ) )
+    if [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *= ]]; then
+        compopt -o nospace
+    fi
+    return 0
+}
+
+complete -o default -F %(complete_func)s %(prog_name)s
+"""
+
+
+def _is_break(word: str) -> bool:
+    return bool(word) and all(c in WORD_BREAKS for c in word)
+
+
+def rejoin_words(words: list[str]) -> list[list[str]]:
+    """Group bash's words into the arguments they were typed as.
+
+    A word made only of break characters (``=``, ``:``) was split off the word before it, and
+    the word after it from it: ``["a.b", "=", "c"]`` → ``[["a.b", "=", "c"]]``.
+    """
+    groups: list[list[str]] = []
+    glue = False
+    for word in words:
+        if groups and (glue or _is_break(word)):
+            groups[-1].append(word)
+        else:
+            groups.append([word])
+        glue = _is_break(word)
+    return groups
+
+
+def _option_value_start(incomplete: str) -> int:
+    """Where Click starts completing in ``incomplete``: after ``--opt=`` (Click splits an
+    option's name from its value there), else at the start."""
+    if incomplete[:1] == "-" and "=" in incomplete:
+        return incomplete.index("=") + 1
+    return 0
+
+
+def _click_completion() -> types.ModuleType:
+    """Click's ``shell_completion`` module as Typer uses it: its own vendored copy in recent
+    Typer versions, ``click.shell_completion`` in older ones (where its classes come from)."""
+    return sys.modules[TyperBashComplete.__mro__[1].__module__]
+
+
+class BashComplete(TyperBashComplete):
+    """Typer's bash completion, with the words bash split at ``=`` and ``:`` joined again."""
+
+    source_template = BASH_SCRIPT
+    #: The start of the argument being completed that readline leaves in place.
+    kept: str = ""
+
+    def get_completion_args(self) -> tuple[list[str], str]:
+        """The arguments before the cursor and the one being completed, as typed.
+
+        Also keeps :attr:`kept`: the start of that argument readline leaves in place (up to
+        its last break character), which every reply must leave out.
+        """
+        words = _click_completion().split_arg_string(os.environ.get("COMP_WORDS", ""))
+        cword = int(os.environ.get("COMP_CWORD", "0"))
+        typed = words[1:cword + 1]  # a cursor after a space: past the last word
+        groups = rejoin_words(typed)
+        current = groups.pop() if groups and cword < len(words) else []
+        self.kept = "".join(current if current and _is_break(current[-1]) else current[:-1])
+        return ["".join(group) for group in groups], "".join(current)
+
+    def complete(self) -> str:
+        """One reply per line, each the text that replaces what follows :attr:`kept`."""
+        args, incomplete = self.get_completion_args()
+        head = incomplete[:_option_value_start(incomplete)]
+        replies = [head + item.value for item in self.get_completions(args, incomplete)]
+        return "\n".join(r[len(self.kept):] for r in replies if r.startswith(self.kept))
+
+
+def use_bash_completion() -> None:
+    """Make ``complete_bash`` requests and the bash script bigbench's (:class:`BashComplete`).
+
+    Typer registers its own class each time it builds the app, so the root command calls this
+    as it starts; Typer reads the script from a module dict (no public hook exists).
+    """
+    from typer import _completion_shared
+
+    _click_completion().add_completion_class(BashComplete, "bash")
+    scripts = getattr(_completion_shared, "_completion_scripts", None)
+    if isinstance(scripts, dict):
+        scripts["bash"] = BASH_SCRIPT

@@ -31,15 +31,13 @@ def probe(json_: bool = typer.Option(False, "--json", help="Print JSON."),
 
     Example: bigbench energy probe
     """
-    from bigbench.measuring.energy.discovery import all_meters
+    from bigbench.measuring.energy.discovery import probe_meters
 
-    meters = all_meters(powercap_root)
-    working = [{"key": d.key, "kind": d.kind, "name": d.name, "counter": d.counter_method,
-                "power": d.power_method, **d.info()} for d in meters.devices]
-    broken = [{"kind": u.kind, "name": u.name, "reason": u.reason} for u in meters.unavailable]
+    found = probe_meters(powercap_root)
     if json_:
-        print_json({"working": working, "unavailable": broken})
+        print_json(found)
         return
+    working, broken = found["working"], found["unavailable"]
     console = out_console()
     for meter in working:
         how = meter["counter"] or f"{meter['power']} (integrated; no energy counter)"

@@ -115,7 +115,8 @@ class BigbenchGroup(TyperGroup):
     Typer prints usage errors (an unknown option, a missing argument) in a rich panel with
     box drawing and styles. On a terminal that stays; when stderr is not one (a log, a pipe)
     the error is Click's plain text, and ``NO_COLOR`` switches styles off everywhere
-    (:func:`plain_typer_output`). Help is Click's plain layout (:func:`click_layout`).
+    (:func:`plain_typer_output`). Help is Click's plain layout (:func:`click_layout`). Bash
+    completion is bigbench's (:func:`bigbench.cli.completion.use_bash_completion`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -130,8 +131,10 @@ class BigbenchGroup(TyperGroup):
         import sys
 
         from bigbench.cli.common import is_terminal
+        from bigbench.cli.completion import use_bash_completion
 
         plain_typer_output()
+        use_bash_completion()  # after Typer registered its own, before a completion request
         # Typer renders errors with the root's markup mode (None: Click's plain text).
         self.rich_markup_mode = self._help_markup_mode if is_terminal(sys.stderr) else None
         try:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from typing import Any
 
 import typer
@@ -28,24 +26,9 @@ def models(json_: bool = JSON_OPTION) -> None:
 
     Example: bigbench models --json
     """
-    import torch
+    from bigbench.catalog import model_catalog
 
-    from bigbench.models import MODELS, build_model
-
-    rows = []
-    for spec in MODELS:
-        reference = spec.extras["reference_data"]
-        # gpt is counted on the meta device, which allocates nothing (its 1.3b preset would
-        # take 5 GB). The small models are built for real: initialising an nn.Embedding on
-        # meta imports torch._dynamo, a second this listing need not spend.
-        with torch.device("meta") if spec.name == "gpt" else contextlib.nullcontext():
-            built = build_model(spec.config_class(name=spec.name), reference)
-            row = {"name": spec.name, "family": built.family.name, "params": built.params,
-                   "reference_input": list(reference.sample_shape),
-                   "summary": spec.summary, "defaults": spec.defaults()}
-            if spec.name == "gpt":
-                row["sizes"] = _gpt_sizes(spec, reference)
-        rows.append(row)
+    rows = model_catalog()
     if json_:
         print_json(rows)
         return
@@ -66,37 +49,14 @@ def models(json_: bool = JSON_OPTION) -> None:
     out_console().print(table)
 
 
-def _gpt_sizes(spec: Any, reference: Any) -> list[dict[str, Any]]:
-    """Each gpt size preset with its parameter count on the reference vocabulary."""
-    from dataclasses import replace
-
-    from bigbench.models import build_model
-    from bigbench.models.specs import GPT_SIZES
-
-    sizes = []
-    for size, (n_layer, n_head, d_model, context) in GPT_SIZES.items():
-        # The reference window fits the smallest preset; each preset is counted at its own.
-        data = replace(reference, sample_shape=(context,))
-        built = build_model(spec.config_class(name=spec.name, size=size), data)
-        sizes.append({"name": spec.name, "size": size, "n_layer": n_layer, "n_head": n_head,
-                      "d_model": d_model, "context": context, "params": built.params})
-    return sizes
-
-
 def data(json_: bool = JSON_OPTION) -> None:
     """List registered datasets and their arguments.
 
     Example: bigbench data
     """
-    from bigbench.data import DATASETS
+    from bigbench.catalog import dataset_catalog
 
-    rows = []
-    for spec in DATASETS:
-        fields = spec.config_class.model_fields
-        arguments = {k: {"default": None if f.is_required() else f.default,
-                         "required": f.is_required(), "description": f.description}
-                     for k, f in fields.items() if k != "name"}
-        rows.append({"name": spec.name, "summary": spec.summary, "arguments": arguments})
+    rows = dataset_catalog()
     if json_:
         print_json(rows)
         return
@@ -117,21 +77,10 @@ def devices(json_: bool = JSON_OPTION) -> None:
 
     Example: bigbench devices
     """
-    import torch
+    from bigbench.catalog import device_report
 
-    from bigbench.devices import cpu_model_name, cuda_devices
-    from bigbench.measuring.energy.nvml import probe
-
-    cuda = [d.as_dict() for d in cuda_devices()]
-    info = {
-        "cpu": {"name": cpu_model_name(), "logical_cpus": os.cpu_count(),
-                "torch_threads": torch.get_num_threads()},
-        "torch": torch.__version__,
-        "cuda_available": torch.cuda.is_available(),
-        "cuda_build": torch.version.cuda,
-        "cuda_devices": cuda,
-        "nvml": probe(),
-    }
+    info = device_report()
+    cuda = info["cuda_devices"]
     if json_:
         print_json(info)
         return

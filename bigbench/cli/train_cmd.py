@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -50,9 +49,10 @@ def train(
       bigbench train --resume runs/20261129T143012Z-cnn-digits
     """
     from bigbench.results import check_out_dir
+    from bigbench.train_setup import resolve_training, shorthand_overrides
 
-    cfg, resume_info = _config_and_resume(config, resume, force, out,
-                                          _overrides(set_, device, seed, log_to))
+    cfg, resume_info = resolve_training(config, shorthand_overrides(set_, device, seed, log_to),
+                                        resume=resume, force=force, out=out)
     if out is not None:
         check_out_dir(out)  # fail before any expensive work
 
@@ -89,40 +89,3 @@ def train(
         console.print(f"figures: bigbench report {shlex.quote(str(result.run_dir))}",
                       soft_wrap=True, highlight=False, markup=False)
     raise typer.Exit(result.exit_code)
-
-
-def _overrides(set_: list[str], device: str | None, seed: int | None,
-               log_to: str | None = None) -> list[str]:
-    """``--set`` plus the options that are shorthands for config keys."""
-    overrides = list(set_)
-    if device is not None:
-        overrides.append(f"device={device}")
-    if seed is not None:
-        overrides.append(f"train.seed={seed}")
-    if log_to is not None:
-        names = [name.strip() for name in log_to.split(",") if name.strip()]
-        overrides.append(f"output.loggers=[{', '.join(names)}]")
-    return overrides
-
-
-def _config_and_resume(config: Path | None, resume: Path | None, force: bool,
-                       out: Path | None, overrides: list[str]) -> tuple[Any, Any]:
-    """The validated config, and what to resume (None for a fresh run)."""
-    from bigbench.config import load_config
-    from bigbench.errors import ConfigError
-
-    if resume is None:
-        if config is None:
-            raise ConfigError("give a CONFIG to train, or --resume RUN_DIR")
-        return load_config(config, overrides), None
-    from bigbench.resume import ResumeInfo, config_differences, open_run
-
-    if out is not None:
-        raise ConfigError("--out and --resume: a resumed run continues in its own directory")
-    record, checkpoint = open_run(resume)
-    cfg = load_config(config or resume / "config.yaml", overrides)
-    changes = config_differences(record["config"], cfg.model_dump(mode="json"))
-    if changes and not force:
-        raise ConfigError(*[f"--resume {resume}: the config differs from the run's; "
-                            "pass --force to accept:"] + [f"  {c}" for c in changes])
-    return cfg, ResumeInfo(resume, record, checkpoint, changes)

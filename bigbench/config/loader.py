@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import yaml
 from pydantic import ValidationError
 
 from bigbench.config.problems import describe_errors
-from bigbench.config.schema import ExperimentConfig
+from bigbench.config.schema import ExperimentConfig, check_device_string
 from bigbench.config.yaml_source import KeyPath, parse_yaml, read_config_text
 from bigbench.errors import ConfigError
 
 _KEY_PART = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+#: A config as :func:`load_source` takes it: a YAML path, a mapping of keys or a validated
+#: config (``bigbench.api`` names the same union without importing pydantic).
+ConfigSource: TypeAlias = str | os.PathLike[str] | Mapping[str, Any] | ExperimentConfig
 
 
 def load_config(path: Path | str, overrides: Sequence[str] = ()) -> ExperimentConfig:
@@ -46,6 +51,39 @@ def load_config(path: Path | str, overrides: Sequence[str] = ()) -> ExperimentCo
     where[()] = str(path)
     data = apply_overrides(parsed.data, overrides, where)
     return validate(data, where)
+
+
+def load_source(source: ConfigSource, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """A config from a YAML path, a mapping of its keys or an ExperimentConfig, overridden.
+
+    Raises:
+        ConfigError: every problem found (a source of another type is one).
+    """
+    if isinstance(source, (str, os.PathLike)):
+        return load_config(Path(source), overrides)
+    if isinstance(source, ExperimentConfig):
+        if not overrides:
+            return source
+        data, where = source.model_dump(mode="json"), {(): "config object"}
+    elif isinstance(source, Mapping):
+        data, where = dict(source), {(): "config dict"}
+    else:
+        raise ConfigError(f"config: expected a YAML path, a dict or an ExperimentConfig, got "
+                          f"{type(source).__name__}")
+    return validate(apply_overrides(data, overrides, where), where)
+
+
+def device_problems(label: str, value: object) -> list[str]:
+    """What is wrong with ``value`` as a device string (``auto``, ``cpu``, ``cuda``,
+    ``cuda:N``): nothing, or one line naming ``label``. Existence is checked at run time."""
+    if not isinstance(value, str):
+        return [f"{label}: give a device string (auto, cpu, cuda or cuda:N), not "
+                f"{type(value).__name__} {value!r}"]
+    try:
+        check_device_string(value)
+    except ValueError as exc:
+        return [f"{label}: {exc}"]
+    return []
 
 
 def validate(data: Mapping[str, Any], where: Mapping[KeyPath, str]) -> ExperimentConfig:

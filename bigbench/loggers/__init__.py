@@ -6,7 +6,8 @@
 - ``log_train(event)`` / ``log_eval(event)`` with each metrics.jsonl entry (at log intervals and
   evaluations, never per step), plus ``power_w`` — the latest power sample of every metered
   device (watts, None before its first sample) — when energy is measured;
-- ``finish(record, run_dir)`` with run.json once it is written.
+- ``finish(record, run_dir)`` with run.json once it is written — exactly once, also when the
+  run ends by an exception or a second Ctrl-C (then with the record as far as it got).
 
 Loggers run on the writing rank only (see :class:`bigbench.run_writer.RunWriter`). A logger's
 package is an optional extra, checked by :func:`check_loggers` before anything is written; a

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bigbench.errors import OutputError
 from bigbench.reporting.figures import ReportFigure, draw_figures
 from bigbench.reporting.html import render_html
-from bigbench.reporting.inputs import ReportInputs, load_inputs
+from bigbench.reporting.inputs import ReportInputs, ResultSource, load_inputs
 from bigbench.reporting.markdown import render_markdown
 from bigbench.results import atomic_write_text, create_run_dir
 
@@ -37,7 +38,7 @@ class Report:
 FIGURE_SUFFIXES = (".png", ".svg")
 
 
-def default_out_dir(results: list[Path], inputs: ReportInputs) -> Path:
+def default_out_dir(results: Sequence[ResultSource], inputs: ReportInputs) -> Path:
     """A single run's report lives in its run directory (``<run>/report``); any other mix in
     a new ``runs/<UTC time>-report`` (created exclusively: two reports never share one)."""
     if len(results) == 1 and len(inputs.runs) == 1:
@@ -45,8 +46,9 @@ def default_out_dir(results: list[Path], inputs: ReportInputs) -> Path:
     return create_run_dir(Path("runs"), "report")
 
 
-def build_report(results: list[Path], out_dir: Path | None = None) -> Report:
-    """Read ``results`` and write the report into ``out_dir`` (see :func:`default_out_dir`).
+def build_report(results: Sequence[ResultSource], out_dir: Path | None = None) -> Report:
+    """Read ``results`` (paths, or loaded bench.json documents) and write the report into
+    ``out_dir`` (see :func:`default_out_dir`).
 
     An existing report folder is refreshed in place: its report files and figures are
     rewritten and figures an earlier report drew that this one does not are removed; nothing

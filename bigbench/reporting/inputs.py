@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,11 +60,19 @@ class RunInput:
 
 @dataclass
 class BenchInput:
-    """One benchmark: its label and validated bench.json."""
+    """One benchmark: its label, its bench.json's path (or, for a document given already
+    loaded, what it is) and the validated bench.json."""
 
     label: str
-    path: Path
+    path: Path | str
     document: BenchDocument
+
+
+#: A result as :func:`load_inputs` takes it: a path, or a bench.json already loaded (its
+#: figures need nothing beside it; a run's need its directory's metrics.jsonl and power.csv).
+ResultSource = Path | BenchDocument
+#: How a bench.json given already loaded is named in the report.
+LOADED_BENCH = "bench.json given as a loaded BenchDocument"
 
 
 @dataclass
@@ -74,23 +83,28 @@ class ReportInputs:
     benches: list[BenchInput] = field(default_factory=list)
 
 
-def load_inputs(paths: list[Path]) -> ReportInputs:
-    """Read every RESULT: a run directory, a bench directory or a bench.json (any mix).
+def load_inputs(paths: Sequence[ResultSource]) -> ReportInputs:
+    """Read every RESULT: a run directory, a bench directory, a bench.json or a loaded
+    BenchDocument (any mix).
 
     Raises:
         ReportError: one line per unusable result (all of them, not only the first).
     """
     inputs, problems, labels = ReportInputs(), [], set()
     for path in paths:
-        try:
-            found, document = load_result(path)
-        except RecordError as exc:
-            problems.extend(exc.problems)
-            continue
+        found: Path | str
+        if isinstance(path, BenchDocument):
+            found, document = LOADED_BENCH, path
+        else:
+            try:
+                found, document = load_result(path)
+            except RecordError as exc:
+                problems.extend(exc.problems)
+                continue
         label = _unique(document.name if isinstance(document, RunRecord) else document.label,
                         labels)
         if isinstance(document, RunRecord):
-            inputs.runs.append(_run_input(label, found.parent, document))
+            inputs.runs.append(_run_input(label, Path(found).parent, document))
         else:
             inputs.benches.append(BenchInput(label, found, document))
     if problems:
