@@ -119,3 +119,23 @@ def report_results(tmp_path_factory: pytest.TempPathFactory) -> ReportResults:
         live.stop()
         torch.set_num_threads(threads)  # train.threads is process-wide
     return ReportResults(root / "run", root / "bench")
+
+
+def undeclared_keys(model, lenient: tuple[type, ...] = (), path: str = "") -> list[str]:
+    """Keys present in a validated record (recursively) that its class does not declare.
+
+    ``lenient``: sections whose free-form keys are expected (the resolved config).
+    """
+    from pydantic import BaseModel
+
+    found = [f"{path}.{key}" for key in model.model_extra or {}
+             if not isinstance(model, lenient)]
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        items = value.items() if isinstance(value, dict) else enumerate(value) \
+            if isinstance(value, list) else [("", value)]
+        for key, item in items:
+            if isinstance(item, BaseModel):
+                found += undeclared_keys(item, lenient,
+                                         f"{path}.{name}" + (f"[{key}]" if key != "" else ""))
+    return found

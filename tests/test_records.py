@@ -10,7 +10,7 @@ import textwrap
 
 import jsonschema  # a dev dependency: an independent validator of the exported schema
 import pytest
-from conftest import TINY_CNN
+from conftest import TINY_CNN, undeclared_keys
 from fakes import LivePowercap
 from pydantic import BaseModel
 from typer.testing import CliRunner
@@ -104,18 +104,8 @@ def test_real_outputs_cover_the_interesting_shapes(results) -> None:
     assert statuses == {"ok", "skipped"}  # the RNN cannot run channels_last
 
 
-def _undeclared(model: BaseModel, path: str = "") -> list[str]:
-    """Keys present in ``model`` (recursively) that its class does not declare."""
-    found = [f"{path}.{key}" for key in model.model_extra or {}
-             if not isinstance(model, (RunConfig, TrainSettings, RunTime))]
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        items = value.items() if isinstance(value, dict) else enumerate(value) \
-            if isinstance(value, list) else [("", value)]
-        for key, item in items:
-            if isinstance(item, BaseModel):
-                found += _undeclared(item, f"{path}.{name}" + (f"[{key}]" if key != "" else ""))
-    return found
+def _undeclared(model: BaseModel) -> list[str]:
+    return undeclared_keys(model, (RunConfig, TrainSettings, RunTime))
 
 
 @pytest.mark.parametrize("name", ["run", "plain", "bench", "bench-plain"])
@@ -179,13 +169,13 @@ def test_unknown_keys_are_allowed_for_newer_writers(results) -> None:
     check(newer)
 
 
-def test_every_field_is_described() -> None:
-    for kind in ("run", "bench"):
-        schema = json_schema(kind)  # type: ignore[arg-type]
-        assert schema["$schema"].endswith("2020-12/schema")
-        for name, definition in [("top", schema), *schema["$defs"].items()]:
-            for key, prop in definition.get("properties", {}).items():
-                assert prop.get("description"), f"{kind}: {name}.{key} has no description"
+@pytest.mark.parametrize("kind", ["run", "bench", "optimize"])
+def test_every_field_is_described(kind) -> None:
+    schema = json_schema(kind)
+    assert schema["$schema"].endswith("2020-12/schema")
+    for name, definition in [("top", schema), *schema["$defs"].items()]:
+        for key, prop in definition.get("properties", {}).items():
+            assert prop.get("description"), f"{kind}: {name}.{key} has no description"
 
 
 def test_loaders_read_files_and_folders(results, tmp_path) -> None:

@@ -139,8 +139,8 @@ def _check_fits(point: Point, device: torch.device) -> None:
 def measure_point(point: Point, plan: Plan, device: torch.device, energy: EnergyMonitor,
                   clock: Callable[[], float] = time.perf_counter,
                   model: BuiltModel | None = None,
-                  step_builder: Callable[[Workload, Point], Step] = point_step
-                  ) -> dict[str, Any]:
+                  step_builder: Callable[[Workload, Point], Step] = point_step,
+                  durations_out: list[float] | None = None) -> dict[str, Any]:
     """Run one point and return its figures (raises on OOM or failure; the caller records).
 
     A language-model point also reports tokens/s and J/token: a sample is a window (train), a
@@ -150,6 +150,8 @@ def measure_point(point: Point, plan: Plan, device: torch.device, energy: Energy
     Args:
         model: The module to measure (e.g. pruned or quantized); None builds the registry's.
         step_builder: Makes the step from the workload (tests hand in a timed fake).
+        durations_out: Receives every measured step's duration in seconds (to pool the
+            latency percentiles of several calls).
     """
     if plan.threads is not None and device.type == "cpu":
         torch.set_num_threads(plan.threads)
@@ -162,6 +164,8 @@ def measure_point(point: Point, plan: Plan, device: torch.device, energy: Energy
     engine = StepEngine(step_builder(workload, point), meter, timer, phases=plan_phases,
                         log_every=10**9)
     engine.run(itertools.cycle(synthetic_batches(workload, point.batch_size)), epoch=0)
+    if durations_out is not None:
+        durations_out.extend(timer.durations_s)
     repeats = [p.window for p in plan_phases if p.window.startswith("repeat-")]
     windows = [meter.totals(name) for name in repeats]
     rates = [w.samples / w.time_s for w in windows if w.time_s > 0]

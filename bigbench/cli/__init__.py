@@ -17,6 +17,7 @@ from bigbench.cli import (
     config_cmd,
     energy_cmd,
     info_cmd,
+    optimize_cmd,
     report_cmd,
     schema_cmd,
     train_cmd,
@@ -61,6 +62,7 @@ app.command("train", cls=BigbenchCommand)(train_cmd.train)
 app.command("bench", cls=BigbenchCommand)(bench_cmd.bench)
 app.command("compare", cls=BigbenchCommand)(compare_cmd.compare)
 app.command("report", cls=BigbenchCommand)(report_cmd.report)
+app.command("optimize", cls=BigbenchCommand)(optimize_cmd.optimize)
 app.command("_bench-point", cls=BigbenchCommand, hidden=True)(bench_cmd.bench_point_worker)
 app.command("schema", cls=BigbenchCommand)(schema_cmd.schema)
 app.add_typer(config_cmd.app, name="config")

@@ -41,13 +41,24 @@ def describe_errors(
 
 
 def _user_path(loc: Sequence[str | int], raw: object) -> KeyPath:
-    """Drop the discriminator tag pydantic inserts after ``model``/``data``."""
-    path = tuple(loc)
-    if len(path) >= 2 and path[0] in _REGISTRY_SECTIONS and isinstance(raw, Mapping):
-        section = raw.get(path[0])
-        if isinstance(section, Mapping) and section.get("name") == path[1]:
-            path = (path[0],) + path[2:]
-    return path
+    """Drop the discriminator tags pydantic inserts after a tagged section: the registry name
+    of ``model``/``data`` (and of a distillation ``student``), an optimize variant's ``kind``."""
+    path: list[str | int] = []
+    node, tagged = raw, False
+    for key in loc:
+        if (not tagged and path and isinstance(node, Mapping)
+                and key in (node.get("name"), node.get("kind"))):
+            tagged = True  # at most one tag per section
+            continue
+        path.append(key)
+        tagged = False
+        if isinstance(node, Mapping):
+            node = node.get(key)
+        elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+            node = node[key]
+        else:
+            node = None
+    return tuple(path)
 
 
 def _locate(path: KeyPath, where: Mapping[KeyPath, str], default: str) -> str:
@@ -72,6 +83,20 @@ def _describe(
         return f"{origin}: unknown key '{dotted}'{hint}{allowed_text}"
     if kind == "missing":
         return f"{origin}: missing required key '{dotted}'"
+    if kind in ("union_tag_invalid", "union_tag_not_found") and (
+            len(path) != 1 or path[0] not in _REGISTRY_SECTIONS):
+        # Another tagged union (an optimize variant's kind, a student's model name).
+        ctx = item.get("ctx", {})
+        key = str(ctx.get("discriminator", "name")).strip("'")
+        origin = _locate(path + (key,), where, origin)
+        if kind == "union_tag_not_found":
+            return f"{origin}: '{dotted}.{key}' is required"
+        tag, expected = ctx.get("tag"), ctx.get("expected_tags", "")
+        choices = [c.strip().strip("'") for c in expected.split(",")]
+        what = next((r.kind for r in _REGISTRY_SECTIONS.values()
+                     if set(r.names()) == set(choices)), key)
+        return (f"{origin}: {dotted}.{key}: unknown {what} '{tag}'{did_you_mean(tag, choices)}; "
+                f"choose {one_of(choices)}")
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         registry = _REGISTRY_SECTIONS[path[0]]
         origin = _locate(path + ("name",), where, origin)

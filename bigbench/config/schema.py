@@ -7,28 +7,18 @@ generated from the same descriptions, so a field without a description is a bug.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-import bigbench.data.specs  # noqa: F401  (registers the datasets)
-import bigbench.models.specs  # noqa: F401  (registers the models)
-from bigbench.data.registry import DATASETS
+from bigbench.config.optimize import OptimizeConfig
+from bigbench.config.registries import DataConfig, ModelConfig
 from bigbench.errors import did_you_mean, one_of
 from bigbench.models.registry import MODELS
 from bigbench.strict import StrictModel
 
 #: Device strings accepted in configs and on the command line.
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d{1,3})$")
-
-
-def _union_of(registry) -> object:  # noqa: ANN001 - a pydantic type expression
-    members = tuple(spec.config_class for spec in registry)
-    return Annotated[Union[members], Field(discriminator="name")]  # noqa: UP007
-
-
-ModelConfig = _union_of(MODELS)
-DataConfig = _union_of(DATASETS)
 
 
 class OptimizerConfig(StrictModel):
@@ -264,6 +254,8 @@ class ExperimentConfig(StrictModel):
     measure: MeasureConfig = Field(default_factory=MeasureConfig,
                                    description="Energy, power and FLOPs measurement.")
     bench: BenchConfig | None = Field(None, description="Benchmark matrix for bigbench bench.")
+    optimize: OptimizeConfig | None = Field(
+        None, description="Compressed variants for bigbench optimize (prune, quantize, distill).")
 
     @field_validator("device")
     @classmethod

@@ -1,6 +1,7 @@
-"""Typed result models: run.json (``bigbench.run/1``) and bench.json (``bigbench.bench/1``).
+"""Typed result models: run.json (``bigbench.run/1``), bench.json (``bigbench.bench/1``) and
+optimize.json (``bigbench.optimize/1``).
 
-Owns: the pydantic models of both files, their schema identifiers, their exported JSON Schemas
+Owns: the pydantic models of these files, their schema identifiers, their exported JSON Schemas
 and the loaders that validate a file someone hands bigbench. Readers (compare, summaries, bench
 tables) read these models instead of walking dictionaries.
 Must never import: torch, or anything that measures, trains or prints.
@@ -30,6 +31,7 @@ from bigbench.records.bench import (
 )
 from bigbench.records.common import (
     BENCH_SCHEMA,
+    OPTIMIZE_SCHEMA,
     RUN_SCHEMA,
     DeviceInfo,
     EnergyDevice,
@@ -46,10 +48,27 @@ from bigbench.records.load import (
     RecordError,
     json_schema,
     load_bench,
+    load_optimize,
     load_result,
     load_run,
     read_document,
     validate,
+)
+from bigbench.records.optimize import (
+    LayerSparsity,
+    OptimizeBase,
+    OptimizeConfig,
+    OptimizeDocument,
+    OptimizeSettings,
+    OptimizeVariant,
+    ParetoObjective,
+    ParetoSummary,
+    SpeedFigures,
+    VariantPareto,
+    VariantRecipe,
+    VariantSparsity,
+    VariantStructure,
+    VariantTraining,
 )
 from bigbench.records.run import (
     Carbon,
@@ -70,12 +89,15 @@ from bigbench.records.run import (
 )
 
 __all__ = [
-    "BENCH_SCHEMA", "RUN_SCHEMA", "BenchDocument", "BenchPoint", "Carbon", "CompileCost",
-    "CompileWindow", "DeviceInfo", "EnergyDevice", "EnergyMeterInfo", "Environment", "Evaluation",
-    "Files", "IdleEnergy", "JPerSample", "MaxBatch", "ModelInfo", "Part", "Performance", "Plan",
-    "PointEnergy", "PointFlops", "PointMemory", "PointModel", "PointSettings", "PointSteps",
-    "Progress", "ReasonedSection", "RecordError", "RepeatEnergy", "RunConfig", "RunEnergy",
-    "RunFlops", "RunMemory", "RunRecord", "Section", "Spread", "StepTimes", "Telemetry",
-    "Throughput", "Window", "json_schema", "load_bench", "load_result", "load_run", "read_document",
+    "BENCH_SCHEMA", "OPTIMIZE_SCHEMA", "RUN_SCHEMA", "BenchDocument", "BenchPoint", "Carbon",
+    "CompileCost", "CompileWindow", "DeviceInfo", "EnergyDevice", "EnergyMeterInfo", "Environment",
+    "Evaluation", "Files", "IdleEnergy", "JPerSample", "LayerSparsity", "MaxBatch", "ModelInfo",
+    "OptimizeBase", "OptimizeConfig", "OptimizeDocument", "OptimizeSettings", "OptimizeVariant",
+    "ParetoObjective", "ParetoSummary", "Part", "Performance", "Plan", "PointEnergy", "PointFlops",
+    "PointMemory", "PointModel", "PointSettings", "PointSteps", "Progress", "ReasonedSection",
+    "RecordError", "RepeatEnergy", "RunConfig", "RunEnergy", "RunFlops", "RunMemory", "RunRecord",
+    "Section", "SpeedFigures", "Spread", "StepTimes", "Telemetry", "Throughput", "VariantPareto",
+    "VariantRecipe", "VariantSparsity", "VariantStructure", "VariantTraining", "Window",
+    "json_schema", "load_bench", "load_optimize", "load_result", "load_run", "read_document",
     "validate",
 ]

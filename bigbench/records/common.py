@@ -1,4 +1,5 @@
-"""Building blocks shared by run.json and bench.json: sections, spreads, environment, energy.
+"""Building blocks shared by run.json, bench.json and optimize.json: sections, spreads,
+environment, energy.
 
 Every section accepts unknown extra keys (a newer writer stays readable) but declares, with its
 type, every key the writer emits today. Validation is strict: ``"12"`` is not a number and
@@ -15,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 RUN_SCHEMA = "bigbench.run/1"
 #: Identifier in the ``schema`` key of bench.json.
 BENCH_SCHEMA = "bigbench.bench/1"
+#: Identifier in the ``schema`` key of optimize.json.
+OPTIMIZE_SCHEMA = "bigbench.optimize/1"
 
 Quality = Literal["ok", "low", "invalid"]
 EnergyStatus = Literal["measured", "partial", "unavailable"]

@@ -15,12 +15,15 @@ from pydantic import BaseModel, ValidationError
 
 from bigbench.errors import BigbenchError
 from bigbench.records.bench import BenchDocument
-from bigbench.records.common import BENCH_SCHEMA, RUN_SCHEMA
+from bigbench.records.common import BENCH_SCHEMA, OPTIMIZE_SCHEMA, RUN_SCHEMA
+from bigbench.records.optimize import OptimizeDocument
 from bigbench.records.run import RunRecord
 
 M = TypeVar("M", bound=BaseModel)
-_MODELS: dict[str, type[BaseModel]] = {RUN_SCHEMA: RunRecord, BENCH_SCHEMA: BenchDocument}
-_KINDS = {"run": RUN_SCHEMA, "bench": BENCH_SCHEMA}
+_MODELS: dict[str, type[BaseModel]] = {RUN_SCHEMA: RunRecord, BENCH_SCHEMA: BenchDocument,
+                                       OPTIMIZE_SCHEMA: OptimizeDocument}
+_SCHEMAS = {model: schema_id for schema_id, model in _MODELS.items()}
+_KINDS = {"run": RUN_SCHEMA, "bench": BENCH_SCHEMA, "optimize": OPTIMIZE_SCHEMA}
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
@@ -28,14 +31,15 @@ class RecordError(BigbenchError):
     """A result file is missing, unreadable, not JSON, of another schema, or damaged."""
 
 
-def json_schema(kind: Literal["run", "bench"]) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of run.json (``"run"``) or bench.json (``"bench"``).
+def json_schema(kind: Literal["run", "bench", "optimize"]) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of run.json (``"run"``), bench.json (``"bench"``) or
+    optimize.json (``"optimize"``).
 
     Raises:
         ValueError: for any other ``kind``.
     """
     if kind not in _KINDS:
-        raise ValueError(f"unknown result kind {kind!r}; choose 'run' or 'bench'")
+        raise ValueError(f"unknown result kind {kind!r}; choose 'run', 'bench' or 'optimize'")
     schema_id = _KINDS[kind]
     return {"$schema": _DIALECT, **_MODELS[schema_id].model_json_schema(),
             "$comment": f"bigbench result schema {schema_id}"}
@@ -52,7 +56,8 @@ def _locate(path: Path, names: tuple[str, ...]) -> Path:
     return path
 
 
-def read_document(path: Path, names: tuple[str, ...] = ("bench.json", "run.json")
+def read_document(path: Path,
+                  names: tuple[str, ...] = ("bench.json", "run.json", "optimize.json")
                   ) -> tuple[Path, dict[str, Any]]:
     """The JSON object in ``path`` (or in the first of ``names`` inside a folder).
 
@@ -80,7 +85,7 @@ def _problem(error: dict[str, Any]) -> str:
 
 def validate(document: Any, model: type[M], source: str | Path) -> M:
     """``document`` as ``model``, or a RecordError naming the first bad key of ``source``."""
-    expected = RUN_SCHEMA if model is RunRecord else BENCH_SCHEMA
+    expected = _SCHEMAS[model]
     schema = document.get("schema") if isinstance(document, dict) else None
     if schema != expected:
         raise RecordError(f"{source}: schema {schema!r} is not {expected}")
@@ -113,6 +118,16 @@ def load_bench(path: Path | str) -> BenchDocument:
     return validate(document, BenchDocument, found)
 
 
+def load_optimize(path: Path | str) -> OptimizeDocument:
+    """optimize.json (or an optimize run folder holding one), validated.
+
+    Raises:
+        RecordError: missing, unreadable, not JSON, another schema, or damaged.
+    """
+    found, document = read_document(Path(path), ("optimize.json",))
+    return validate(document, OptimizeDocument, found)
+
+
 def load_result(path: Path | str) -> tuple[Path, RunRecord | BenchDocument]:
     """A bench.json or run.json, whichever ``path`` is (a folder: bench.json first).
 
@@ -122,9 +137,9 @@ def load_result(path: Path | str) -> tuple[Path, RunRecord | BenchDocument]:
     Raises:
         RecordError: missing, unreadable, not JSON, neither schema, or damaged.
     """
-    found, document = read_document(Path(path))
+    found, document = read_document(Path(path), ("bench.json", "run.json"))
     schema = document.get("schema")
-    model = _MODELS.get(schema) if isinstance(schema, str) else None
+    model = _MODELS.get(schema) if schema in (BENCH_SCHEMA, RUN_SCHEMA) else None
     if model is None:
         raise RecordError(f"{found}: schema {schema!r} is not {BENCH_SCHEMA} or {RUN_SCHEMA}")
     return found, validate(document, model, found)  # type: ignore[return-value]

@@ -69,7 +69,7 @@ class Classification:
         import torch
         from torch.nn import functional
 
-        device = next(model.parameters()).device
+        device = module_device(model)
         correct = torch.zeros((), dtype=torch.long, device=device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype,
@@ -121,7 +121,7 @@ class LanguageModeling:
         import torch
         from torch.nn import functional
 
-        device = next(model.parameters()).device
+        device = module_device(model)
         correct = torch.zeros((), dtype=torch.long, device=device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         tokens = 0
@@ -153,6 +153,14 @@ class LanguageModeling:
 
 
 LANGUAGE_MODELING = LanguageModeling()
+
+
+def module_device(model: nn.Module) -> torch.device:
+    """Where a module's tensors live: its first parameter's device, else its first buffer's
+    (a statically quantized graph holds only buffers)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    raise ValueError("the module holds no parameter or buffer, so it has no device")
 
 
 def task_for(info: DataInfo) -> Task:
