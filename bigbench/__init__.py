@@ -23,6 +23,7 @@ from bigbench.api import (
     ConfigSource,
     Measurement,
     MeasureResult,
+    OptimizeResult,
     OverridesLike,
     ResultLike,
     RunResult,
@@ -35,6 +36,7 @@ from bigbench.api import (
     load_experiment,
     load_run,
     measure,
+    optimize_model,
     probe_energy,
     report,
     show_config,
@@ -46,4 +48,4 @@ __version__ = "0.1.0"
 __all__ = ["BenchResult", "ConfigSource", "MeasureResult", "Measurement", "OverridesLike",
            "ResultLike", "RunResult", "__version__", "bench", "compare", "list_datasets",
            "list_devices", "list_models", "load_bench", "load_experiment", "load_run", "measure",
-           "probe_energy", "report", "show_config", "train"]
+           "OptimizeResult", "optimize_model", "probe_energy", "report", "show_config", "train"]

@@ -257,3 +257,77 @@ def test_a_stop_keeps_what_was_built(write_config, tmp_path) -> None:
     on_disk = json.loads((tmp_path / "out" / "optimize.json").read_text())
     assert on_disk["status"] == run.document["status"] == "interrupted"
     assert [v["name"] for v in on_disk["variants"]] == ["base", "prune-50%"]
+
+
+@pytest.mark.parametrize("name", ["int8-static", "int8-dynamic", "structured-50%"])
+def test_bench_measures_a_saved_variant(optimized, name, cli, tmp_path) -> None:
+    out, document, _ = optimized
+    folder = out / "variants" / name
+    result = cli("bench", "--from", folder, "--device", "cpu", "--batch-sizes", "4",
+                 "--steps", "2", "--warmup", "1", "--repeats", "1", "--out", tmp_path / "b",
+                 "--json")
+    assert result.exit_code == 0, result.stderr
+    assert "bug in bigbench" not in result.stderr  # bench.json matches its schema
+    bench = json.loads(result.stdout)
+    assert bench["model_from"] == str(folder) and bench["label"] == f"from-{name}"
+    [point] = bench["points"]
+    assert point["status"] == "ok" and point["settings"]["mode"] == "infer"
+    variant = _entry(document, name)
+    assert point["model"]["recipe"] == variant["recipe"]
+    assert point["model"]["args"] == variant["model"]
+    expected = variant["speed"]["batch_32"]["flops_per_sample"]
+    assert point["flops"]["per_sample"] == expected
+    assert point["flops"]["method"].endswith("(float twin)") == (name != "structured-50%")
+
+
+def test_bench_from_a_run_and_its_refusals(optimized, cli, tmp_path) -> None:
+    out, _, _ = optimized
+    result = cli("bench", "--from", out / "base", "--device", "cpu", "--mode", "train,infer",
+                 "--batch-sizes", "4", "--steps", "2", "--warmup", "0", "--repeats", "1",
+                 "--out", tmp_path / "run", "--json")
+    assert result.exit_code == 0, result.stderr
+    points = json.loads(result.stdout)["points"]
+    assert [p["status"] for p in points] == ["ok", "ok"]
+    assert points[0]["model"]["recipe"]["kind"] == "base"
+    # A quantized model cannot train: skipped with the reason, not failed.
+    result = cli("bench", "--from", out / "variants" / "int8-dynamic", "--device", "cpu",
+                 "--mode", "train", "--batch-sizes", "4", "--steps", "2", "--repeats", "1",
+                 "--out", tmp_path / "q", "--json")
+    assert result.exit_code == 0, result.stderr
+    [point] = json.loads(result.stdout)["points"]
+    assert point["status"] == "skipped" and "inference only" in point["reason"]
+    for extra in (["--suite", "smoke"], ["--models", "cnn"]):
+        result = cli("bench", "--from", out / "base", *extra)
+        assert result.exit_code == 2 and "not both" in result.stderr
+    result = cli("bench", "--from", tmp_path / "nowhere")
+    assert result.exit_code == 2 and "no such directory" in result.stderr
+    result = cli("bench", "--from", tmp_path, "--out", tmp_path / "never")
+    assert result.exit_code == 2 and "not a run directory" in result.stderr
+
+
+def test_bench_from_in_a_fresh_process(optimized, tmp_path) -> None:
+    import bigbench
+
+    out, _, _ = optimized
+    result = bigbench.bench(model_from=out / "variants" / "int8-dynamic", device="cpu",
+                            isolate=True, batch_sizes=[2], steps=2, warmup=0, repeats=1,
+                            out=tmp_path / "iso")
+    [point] = result.document.points
+    assert point.status == "ok" and point.model.recipe == {"kind": "quantize",
+                                                           "method": "int8_dynamic"}
+
+
+def test_optimize_from_python(optimized, tmp_path) -> None:
+    import bigbench
+
+    out, document, _ = optimized
+    result = bigbench.optimize_model(
+        SHIPPED, overrides=[*SMALL, "optimize.repeats=1",
+                            "optimize.variants=[{kind: prune, amount: 0.25}]"],
+        from_run=out / "base", out=tmp_path / "api")
+    assert result.status == "completed" and list(result.variants) == ["base", "prune-25%"]
+    assert result.variants["base"].eval == _entry(document, "base")["eval"]
+    assert set(result.front) <= {"base", "prune-25%"} and result.front
+    assert result.to_dict() == json.loads((tmp_path / "api" / "optimize.json").read_text())
+    with pytest.raises(bigbench.errors.ConfigError, match="from_run"):
+        bigbench.optimize_model(SHIPPED, from_run=42)

@@ -1,7 +1,7 @@
 """The Python API: bigbench's commands as typed library calls (see docs/python-api.md).
 
 Owns: :func:`train` (and resuming, ``train(resume=...)``), :func:`bench`, :func:`compare`,
-:func:`report`, :func:`measure`, :func:`probe_energy`, :func:`show_config`,
+:func:`optimize_model`, :func:`report`, :func:`measure`, :func:`probe_energy`, :func:`show_config`,
 :func:`list_models`, :func:`list_datasets`, :func:`list_devices`, :func:`load_run`,
 :func:`load_bench`, :func:`load_experiment`, the result types they return and the type aliases
 of their arguments. Each composes the same library calls as its CLI command, returns the typed
@@ -29,9 +29,11 @@ from bigbench.api.commands import (
 )
 from bigbench.api.energy import Measurement, MeasureResult, measure, probe_energy
 from bigbench.api.info import list_datasets, list_devices, list_models
-from bigbench.api.results import BenchResult, RunResult
+from bigbench.api.optimize import optimize_model
+from bigbench.api.results import BenchResult, OptimizeResult, RunResult
 
 __all__ = ["BenchResult", "ConfigSource", "MeasureResult", "Measurement", "OverridesLike",
            "ResultLike", "RunResult", "StrPath", "bench", "compare", "list_datasets",
            "list_devices", "list_models", "load_bench", "load_experiment", "load_run",
-           "measure", "probe_energy", "report", "show_config", "train"]
+           "measure", "OptimizeResult", "optimize_model", "probe_energy", "report",
+           "show_config", "train"]

@@ -173,15 +173,16 @@ def bench(config_or_path: ConfigSource | None = None, *, suite: str | None = Non
           repeats: int | None = None, compile: bool | None = None,  # noqa: A002 - the CLI's name
           channels_last: bool | None = None, isolate: bool | None = None,
           find_max_batch: bool = False, energy_min_window: bool | None = None,
-          overrides: OverridesLike = None, out: StrPath | None = None,
-          progress: bool = False) -> BenchResult:
+          model_from: StrPath | None = None, overrides: OverridesLike = None,
+          out: StrPath | None = None, progress: bool = False) -> BenchResult:
     """Benchmark a matrix of models, batch sizes, precisions and modes (``bigbench bench``).
 
     Give a config (its model and ``bench:`` section) or a ``suite`` (``smoke``, ``standard``,
     ``lm``; default ``standard``); the keyword arguments override the matrix like the CLI's
     flags (``models=["rnn"]`` is ``--models rnn``; a comma-separated string works too). Each
     point is warmed up, then measured ``repeats`` times (median and IQR). Writes bench.json
-    and bench.csv.
+    and bench.csv. ``model_from`` (``--from``) measures the model saved in a variant folder of
+    :func:`optimize` or a training run's directory instead of fresh registry models.
 
     Returns:
         The benchmark: its directory, typed bench.json document and warnings. Failed points
@@ -199,7 +200,8 @@ def bench(config_or_path: ConfigSource | None = None, *, suite: str | None = Non
         batch_sizes=batch_sizes, precisions=precisions, modes=modes, seq_lens=seq_lens,
         gen_tokens=gen_tokens, compile=compile, channels_last=channels_last, steps=steps,
         duration_s=duration_s, warmup=warmup, repeats=repeats,
-        energy_min_window=energy_min_window, isolate=isolate, find_max_batch=find_max_batch)
+        energy_min_window=energy_min_window, isolate=isolate, find_max_batch=find_max_batch,
+        model_from=model_from if not isinstance(model_from, os.PathLike) else Path(model_from))
     args = Arguments()
     try:
         flags = check_args(request)  # the same checks as the CLI's flags

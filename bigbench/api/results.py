@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas
 
-    from bigbench.records import BenchDocument, BenchPoint, RunRecord
+    from bigbench.records import (
+        BenchDocument,
+        BenchPoint,
+        OptimizeDocument,
+        OptimizeVariant,
+        RunRecord,
+    )
 
 
 def _json_copy(document: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +64,36 @@ class RunResult:
 
 
 @dataclass
-class BenchResult:
+class DocumentResult:
+    """A finished command whose result is one JSON document in a folder.
+
+    Attributes:
+        out_dir: The folder the command wrote.
+        document: The document, typed.
+        warnings: Things a user must hear about.
+    """
+
+    out_dir: Path
+    document: Any
+    warnings: list[str] = field(default_factory=list)
+    _document: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def status(self) -> str:
+        """``"completed"``, or ``"interrupted"`` when Ctrl-C stopped it early."""
+        return self.document.status
+
+    def to_dict(self) -> dict[str, Any]:
+        """The document as a plain dict (a copy, equal to the file on disk)."""
+        return _json_copy(self._document)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The document as JSON text."""
+        return json.dumps(self._document, indent=indent, allow_nan=False)
+
+
+@dataclass
+class BenchResult(DocumentResult):
     """A finished benchmark (``bigbench bench``).
 
     Attributes:
@@ -67,15 +102,7 @@ class BenchResult:
         warnings: Things a user must hear about.
     """
 
-    out_dir: Path
     document: BenchDocument
-    warnings: list[str] = field(default_factory=list)
-    _document: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @property
-    def status(self) -> str:
-        """``"completed"``, or ``"interrupted"`` when Ctrl-C stopped it early."""
-        return self.document.status
 
     @property
     def points(self) -> list[BenchPoint]:
@@ -86,14 +113,6 @@ class BenchResult:
     def failed(self) -> list[str]:
         """Ids of the points that failed (``bigbench bench`` exits 1 when there is one)."""
         return [p.id for p in self.document.points if p.status == "failed"]
-
-    def to_dict(self) -> dict[str, Any]:
-        """bench.json as a plain dict (a copy, equal to the file on disk)."""
-        return _json_copy(self._document)
-
-    def to_json(self, indent: int | None = 2) -> str:
-        """bench.json as JSON text."""
-        return json.dumps(self._document, indent=indent, allow_nan=False)
 
     def points_frame(self) -> pandas.DataFrame:
         """One row per point with the columns of bench.csv (None where not measured).
@@ -111,3 +130,27 @@ class BenchResult:
 
         return pandas.DataFrame([csv_row(p) for p in self.document.points],
                                 columns=CSV_COLUMNS)
+
+
+@dataclass
+class OptimizeResult(DocumentResult):
+    """A finished optimize run (``bigbench optimize``).
+
+    Attributes:
+        out_dir: Its folder (optimize.json, base/, variants/<name>/).
+        document: optimize.json as the typed :class:`~bigbench.records.OptimizeDocument`;
+            ``status`` may also be ``"failed"`` (training the base failed).
+        warnings: Things a user must hear about.
+    """
+
+    document: OptimizeDocument
+
+    @property
+    def variants(self) -> dict[str, OptimizeVariant]:
+        """Every variant by name (``base`` first)."""
+        return {v.name: v for v in self.document.variants}
+
+    @property
+    def front(self) -> list[str]:
+        """Names of the variants on the Pareto front (none dominates them)."""
+        return list(self.document.pareto.front) if self.document.pareto else []

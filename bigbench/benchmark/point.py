@@ -140,7 +140,8 @@ def measure_point(point: Point, plan: Plan, device: torch.device, energy: Energy
                   clock: Callable[[], float] = time.perf_counter,
                   model: BuiltModel | None = None,
                   step_builder: Callable[[Workload, Point], Step] = point_step,
-                  durations_out: list[float] | None = None) -> dict[str, Any]:
+                  durations_out: list[float] | None = None,
+                  flops_model: BuiltModel | None = None) -> dict[str, Any]:
     """Run one point and return its figures (raises on OOM or failure; the caller records).
 
     A language-model point also reports tokens/s and J/token: a sample is a window (train), a
@@ -152,6 +153,8 @@ def measure_point(point: Point, plan: Plan, device: torch.device, energy: Energy
         step_builder: Makes the step from the workload (tests hand in a timed fake).
         durations_out: Receives every measured step's duration in seconds (to pool the
             latency percentiles of several calls).
+        flops_model: Count FLOPs on this float twin of ``model`` (same multiply-adds) where
+            the measured module cannot be counted (quantized tensors, a traced graph).
     """
     if plan.threads is not None and device.type == "cpu":
         torch.set_num_threads(plan.threads)
@@ -180,7 +183,7 @@ def measure_point(point: Point, plan: Plan, device: torch.device, energy: Energy
         "memory": _memory(meter),
         "energy": point_energy(energy, meter, repeats),
         "compile": _window_cost(energy, meter, "compile") if point.compile else None,
-        "flops": point_flops(point, workload, rates),
+        "flops": _flops(point, plan, workload, rates, flops_model),
     }
     tokens = point.tokens_per_sample()
     if tokens is not None:
@@ -279,6 +282,17 @@ def _window_cost(energy: EnergyMonitor, meter: Meter, window: str) -> dict[str, 
         out["reasons"] = {"energy_j": energy.unavailable_reason() or
                           "no meter measured the compiling step"}
     return out
+
+
+def _flops(point: Point, plan: Plan, workload: Workload, rates: list[float],
+           twin: BuiltModel | None) -> dict[str, Any]:
+    """FLOP figures of the measured module, or of its float twin (method says which)."""
+    if twin is None:
+        return point_flops(point, workload, rates)
+    counted = point_flops(point, point_workload(point, plan, workload.device, twin), rates)
+    if counted.get("method"):
+        counted["method"] += " (float twin)"
+    return counted
 
 
 def point_flops(point: Point, workload: Workload, rates: list[float]) -> dict[str, Any]:

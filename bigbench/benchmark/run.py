@@ -35,6 +35,8 @@ class BenchSession:
         find_max: Also search the largest batch that fits, per model/mode/precision.
         measure: Energy settings (``measure:`` of a CONFIG, else the defaults).
         env: The environment record (versions, device, energy meters).
+        model_source: A variant folder or run directory whose saved model every point
+            measures (instead of a fresh registry model).
     """
 
     points: list[Point]
@@ -46,6 +48,7 @@ class BenchSession:
     label: str
     measure: MeasureConfig
     env: dict[str, Any]
+    model_source: Path | None = None
 
 
 @dataclass
@@ -91,6 +94,7 @@ def start_run(session: BenchSession) -> BenchRun:
         "started_at": datetime.now(timezone.utc).isoformat(), "finished_at": None,
         "env": session.env, "plan": dict(session.plan.__dict__), "isolated": session.isolated,
         "matrix": [p.id for p in session.points], "points": [],
+        **({"model_from": str(session.model_source)} if session.model_source else {}),
     }
     run = BenchRun(session.out_dir, document)
     write_outputs(session.out_dir, document)
@@ -100,10 +104,12 @@ def start_run(session: BenchSession) -> BenchRun:
 def measure_points(session: BenchSession, should_stop: Callable[[], bool] = lambda: False
                    ) -> Iterator[dict[str, Any]]:
     """Measure each point in turn and yield its result; stops early when ``should_stop()``."""
-    from bigbench.benchmark.runner import run_isolated, run_point
+    from bigbench.benchmark.runner import run_isolated, run_point, saved_model_measure
     from bigbench.measurement import energy_monitor
 
     energy = None if session.isolated else energy_monitor(session.measure, session.device)
+    source = str(session.model_source) if session.model_source else None
+    measure = saved_model_measure(source) if energy is not None else None
     if energy is not None:
         energy.start()
     try:
@@ -113,9 +119,10 @@ def measure_points(session: BenchSession, should_stop: Callable[[], bool] = lamb
             started = time.perf_counter()
             if energy is None:
                 result = run_isolated(point, session.plan, str(session.device),
-                                      session.measure.model_dump())
+                                      session.measure.model_dump(), model_from=source)
             else:
-                result = run_point(point, session.plan, session.device, energy)
+                result = run_point(point, session.plan, session.device, energy,
+                                   measure=measure)
             result.setdefault("wall_s", time.perf_counter() - started)
             yield result
     finally:

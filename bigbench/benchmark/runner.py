@@ -61,10 +61,12 @@ def run_point(point: Point, plan: Plan, device: Any, energy: Any,
 
 
 def run_isolated(point: Point, plan: Plan, device: str, measure_config: dict[str, Any],
-                 timeout_s: float | None = None) -> dict[str, Any]:
-    """Measure one point in a fresh ``python -m bigbench _bench-point`` subprocess."""
+                 timeout_s: float | None = None, model_from: str | None = None
+                 ) -> dict[str, Any]:
+    """Measure one point in a fresh ``python -m bigbench _bench-point`` subprocess (of the
+    model saved in ``model_from`` when given)."""
     request = {"point": point.as_dict(), "plan": plan.__dict__, "device": device,
-               "measure": measure_config}
+               "measure": measure_config, "model_from": model_from}
     base = {"id": point.id, "settings": point.settings(), "reason": None}
     try:
         proc = subprocess.run([sys.executable, "-m", "bigbench", "_bench-point"],
@@ -114,3 +116,37 @@ def find_max_batch(trial: Callable[[int], str], start: int, limit: int = 1 << 20
             fails = middle
     return {"max_batch_size": fits or None, "limited_by": f"out of memory at {fails}",
             "tried": tried}
+
+
+def saved_model_measure(model_from: str | None) -> Callable[..., dict[str, Any]] | None:
+    """How each point measures the model saved in ``model_from`` (None: a fresh registry
+    model): a fresh copy per point, so a training point cannot leak into the next; a
+    quantized model's training points are skipped, and one whose int8 kernels need inductor
+    runs compiled (the warm-up absorbs the compilation)."""
+    if model_from is None:
+        return None
+    import copy
+    import dataclasses
+    from pathlib import Path
+
+    from bigbench.benchmark.point import measure_point
+    from bigbench.optimize.artifacts import load_source
+
+    loaded = load_source(Path(model_from))
+
+    def measure(point: Point, plan: Plan, device: Any, energy: Any) -> dict[str, Any]:
+        import torch
+
+        if point.mode != "infer" and loaded.recipe.get("kind") == "quantize":
+            raise ConfigError(f"a {loaded.recipe.get('method')} model is measured for "
+                              "inference only (its integer weights have no gradients)")
+        module = copy.deepcopy(loaded.built.module)
+        if loaded.needs_compile:
+            module = torch.compile(module)
+        result = measure_point(point, plan, device, energy,
+                               model=dataclasses.replace(loaded.built, module=module),
+                               flops_model=loaded.float_twin)
+        result["model"]["recipe"] = loaded.recipe
+        return result
+
+    return measure

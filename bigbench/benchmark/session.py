@@ -85,6 +85,7 @@ class BenchArgs:
     energy_min_window: bool | None = None
     isolate: bool | None = None
     find_max_batch: bool = False
+    model_from: Path | None = None
 
 
 def _namer(names: Mapping[str, str]) -> Callable[[str], str]:
@@ -138,6 +139,7 @@ def check_args(args: BenchArgs, names: Mapping[str, str] | None = None) -> Overr
                         f"{', '.join(SUITES)}")
     if args.steps is not None and args.duration_s is not None:
         problems.append(f"{name('steps')} and {name('duration_s')} both given; choose one")
+    _check_model_from(args, name, problems)
     for field, minimum in (("steps", 1), ("warmup", 0), ("repeats", 1)):
         _check_number(name(field), getattr(args, field), minimum, problems)
     _check_number(name("duration_s"), args.duration_s, 0.001, problems, whole=False)
@@ -155,6 +157,22 @@ def check_args(args: BenchArgs, names: Mapping[str, str] | None = None) -> Overr
     if problems:
         raise ConfigError(*problems)
     return flags
+
+
+def _check_model_from(args: BenchArgs, name: Callable[[str], str], problems: list[str]) -> None:
+    """``model_from`` names a folder and replaces the models a CONFIG, suite or list gives."""
+    if args.model_from is None:
+        return
+    if not isinstance(args.model_from, (str, Path)):
+        problems.append(f"{name('model_from')}: {args.model_from!r} is not a path")
+        return
+    if not Path(args.model_from).is_dir():
+        problems.append(f"{name('model_from')} {args.model_from}: no such directory")
+    for other, given in (("config", args.has_config), ("suite", args.suite is not None),
+                         ("models", args.models is not None)):
+        if given:
+            problems.append(f"{name('model_from')} measures the model saved there; give "
+                            f"either it or {name(other)}, not both")
 
 
 def _names(label: str, value: ListArg, allowed: Sequence[str], problems: list[str]
@@ -182,7 +200,10 @@ def build_session(config: Any, args: BenchArgs, flags: Overrides, out: Path | No
     from bigbench.results import create_run_dir
 
     torch_device = devices.resolve(args.device)
-    matrix, plan, label = resolve_matrix(config, args.suite, torch_device.type, flags)
+    if args.model_from is not None:
+        matrix, plan, label = saved_model_matrix(Path(args.model_from), flags)
+    else:
+        matrix, plan, label = resolve_matrix(config, args.suite, torch_device.type, flags)
     if args.find_max_batch and torch_device.type != "cuda":
         raise ConfigError(f"{_namer(names or {})('find_max_batch')} needs a CUDA device: on "
                           "the CPU an allocation that does not fit ends the process (the "
@@ -195,7 +216,33 @@ def build_session(config: Any, args: BenchArgs, flags: Overrides, out: Path | No
         find_max=args.find_max_batch,
         out_dir=create_run_dir(Path(config.output.dir if config else "runs"), f"bench-{label}",
                                out),
-        label=label, measure=measure, env=bench_environment(torch_device, measure))
+        label=label, measure=measure, env=bench_environment(torch_device, measure),
+        model_source=Path(args.model_from) if args.model_from is not None else None)
+
+
+#: What a saved model is measured at unless flags say otherwise: latency and throughput of
+#: inference (a quantized model cannot train).
+SAVED_MODEL_BATCHES = [1, 64]
+
+
+def saved_model_matrix(folder: Path, flags: Overrides) -> tuple[Matrix, Plan, str]:
+    """The matrix around the model saved in ``folder`` (a variant folder of bigbench optimize
+    or a training run): its registry name, arguments and data shape; inference at batch 1
+    and 64 unless ``flags`` choose.
+
+    Raises:
+        CheckpointError: the folder holds no loadable model.
+    """
+    from bigbench.optimize.artifacts import load_source
+
+    loaded = load_source(folder)
+    built = loaded.built
+    args = {k: v for k, v in built.args.items() if k != "name"}
+    matrix = Matrix(models=[built.name], batch_sizes=list(SAVED_MODEL_BATCHES),
+                    precisions=["fp32"], modes=["infer"], model_args={built.name: args},
+                    data={built.name: loaded.info})
+    matrix, plan = apply_overrides(matrix, Plan(), flags)
+    return matrix, plan, f"from-{folder.name}"
 
 
 def matrix_from_config(config: Any) -> tuple[Matrix, Plan]:

@@ -36,7 +36,7 @@ FLAG_NAMES = {"config": "CONFIG", "device": "--device", "suite": "--suite",
               "steps": "--steps", "duration_s": "--duration", "warmup": "--warmup",
               "repeats": "--repeats", "compile": "--compile", "channels_last": "--channels-last",
               "energy_min_window": "--energy-min-window", "isolate": "--isolate",
-              "find_max_batch": "--find-max-batch"}
+              "find_max_batch": "--find-max-batch", "model_from": "--from"}
 
 
 # Typer reads every option from this signature, so it runs past 80 lines; the body only
@@ -54,6 +54,10 @@ def bench(
                                        "in bf16 on CUDA) \\[default: standard]."),
     models: str | None = typer.Option(None, "--models", help="Comma-separated model names.",
                                       autocompletion=complete_models),
+    model_from: Path | None = typer.Option(
+        None, "--from", metavar="DIR", help="Measure the model saved in DIR instead of fresh "
+        "registry models: a variant folder of bigbench optimize or a training run's directory "
+        "(inference at batch 1 and 64 unless --batch-sizes and --mode say otherwise)."),
     batch_sizes: str | None = typer.Option(None, "--batch-sizes", help="e.g. 32,64,128."),
     precision: str | None = typer.Option(None, "--precision", help="fp32,bf16,fp16 "
                                          "(bf16/fp16 under autocast).",
@@ -95,7 +99,8 @@ def bench(
 ) -> None:
     """Benchmark a matrix of models, batch sizes, precisions and modes on one device.
 
-    Each point trains (or infers) a fresh model on synthetic data already on the device: warm-up
+    Each point trains (or infers) a fresh model — or, with --from, the saved one — on synthetic
+    data already on the device: warm-up
     outside the measured window, then --repeats measured windows reported as median and IQR
     (flagged noisy when the IQR exceeds 10% of the median). Writes bench.json and bench.csv.
     Exit code 1 when a point failed (out of memory and skipped points are results, not failures).
@@ -106,6 +111,7 @@ def bench(
       bigbench bench --device cuda --models cnn,lstm --precision fp32,bf16
       bigbench bench configs/cnn.yaml --mode train --repeats 5 --markdown
       bigbench bench --suite lm --device cpu --seq-lens 64,256 --gen-tokens 32
+      bigbench bench --from runs/opt/variants/int8-static --batch-sizes 1,32
     """
     from bigbench.benchmark.session import BenchArgs, build_session, check_args
     from bigbench.config import load_config
@@ -116,7 +122,8 @@ def bench(
         models=models, batch_sizes=batch_sizes, precisions=precision, modes=mode,
         seq_lens=seq_lens, gen_tokens=gen_tokens, compile=compile_, channels_last=channels_last,
         steps=steps, duration_s=duration, warmup=warmup, repeats=repeats,
-        energy_min_window=energy_min_window, isolate=isolate, find_max_batch=find_max_batch)
+        energy_min_window=energy_min_window, isolate=isolate, find_max_batch=find_max_batch,
+        model_from=model_from)
     flags = check_args(args, FLAG_NAMES)
     if out is not None:
         check_out_dir(out)
@@ -173,7 +180,7 @@ def bench_point_worker() -> None:
     """Measure one point described by JSON on stdin; print its result as JSON (for --isolate)."""
     from bigbench import devices
     from bigbench.benchmark.matrix import Plan, Point
-    from bigbench.benchmark.runner import run_point
+    from bigbench.benchmark.runner import run_point, saved_model_measure
     from bigbench.config.schema import MeasureConfig
     from bigbench.errors import ConfigError
     from bigbench.measurement import energy_monitor
@@ -183,13 +190,15 @@ def bench_point_worker() -> None:
         point, plan = Point.from_dict(request["point"]), Plan(**request["plan"])
         measure = MeasureConfig(**request["measure"])
         device = devices.resolve(request["device"])
+        model_from = request.get("model_from")
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"_bench-point: not a point request on stdin ({exc}); this is an "
                           "internal command of bigbench bench --isolate") from None
     energy = energy_monitor(measure, device)
     energy.start()
     try:
-        result = run_point(point, plan, device, energy)
+        result = run_point(point, plan, device, energy,
+                           measure=saved_model_measure(model_from))
     finally:
         energy.stop()
     sys.stdout.write(json.dumps(result, allow_nan=False) + "\n")

@@ -13,9 +13,6 @@ from bigbench.cli.common import err_console, out_console, print_json, user_error
 from bigbench.cli.completion import complete_device
 from bigbench.cli.config_cmd import SET_OPTION
 
-#: Columns of the table when stdout is not a terminal (nine columns do not fit 80).
-WIDE = 150
-
 
 @user_errors
 def optimize(
@@ -96,11 +93,16 @@ def _print(run: object, json_: bool, markdown_: bool) -> None:
         sys.stdout.write(markdown(document))
         return
     console = out_console()
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console.width = max(console.width, WIDE)  # a file or pipe has no width to fit
     settings = document.get("settings") or {}
     title = f"bigbench optimize — {document['name']} on {settings.get('device', '?')}"
-    console.print(console_table(document, title))
+    table = console_table(document, title)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # A file or pipe has no width to fit: give the table the width it needs, unwrapped.
+        from rich.measure import Measurement
+
+        wide = console.options.update_width(10_000)
+        console.width = max(console.width, Measurement.get(console, wide, table).maximum)
+    console.print(table)
     for note in footnotes(document):
         console.print(f"  {note}", soft_wrap=True, highlight=False, markup=False)
     console.print(f"results: {run.out_dir / 'optimize.json'}",  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ Every format loads without executing code:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,12 +44,15 @@ class LoadedVariant:
         info: The data shape it was built for.
         recipe: How it was made (``{"kind": "base"}`` for a training run's weights).
         needs_compile: The module runs as int8 only under ``torch.compile`` (pt2e).
+        float_twin: A quantized model's float structure (FLOPs are counted on it: the same
+            multiply-adds); None for float models.
     """
 
     built: BuiltModel
     info: DataInfo
     recipe: dict[str, Any]
     needs_compile: bool = False
+    float_twin: BuiltModel | None = None
 
 
 def model_config(args: dict[str, Any]) -> Any:
@@ -150,15 +154,19 @@ def load_variant(folder: Path) -> LoadedVariant:
     elif kind == "safetensors+torchao":
         from bigbench.optimize.quantize import load_quantized_state
 
+        twin = build_model(model_config(document["model"]), info)
         load_quantized_state(built.module, tensors, metadata)
+        return LoadedVariant(built, info, recipe, float_twin=twin)
     elif kind == "safetensors+pt2e":
         from bigbench.optimize.quantize import rebuild_static
 
         ranges = {k[len(RANGES_PREFIX):]: v for k, v in tensors.items()
                   if k.startswith(RANGES_PREFIX)}
         state = {k: v for k, v in tensors.items() if not k.startswith(RANGES_PREFIX)}
-        built.module = rebuild_static(built.module, example_input(info), ranges, state)
-        return LoadedVariant(built, info, recipe, needs_compile=True)
+        twin = build_model(model_config(document["model"]), info)
+        quantized = rebuild_static(twin.module, example_input(info), ranges, state)
+        return LoadedVariant(dataclasses.replace(built, module=quantized), info, recipe,
+                             needs_compile=True, float_twin=twin)
     else:
         raise CheckpointError(f"{folder / VARIANT_FILE}: unknown weights format '{kind}'")
     built.module.eval()
@@ -173,3 +181,33 @@ def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             return {k: handle.get_tensor(k) for k in handle.keys()}, handle.metadata() or {}
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def load_source(folder: Path) -> LoadedVariant:
+    """The model saved in a variant folder or in a training run's directory (on the CPU).
+
+    A run directory supplies its config.yaml (the model and the data it was built for) and
+    model.safetensors.
+
+    Raises:
+        CheckpointError: neither a variant folder nor a run directory with weights.
+    """
+    if is_variant(folder):
+        return load_variant(folder)
+    if not (folder / "config.yaml").is_file():
+        raise CheckpointError(f"{folder}: not a run directory (no config.yaml) and not a "
+                              f"variant folder (no {VARIANT_FILE})")
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise CheckpointError(f"{folder}: the run has no model.safetensors (it was "
+                              "interrupted early or ran with output.save_weights: false)")
+    from bigbench.checkpoint import load_weights
+    from bigbench.config import load_config
+    from bigbench.data import build_data
+
+    config = load_config(folder / "config.yaml")
+    info = build_data(config.data, torch.device("cpu")).info
+    built = build_model(config.model, info)
+    load_weights(built.module, weights)
+    built.module.eval()
+    return LoadedVariant(built, info, {"kind": "base", "run": str(folder)})

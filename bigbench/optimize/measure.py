@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from bigbench.benchmark.matrix import Plan, Point
-from bigbench.benchmark.point import point_flops, point_workload, spread
+from bigbench.benchmark.point import spread
 from bigbench.benchmark.runner import run_point
 from bigbench.data.info import DataInfo
 from bigbench.data.tensors import Split, sequential_batches
@@ -126,14 +126,8 @@ def _measure_one(point: Point, plan: Plan, device: torch.device, energy: EnergyM
                  variant: Variant, sink: list[float]) -> dict[str, Any]:
     from bigbench.benchmark.point import measure_point
 
-    result = measure_point(point, plan, device, energy, model=runnable(variant),
-                           durations_out=sink)
-    if variant.flops_twin is not None:  # quantized: count the float twin's multiply-adds
-        rates = result["samples_per_s"]["values"]
-        twin = point_workload(point, plan, device, variant.flops_twin)
-        result["flops"] = point_flops(point, twin, rates)
-        result["flops"]["method"] = f"{result['flops']['method']} (float twin)"
-    return result
+    return measure_point(point, plan, device, energy, model=runnable(variant),
+                         durations_out=sink, flops_model=variant.flops_twin)
 
 
 def _combined(variants: Sequence[Variant], plan: SpeedPlan,

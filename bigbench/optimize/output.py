@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-HEADERS = ["variant", "{metric} (Δ)", "params (non-zero)", "size", "latency @1 p50/p99",
+HEADERS = ["variant", "{metric} (Δ)", "params (non-zero)", "size", "p50/p99 @1",
            "samples/s @{batch}", "J/sample @{batch}", "FLOPs/sample", "Pareto"]
 
 
@@ -54,10 +54,7 @@ def _pareto(entry: Mapping[str, Any]) -> str:
     mark = entry.get("pareto")
     if mark is None:
         return "n/a"
-    if not mark["dominated"]:
-        return "front"
-    by = mark["dominated_by"]
-    return f"dominated by {by[0]}" + (f" +{len(by) - 1}" if len(by) > 1 else "")
+    return "dominated" if mark["dominated"] else "front"
 
 
 def headers(document: Mapping[str, Any]) -> list[str]:
@@ -105,6 +102,10 @@ def footnotes(document: Mapping[str, Any]) -> list[str]:
         if entry.get("runtime", "eager") != "eager":
             notes.append(f"† {entry['name']}: measured under {entry['runtime']} (its int8 "
                          "kernels exist only in the compiled graph)")
+        training = entry.get("train") or {}
+        if training.get("steps") and entry["kind"] == "prune":
+            notes.append(f"{entry['name']}: fine-tuned {training['steps']} steps after pruning "
+                         "(steps the base did not train)")
         layers = entry.get("float_layers") or {}
         if layers:
             notes.append(f"{entry['name']}: left in float: " + "; ".join(
@@ -115,6 +116,10 @@ def footnotes(document: Mapping[str, Any]) -> list[str]:
             for key, why in (figures.get("reasons") or {}).items():
                 missing.add(f"{key}: n/a ({why})")
     notes += sorted(missing)
+    for entry in document.get("variants", []):
+        by = (entry.get("pareto") or {}).get("dominated_by")
+        if by:
+            notes.append(f"{entry['name']} is dominated by {', '.join(by)}")
     unused = (document.get("pareto") or {}).get("not_used") or {}
     if unused:
         notes.append("Pareto marks leave out " + ", ".join(
@@ -140,7 +145,7 @@ def console_table(document: Mapping[str, Any], title: str) -> Any:
 
     table = Table(title=title, title_justify="left")
     for index, header in enumerate(headers(document)):
-        table.add_column(header, justify="left" if index == 0 else "right", no_wrap=True)
+        table.add_column(header, justify="left" if index == 0 else "right", no_wrap=index == 0)
     for entry, row in zip(document.get("variants", []), rows(document), strict=True):
         dominated = (entry.get("pareto") or {}).get("dominated")
         table.add_row(*row, style="dim" if dominated or entry["status"] != "ok" else None)

@@ -127,6 +127,7 @@ def _float_layers(module: nn.Module) -> dict[str, str]:
 
 def quantize_in_place(module: nn.Module, method: str) -> Quantized:
     """Apply an ``IN_PLACE`` recipe to a copy of ``module`` (eval mode)."""
+    load_torchao()
     from torchao.quantization import quantize_
 
     quantized = copy.deepcopy(module).eval()
@@ -191,6 +192,7 @@ def quantize_static(module: nn.Module, calibration: Iterable[torch.Tensor]) -> t
         The converted module and the observers' calibrated ranges (saved with the weights,
         so loading rebuilds the same graph without the calibration data).
     """
+    load_torchao()
     batches = list(calibration)
     with quiet():
         prepared = _prepared(module, batches[0])
@@ -216,6 +218,7 @@ def rebuild_static(float_module: nn.Module, example: torch.Tensor,
 
     ``float_module`` supplies only the structure (its weights are replaced by ``state``).
     """
+    load_torchao()
     with quiet():
         prepared = _prepared(float_module, example)
         prepared.load_state_dict(ranges, strict=False)
@@ -231,18 +234,24 @@ def quantized_state(module: nn.Module) -> tuple[dict[str, torch.Tensor], dict[st
     with torchao's safetensors support, which rebuilds only allow-listed classes on load — no
     pickle, no code executed.
     """
-    from torchao.prototype.safetensors.safetensors_support import flatten_tensor_state_dict
+    load_torchao()
+    with quiet():
+        from torchao.prototype.safetensors.safetensors_support import flatten_tensor_state_dict
 
-    tensors, metadata = flatten_tensor_state_dict(module.state_dict())
+        tensors, metadata = flatten_tensor_state_dict(module.state_dict())
     return {k: v.detach().contiguous() for k, v in tensors.items()}, metadata
 
 
 def load_quantized_state(module: nn.Module, tensors: dict[str, torch.Tensor],
                          metadata: dict[str, str]) -> None:
     """Load what :func:`quantized_state` produced into a float module of the same structure."""
-    from torchao.prototype.safetensors.safetensors_support import unflatten_tensor_state_dict
+    load_torchao()
+    with quiet():
+        from torchao.prototype.safetensors.safetensors_support import (
+            unflatten_tensor_state_dict,
+        )
 
-    state = unflatten_tensor_state_dict(tensors, metadata)
+        state = unflatten_tensor_state_dict(tensors, metadata)
     if isinstance(state, tuple):  # (state, leftover keys) in newer torchao
         state = state[0]
     module.load_state_dict(state, assign=True)

@@ -128,19 +128,13 @@ def _brief(model: Any) -> str:
     return ", ".join(f"{k}={v}" for k, v in args.items()) or "defaults"
 
 
-def load_base(from_dir: Path, config: ExperimentConfig, info: DataInfo) -> BuiltModel:
+def load_base(from_dir: Path) -> BuiltModel:
     """The base model from a variant folder or a training run's weights (on the CPU)."""
-    from bigbench.checkpoint import load_weights
-
-    if artifacts.is_variant(from_dir):
-        loaded = artifacts.load_variant(from_dir)
-        if loaded.needs_compile:
-            raise ConfigError(f"--from {from_dir}: a statically quantized graph cannot be "
-                              "modified further; start from its base")
-        return loaded.built
-    built = build_model(config.model, info)
-    load_weights(built.module, from_dir / "model.safetensors")
-    return built
+    loaded = artifacts.load_source(from_dir)
+    if loaded.needs_compile:
+        raise ConfigError(f"--from {from_dir}: a statically quantized graph cannot be modified "
+                          "further; start from its base")
+    return loaded.built
 
 
 def run_optimize(config: ExperimentConfig, *, from_dir: Path | None = None,
@@ -252,7 +246,7 @@ def _base(run: OptimizeRun, config: ExperimentConfig, from_dir: Path | None, inf
     """Load or train the base; None when training it did not complete (status recorded)."""
     if from_dir is not None:
         progress(f"loading the base model from {from_dir}")
-        return load_base(from_dir, config, info)
+        return load_base(from_dir)
     from bigbench.trainer import run_training
 
     progress("training the base model")
@@ -266,7 +260,7 @@ def _base(run: OptimizeRun, config: ExperimentConfig, from_dir: Path | None, inf
             else "failed"
         run.document["reason"] = f"training the base model ended {result.record['status']}"
         return None
-    return load_base(result.run_dir, config, info)
+    return load_base(result.run_dir)
 
 
 class _StopFrom:
@@ -323,7 +317,7 @@ def _built(section: Any, context: BuildContext, should_stop: Callable[[], bool],
                 made = [Variant(name, spec.kind, {"kind": spec.kind}, status="failed",
                                 reason=f"{type(exc).__name__}: {exc}")]
             for variant in made:
-                variant.facts["build_s"] = time.perf_counter() - started
+                variant.facts.setdefault("build_s", time.perf_counter() - started)
                 yield variant
 
 

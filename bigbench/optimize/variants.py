@@ -190,6 +190,7 @@ def build_distill(spec: DistillVariant, name: str, context: BuildContext,
     out = []
     runs = [(name, True)] + ([(f"{name}-baseline", False)] if spec.baseline else [])
     for variant_name, with_teacher in runs:
+        started = time.perf_counter()
         seed_everything(context.config.train.seed)  # the same initial student both times
         student = build_model(spec.student, context.info)
         student.module.to(context.device)
@@ -206,6 +207,7 @@ def build_distill(spec: DistillVariant, name: str, context: BuildContext,
         student.module.eval()
         variant = Variant(variant_name, "distill", variant_recipe, student, facts=facts)
         _save(variant, context)
+        variant.facts["build_s"] = time.perf_counter() - started
         out.append(variant)
     return out
 

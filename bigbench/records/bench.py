@@ -125,6 +125,9 @@ class PointModel(Part):
 
     params: int = field("Parameters.")
     args: dict[str, Any] = field("Resolved model arguments (see `bigbench models`).")
+    recipe: dict[str, Any] | None = absent(
+        "bench --from: how the saved model was made (its variant.json recipe; kind 'base' for "
+        "a training run's weights).")
 
 
 class CompileWindow(Section):
@@ -209,5 +212,7 @@ class BenchDocument(Part):
     plan: Plan = field("How points were measured.")
     isolated: bool = field("Each point in a fresh process.")
     matrix: list[str] = field("Point ids of the whole matrix.")
+    model_from: str | None = absent("bench --from: the folder whose saved model every point "
+                                    "measured.")
     points: list[BenchPoint] = field("Points measured so far.")
     max_batch: list[MaxBatch] | None = absent("With --find-max-batch.")
