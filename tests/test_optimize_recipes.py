@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 from torch.utils.flop_counter import FlopCounterMode
 
+from bigbench import pareto
 from bigbench.config import load_config
 from bigbench.config.optimize import PruneVariant, variant_names
 from bigbench.data import build_data
@@ -25,7 +26,7 @@ from bigbench.data.info import DataInfo
 from bigbench.errors import ConfigError
 from bigbench.models import build_model
 from bigbench.models.registry import MODELS
-from bigbench.optimize import artifacts, distill, pareto, prune, quantize
+from bigbench.optimize import artifacts, distill, prune, quantize
 from bigbench.optimize.variants import BuildContext, train_steps
 from bigbench.workload.task import task_for
 

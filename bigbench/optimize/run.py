@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from bigbench import devices
+from bigbench import devices, pareto
 from bigbench.config.optimize import DistillVariant, PruneVariant, QuantizeVariant, variant_names
 from bigbench.config.schema import ExperimentConfig
 from bigbench.data import build_data
@@ -33,7 +33,7 @@ from bigbench.data.info import DataInfo
 from bigbench.errors import ConfigError
 from bigbench.models import BuiltModel, build_model
 from bigbench.models.registry import MODELS
-from bigbench.optimize import artifacts, pareto, prune, quantize
+from bigbench.optimize import artifacts, prune, quantize
 from bigbench.optimize.measure import SpeedPlan, evaluate, measure_speed
 from bigbench.optimize.variants import (
     BuildContext,

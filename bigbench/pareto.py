@@ -1,4 +1,5 @@
-"""Pareto dominance over several objectives, each minimised or maximised.
+"""Pareto dominance over several objectives, each minimised or maximised (optimize's variants,
+the compute/energy frontier of sweeps).
 
 A candidate is dominated when another is at least as good in every objective and strictly
 better in one. Objectives a candidate lacks (null: not measured) are not guessed: an objective
