@@ -34,6 +34,7 @@ from bigbench.api import (
     list_models,
     load_bench,
     load_experiment,
+    load_optimize,
     load_run,
     measure,
     optimize_model,
@@ -45,7 +46,8 @@ from bigbench.api import (
 
 __version__ = "0.1.0"
 
-__all__ = ["BenchResult", "ConfigSource", "MeasureResult", "Measurement", "OverridesLike",
-           "ResultLike", "RunResult", "__version__", "bench", "compare", "list_datasets",
-           "list_devices", "list_models", "load_bench", "load_experiment", "load_run", "measure",
-           "OptimizeResult", "optimize_model", "probe_energy", "report", "show_config", "train"]
+__all__ = ["__version__", "bench", "BenchResult", "compare", "ConfigSource", "list_datasets",
+           "list_devices", "list_models", "load_bench", "load_experiment", "load_optimize",
+           "load_run", "measure", "Measurement", "MeasureResult", "optimize_model",
+           "OptimizeResult", "OverridesLike", "probe_energy", "report", "ResultLike", "RunResult",
+           "show_config", "train"]

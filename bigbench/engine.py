@@ -122,6 +122,11 @@ class StepEngine:
             window is closed first and the checkpoint gets a "checkpoint" window of its own, so
             saving never counts as training time.
         on_checkpoint: Saves a checkpoint of the state after the current step.
+        eval_every: Steps between calls of ``on_eval`` (None: never). Like a checkpoint, the
+            current window is closed first, so the evaluation (which opens its own "eval"
+            window) never counts as training time; at a step that has both, the evaluation
+            runs first, so the checkpoint holds its result.
+        on_eval: Evaluates the model after the current step (may set the stop reason).
         skip_non_finite: Count steps whose loss is NaN/inf as skipped instead of stopping (the
             step function must then not apply their update).
         start: State to continue from (a resumed run).
@@ -134,6 +139,8 @@ class StepEngine:
                  should_stop: Callable[[], bool] = lambda: False,
                  checkpoint_every: int | None = None,
                  on_checkpoint: Callable[[], None] = lambda: None,
+                 eval_every: int | None = None,
+                 on_eval: Callable[[], None] = lambda: None,
                  skip_non_finite: bool = False,
                  start: EngineState | None = None) -> None:
         self.step_fn = step_fn
@@ -146,9 +153,12 @@ class StepEngine:
         self.should_stop = should_stop
         self.checkpoint_every = checkpoint_every
         self.on_checkpoint = on_checkpoint
+        self.eval_every = eval_every
+        self.on_eval = on_eval
         self.skip_non_finite = skip_non_finite
         self.state = start or EngineState()
         self._checkpoint_due = False
+        self._eval_due = False
         self._finite: torch.Tensor | None = None
         self._phase = 0
         self._loss_sum: torch.Tensor | None = None
@@ -195,14 +205,21 @@ class StepEngine:
                 self._phase += 1
                 continue
             exhausted = self._segment(phase, iterator)
-            if self._checkpoint_due:
-                self._checkpoint_due = False
-                self.checkpoint()
+            self._between_windows()
             if self._done(phase, 0.0):
                 self._phase += 1
             if exhausted:
                 break
         self.flush_log()
+
+    def _between_windows(self) -> None:
+        """The evaluation and the checkpoint due after the step that closed the window."""
+        if self._eval_due:
+            self._eval_due = False
+            self.on_eval()
+        if self._checkpoint_due:
+            self._checkpoint_due = False
+            self.checkpoint()
 
     def checkpoint(self) -> None:
         """Save a checkpoint now, outside any training window."""
@@ -251,9 +268,12 @@ class StepEngine:
                     state.stop_reason = "interrupted"
                     state.stop_detail = f"stopped by a signal after step {state.step}"
                     break
-                if self.checkpoint_every and state.step % self.checkpoint_every == 0:
-                    self._checkpoint_due = True
-                    break
+                self._eval_due = self.eval_every is not None and \
+                    state.step % self.eval_every == 0
+                self._checkpoint_due = self.checkpoint_every is not None and \
+                    state.step % self.checkpoint_every == 0
+                if self._eval_due or self._checkpoint_due:
+                    break  # both run between windows, outside training time
         return False
 
     def _add_finite(self, loss: torch.Tensor) -> None:

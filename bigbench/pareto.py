@@ -19,10 +19,13 @@ class Objective:
     Attributes:
         key: The figure's name in each candidate's mapping.
         maximize: Larger is better (accuracy); else smaller is better (latency, size, J).
+        tolerance: Relative difference within which two measured values count as equal
+            (their noise: a latency 2% lower is no win when repeats scatter by 5%).
     """
 
     key: str
     maximize: bool = False
+    tolerance: float = 0.0
 
 
 def usable(candidates: Mapping[str, Mapping[str, float | None]],
@@ -32,16 +35,19 @@ def usable(candidates: Mapping[str, Mapping[str, float | None]],
             if candidates and all(c.get(o.key) is not None for c in candidates.values())]
 
 
-def _better_or_equal(a: float, b: float, objective: Objective) -> bool:
-    return a >= b if objective.maximize else a <= b
+def compare(a: float, b: float, objective: Objective) -> int:
+    """+1 when ``a`` is better than ``b``, −1 when worse, 0 when equal within the tolerance."""
+    if abs(a - b) <= objective.tolerance * max(abs(a), abs(b)):
+        return 0
+    return 1 if (a > b) == objective.maximize else -1
 
 
 def dominates(a: Mapping[str, float | None], b: Mapping[str, float | None],
               objectives: Sequence[Objective]) -> bool:
-    """Whether ``a`` dominates ``b`` over ``objectives`` (values must be present)."""
-    at_least = all(_better_or_equal(a[o.key], b[o.key], o) for o in objectives)  # type: ignore[arg-type]
-    strictly = any(a[o.key] != b[o.key] for o in objectives)
-    return at_least and strictly
+    """Whether ``a`` dominates ``b`` over ``objectives`` (values must be present): at least as
+    good in every one and better in one, beyond each objective's tolerance."""
+    results = [compare(a[o.key], b[o.key], o) for o in objectives]  # type: ignore[arg-type]
+    return all(r >= 0 for r in results) and any(r > 0 for r in results)
 
 
 def dominated_by(candidates: Mapping[str, Mapping[str, float | None]],

@@ -12,9 +12,10 @@ import errno
 import json
 import os
 import tempfile
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from bigbench.errors import OutputError
 
@@ -143,3 +144,25 @@ def create_run_dir(parent: Path, name: str, out: Path | None = None) -> Path:
             raise OutputError(f"output.dir {parent}: cannot create a run directory "
                               f"({exc.strerror or exc})") from None
     raise OutputError(f"output.dir {parent}: too many runs named {base}")
+
+
+@dataclass
+class DocumentRun:
+    """A command's run whose result is one JSON document in its folder (optimize.json,
+    sweep.json): rewritten atomically after every stage, so a stop keeps what was done.
+
+    Attributes:
+        out_dir: The run's folder.
+        document: The document as it stands.
+        warnings: Things a user must hear about.
+    """
+
+    out_dir: Path
+    document: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    #: The document's file name in ``out_dir``.
+    file_name: ClassVar[str] = "result.json"
+
+    def write(self) -> None:
+        """The document, replaced atomically."""
+        write_json(self.out_dir / self.file_name, self.document)

@@ -34,6 +34,7 @@ from bigbench.record import (
     eval_section,
     flops_section,
     memory_section,
+    target_section,
     throughput_section,
 )
 from bigbench.records import RUN_SCHEMA
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from bigbench.training_loop import TrainingLoop
     from bigbench.workload.build import Workload
 
+#: The status of a run by its stop reason (any other reason: failed).
+_STATUS = {None: "completed", "target_reached": "completed", "interrupted": "interrupted"}
 _WINDOW_ENERGY_KEYS = ("key", "energy_j", "uncertainty_j", "method", "avg_power_w",
                        "peak_power_w", "samples", "quality", "reason", "reasons")
 
@@ -139,8 +142,7 @@ def finish_record(record: dict[str, Any], facts: RunFacts, loop: TrainingLoop,
                                     facts.workload.items_per_sample())
     throughput["extra_steps"] = loop.engine.extra_steps
     record.update({
-        "status": {None: "completed", "interrupted": "interrupted"}.get(state.stop_reason,
-                                                                        "failed"),
+        "status": _STATUS.get(state.stop_reason, "failed"),
         "stop_reason": state.stop_reason, "stop_detail": state.stop_detail,
         "finished_at": finished_at,
         "progress": _progress(loop),
@@ -163,6 +165,8 @@ def finish_record(record: dict[str, Any], facts: RunFacts, loop: TrainingLoop,
                                             energy_figures.get("reason"))
     if len(segments) > 1:
         record["segments"] = segments
+    if loop.target is not None:
+        record["target"] = target_section(loop.target, state.stop_reason, state.step)
     carbon = carbon_section(facts.config.measure.carbon_intensity_g_per_kwh,
                             energy_figures["total_j"], totals.run_energy_j)
     if carbon is not None:

@@ -26,6 +26,7 @@ from bigbench.rank import SINGLE, Rank
 from bigbench.resume import ResumeInfo
 from bigbench.run_record import RunFacts, finish_record, start_record
 from bigbench.run_writer import RunWriter
+from bigbench.target import target_of
 from bigbench.training_loop import LoopSettings, Restored, TrainCallbacks, TrainingLoop
 from bigbench.workload.build import Workload, build_workload
 
@@ -130,7 +131,8 @@ def _restore(workload: Workload, resume: ResumeInfo | None, threads: int | None)
         torch.set_num_threads(int(state["threads"]))
         workload.performance["threads"] = torch.get_num_threads()
     durations = state["durations"].tolist() if "durations" in state else []
-    return Restored(position, state.get("segments", []), durations, state.get("last_eval"))
+    return Restored(position, state.get("segments", []), durations, state.get("last_eval"),
+                    state.get("target"))
 
 
 def _count_flops(config: ExperimentConfig, workload: Workload
@@ -170,7 +172,8 @@ def _loop_settings(config: ExperimentConfig, energy: EnergyMonitor) -> LoopSetti
         min_measured_s=energy.quality_window_s if extend else None, log_every=train.log_every,
         checkpoint_every=train.checkpoint_every,
         eval_batch_size=train.eval_batch_size or train.batch_size, compile_step=train.compile,
-        endless=train.max_steps is not None or extend)
+        endless=train.max_steps is not None or extend, eval_every=train.eval_every,
+        target=target_of(train), stop_at_target=train.stop_at_target)
 
 
 def _measure_idle(config: ExperimentConfig, loop: TrainingLoop, stop: StopRequest) -> None:
@@ -226,7 +229,8 @@ def _write_results(writer: RunWriter, record: dict[str, Any], energy: EnergyMoni
 
     files["checkpoint"] = "checkpoint" if writer.has_checkpoint() else None
     attempt("power", lambda: writer.write_power_csv(power_rows(energy), loop.meter.origin))
-    trained = loop.error is None and loop.state.stop_reason in (None, "interrupted")
+    trained = loop.error is None and \
+        loop.state.stop_reason in (None, "interrupted", "target_reached")
     if save_weights and trained:
         attempt("weights", lambda: writer.save_weights(workload.model))
     if errors and record.get("error") is None:

@@ -29,6 +29,14 @@ from bigbench.measuring.meter import Meter
 from bigbench.measuring.timing import StepTimer
 from bigbench.run_record import segment_summary
 from bigbench.run_writer import RunWriter
+from bigbench.target import (
+    Target,
+    TargetTracker,
+    checkpoint_state,
+    prior_cost,
+    restored_evaluations,
+    training_cost,
+)
 from bigbench.workload.build import Workload
 from bigbench.workload.steps import build_step, evaluate
 
@@ -53,12 +61,15 @@ class Restored:
         prior_segments: Segment summaries of the processes before this one.
         prior_durations_s: Their step durations.
         last_eval: The last evaluation before the interruption.
+        target_state: The training cost and target evaluations up to the checkpoint (see
+            :func:`bigbench.target.checkpoint_state`; None: a fresh run or an older checkpoint).
     """
 
     position: TrainingPosition | None = None
     prior_segments: list[dict[str, Any]] = field(default_factory=list)
     prior_durations_s: list[float] = field(default_factory=list)
     last_eval: dict[str, Any] | None = None
+    target_state: dict[str, Any] | None = None
 
     def engine_state(self) -> EngineState:
         """The engine's counters at the restored position."""
@@ -83,6 +94,10 @@ class LoopSettings:
         compile_step: The first step compiles the model and gets its own window.
         endless: Epochs are not counted: the plan's steps (``train.max_steps``) or the
             extended measured window decide when the run ends.
+        eval_every: Steps between evaluations, plus one after the last step (None: at the
+            end of each epoch).
+        target: The quality target every evaluation is compared with (None: none).
+        stop_at_target: End the run at the first evaluation that reaches the target.
     """
 
     warmup_steps: int
@@ -92,6 +107,9 @@ class LoopSettings:
     eval_batch_size: int
     compile_step: bool
     endless: bool
+    eval_every: int | None = None
+    target: Target | None = None
+    stop_at_target: bool = False
 
 
 class TrainingLoop:
@@ -111,6 +129,12 @@ class TrainingLoop:
         self.first_step_in_epoch = position.step_in_epoch if position else 0
         self.epochs_done = position.epochs_done if position else 0
         self.last_eval = restored.last_eval
+        resumed = position is not None
+        self.prior_cost = prior_cost(restored.target_state, resumed)
+        target = settings.target
+        self.target = TargetTracker(target, self.prior_cost,
+                                    restored_evaluations(restored.target_state, target)) \
+            if target is not None else None
         self.error: dict[str, Any] | None = None
         self.first_step_at: float | None = None
         start = restored.engine_state()
@@ -126,8 +150,9 @@ class TrainingLoop:
                                 if settings.min_measured_s is not None else None),
             log_every=settings.log_every, on_log=self._log, on_step=self._step,
             should_stop=lambda: stop.requested, checkpoint_every=settings.checkpoint_every,
-            on_checkpoint=self.save_checkpoint, skip_non_finite=workload.skip_non_finite,
-            start=start)
+            on_checkpoint=self.save_checkpoint, eval_every=settings.eval_every,
+            on_eval=lambda: self._evaluate(self.epoch),
+            skip_non_finite=workload.skip_non_finite, start=start)
 
     def _enough_power_samples(self) -> bool:
         """The measured window, closed segments and the running one, has enough samples."""
@@ -181,11 +206,21 @@ class TrainingLoop:
             if engine.state.stop_reason is not None:
                 break
             self.epochs_done = epoch + 1
-            self._evaluate(epoch)
+            if self.settings.eval_every is None:
+                self._evaluate(epoch)
             if engine.finished:
                 break
+        if self._final_evaluation_due():
+            self._evaluate(self.epoch)
         if engine.state.stop_reason == "interrupted" and self.checkpoint_step != engine.state.step:
             engine.checkpoint()  # so that --resume continues from exactly here
+
+    def _final_evaluation_due(self) -> bool:
+        """With ``eval_every``, the model after the last step is evaluated too (unless that
+        step was just evaluated, or the run stopped early)."""
+        step = self.engine.state.step
+        return (self.settings.eval_every is not None and self.engine.state.stop_reason is None
+                and step > 0 and (self.last_eval is None or self.last_eval["step"] != step))
 
     def _evaluate(self, epoch: int) -> None:
         data = self.workload.data
@@ -206,6 +241,25 @@ class TrainingLoop:
         self.writer.log(entry)
         self.loggers.log_eval(entry)
         self.callbacks.on_eval(self.last_eval)
+        self._compare_with_target()
+
+    def _compare_with_target(self) -> None:
+        """Record the evaluation against the target; with stop_at_target, end the run once
+        it is reached (the training windows are all closed here, so their totals are final)."""
+        tracker, state = self.target, self.engine.state
+        if tracker is None or self.last_eval is None:
+            return
+        entry = tracker.record(state.step, state.samples, self.last_eval,
+                               training_cost(self.meter, self.energy))
+        first = tracker.first_reached
+        if not self.settings.stop_at_target or first is None or state.stop_reason is not None:
+            return
+        state.stop_reason = "target_reached"
+        state.stop_detail = (
+            f"stopped at step {state.step}: {tracker.target.describe(entry.value)} reached the "
+            f"target ({tracker.target.describe()})" if first is entry else
+            f"stopped at step {state.step}: the target ({tracker.target.describe()}) was "
+            f"reached at step {first.step}")
 
     def _out_of_memory(self, exc: BaseException) -> None:
         state, batch = self.engine.state, self.workload.batcher.batch_size  # type: ignore[union-attr]
@@ -252,6 +306,8 @@ class TrainingLoop:
             last_finite_loss=state.last_finite_loss, skipped_steps=state.skipped_steps), extra={
             "durations": torch.tensor(self.durations_s(), dtype=torch.float64),
             "segments": self.segments(), "last_eval": self.last_eval,
+            "target": checkpoint_state(self.prior_cost, training_cost(self.meter, self.energy),
+                                       self.target),
             "scaler": w.scaler.state_dict() if w.scaler is not None else None,
             "threads": torch.get_num_threads()})
         self.checkpoint_step = state.step

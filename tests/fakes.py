@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
+INVALID_ARGUMENT = 2
 NOT_SUPPORTED = 3
 NO_PERMISSION = 4
 
@@ -71,7 +72,8 @@ class FakeNVMLError(Exception):
         self.value = value
 
     def __str__(self) -> str:
-        return {NOT_SUPPORTED: "Not Supported", NO_PERMISSION: "Insufficient Permissions",
+        return {INVALID_ARGUMENT: "Invalid Argument", NOT_SUPPORTED: "Not Supported",
+                NO_PERMISSION: "Insufficient Permissions",
                 9: "Driver Not Loaded"}.get(self.value, f"error {self.value}")
 
 
@@ -80,30 +82,80 @@ class FakeGpu:
 
     ``cc`` is the CUDA compute capability NVML reports; None answers NOT_SUPPORTED (older
     drivers), leaving ``arch`` and the name to decide.
+
+    Power limit and clocks (a toy model, for tests only — never a measurement): the power limit
+    starts at ``default_limit_w`` and may be set within ``[min_limit_w, max_limit_w]``; SM clocks
+    may be locked within the supported clocks. The drawn power scales with
+    ``limit / default × locked clock / max clock`` and the speed (:meth:`speed`, the factor a
+    fake step divides its duration by) with ``(limit / default) ** 0.3 × locked / max clock``,
+    so a lower limit is slower but uses less energy per step. ``set_error`` / ``clock_error``
+    (NVML error codes, e.g. NO_PERMISSION) make the setters refuse.
     """
 
     def __init__(self, uuid: str, name: str, steps: list[tuple[float, float]], *,
                  counter: bool = True, instant: bool = True, usage: bool = True,
                  arch: int = 9, mig: bool = False, power_scale: float = 1.0,
-                 cc: tuple[int, int] | None = None) -> None:
+                 cc: tuple[int, int] | None = None, default_limit_w: float = 700.0,
+                 min_limit_w: float = 200.0, max_limit_w: float = 700.0,
+                 set_error: int | None = None, clock_error: int | None = None,
+                 temperature_c: float = 45, max_clock_mhz: int = 1980,
+                 speed_exponent: float = 0.3) -> None:
         self.uuid, self.name, self.steps = uuid, name, sorted(steps)
         self.counter, self.instant, self.usage = counter, instant, usage
         self.arch, self.mig, self.power_scale, self.cc = arch, mig, power_scale, cc
         self.counter_offset_mj = 0.0
         self.application_clock_mhz = 1755
+        self.default_limit_mw = int(default_limit_w * 1000)
+        self.min_limit_mw, self.max_limit_mw = int(min_limit_w * 1000), int(max_limit_w * 1000)
+        self.limit_mw = self.default_limit_mw
+        self.set_error, self.clock_error = set_error, clock_error
+        self.temperature_c = temperature_c
+        self.max_clock_mhz = max_clock_mhz
+        self.supported_clocks_mhz = list(range(max_clock_mhz, 209, -15))
+        self.locked_mhz: int | None = None
+        self.speed_exponent = speed_exponent
+        self.throttle_mask = 0
+        #: Every successful power-limit set call (mW) and clock lock/reset, in order.
+        self.limit_calls: list[int] = []
+        self.clock_calls: list[int | None] = []
+        #: (time_s, draw factor) from each change on: the power before the first is unscaled.
+        self.changes: list[tuple[float, float]] = []
+
+    def draw_factor(self) -> float:
+        """How the current settings scale the drawn power (1 at the default, unlocked)."""
+        clock = self.locked_mhz / self.max_clock_mhz if self.locked_mhz else 1.0
+        return self.limit_mw / self.default_limit_mw * clock
+
+    def speed(self) -> float:
+        """How the current settings scale the speed of work (1 at the default, unlocked)."""
+        clock = self.locked_mhz / self.max_clock_mhz if self.locked_mhz else 1.0
+        return (self.limit_mw / self.default_limit_mw) ** self.speed_exponent * clock
+
+    def settings_changed(self, t: float) -> None:
+        """Record that the power draw changes from time ``t`` on."""
+        self.changes.append((t, self.draw_factor()))
+
+    def _factor(self, t: float) -> float:
+        factor = 1.0
+        for start, f in self.changes:
+            if t >= start:
+                factor = f
+        return factor
 
     def power(self, t: float) -> float:
         watts = 0.0
         for start, w in self.steps:
             if t >= start:
                 watts = w
-        return watts
+        return watts * self._factor(t)
 
     def energy(self, t: float) -> float:
         """Exact integral of the power from time 0 to ``t``, in joules."""
-        ends = [start for start, _ in self.steps[1:]] + [float("inf")]
-        return sum(watts * max(0.0, min(t, end) - start)
-                   for (start, watts), end in zip(self.steps, ends, strict=True))
+        # The power is constant between consecutive edges (a step or a settings change).
+        edges = sorted({start for start, _ in self.steps} | {start for start, _ in self.changes})
+        ends = [*edges[1:], float("inf")]
+        return sum(self.power(start) * max(0.0, min(t, end) - start)
+                   for start, end in zip(edges, ends, strict=True))
 
 
 class FakeNVML(types.ModuleType):
@@ -178,23 +230,70 @@ class FakeNVML(types.ModuleType):
         averaged = gpu.energy(t) - gpu.energy(max(0.0, t - 1.0))  # a 1-second average
         return int(averaged * gpu.power_scale * 1000)
 
-    def nvmlDeviceGetTemperature(self, gpu: FakeGpu, sensor: int) -> int:  # noqa: N802
-        return 45
+    def nvmlDeviceGetTemperature(self, gpu: FakeGpu, sensor: int) -> float:  # noqa: N802
+        return gpu.temperature_c
 
     def nvmlDeviceGetClockInfo(self, gpu: FakeGpu, clock_type: int) -> int:  # noqa: N802
-        return 1980
+        return gpu.locked_mhz or gpu.max_clock_mhz
 
     def nvmlDeviceGetApplicationsClock(self, gpu: FakeGpu, clock_type: int) -> int:  # noqa: N802
         return gpu.application_clock_mhz
 
     def nvmlDeviceGetMaxClockInfo(self, gpu: FakeGpu, clock_type: int) -> int:  # noqa: N802
-        return 1980
+        return gpu.max_clock_mhz
 
     def nvmlDeviceGetEnforcedPowerLimit(self, gpu: FakeGpu) -> int:  # noqa: N802
-        return 700_000
+        return gpu.limit_mw
 
     def nvmlDeviceGetCurrentClocksEventReasons(self, gpu: FakeGpu) -> int:  # noqa: N802
-        return 0
+        # SW power cap (0x4) whenever the limit is below the default: the card is held back.
+        return gpu.throttle_mask | (0x4 if gpu.limit_mw < gpu.default_limit_mw else 0)
+
+    # --- power limit and clocks (the setters check the error and range like the driver) ---
+
+    def nvmlDeviceGetIndex(self, gpu: FakeGpu) -> int:  # noqa: N802
+        return self.gpus.index(gpu)
+
+    def nvmlDeviceGetPowerManagementLimit(self, gpu: FakeGpu) -> int:  # noqa: N802
+        return gpu.limit_mw
+
+    def nvmlDeviceGetPowerManagementDefaultLimit(self, gpu: FakeGpu) -> int:  # noqa: N802
+        return gpu.default_limit_mw
+
+    def nvmlDeviceGetPowerManagementLimitConstraints(self, gpu: FakeGpu) -> list[int]:  # noqa: N802
+        return [gpu.min_limit_mw, gpu.max_limit_mw]
+
+    def nvmlDeviceSetPowerManagementLimit(self, gpu: FakeGpu, milliwatts: int) -> None:  # noqa: N802
+        if gpu.set_error is not None:
+            raise FakeNVMLError(gpu.set_error)
+        if not gpu.min_limit_mw <= milliwatts <= gpu.max_limit_mw:
+            raise FakeNVMLError(INVALID_ARGUMENT)
+        gpu.limit_mw = int(milliwatts)
+        gpu.limit_calls.append(int(milliwatts))
+        gpu.settings_changed(self.clock())
+
+    def nvmlDeviceGetSupportedMemoryClocks(self, gpu: FakeGpu) -> list[int]:  # noqa: N802
+        return [2619]
+
+    def nvmlDeviceGetSupportedGraphicsClocks(self, gpu: FakeGpu, memory_mhz: int) -> list[int]:  # noqa: N802
+        return list(gpu.supported_clocks_mhz)
+
+    def nvmlDeviceSetGpuLockedClocks(self, gpu: FakeGpu, low: int, high: int) -> None:  # noqa: N802
+        if gpu.clock_error is not None:
+            raise FakeNVMLError(gpu.clock_error)
+        clocks = gpu.supported_clocks_mhz
+        if not min(clocks) <= low <= high <= max(clocks):
+            raise FakeNVMLError(INVALID_ARGUMENT)
+        gpu.locked_mhz = int(low)
+        gpu.clock_calls.append(int(low))
+        gpu.settings_changed(self.clock())
+
+    def nvmlDeviceResetGpuLockedClocks(self, gpu: FakeGpu) -> None:  # noqa: N802
+        if gpu.clock_error is not None:
+            raise FakeNVMLError(gpu.clock_error)
+        gpu.locked_mhz = None
+        gpu.clock_calls.append(None)
+        gpu.settings_changed(self.clock())
 
 
 class LivePowercap:

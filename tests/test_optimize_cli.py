@@ -331,3 +331,69 @@ def test_optimize_from_python(optimized, tmp_path) -> None:
     assert result.to_dict() == json.loads((tmp_path / "api" / "optimize.json").read_text())
     with pytest.raises(bigbench.errors.ConfigError, match="from_run"):
         bigbench.optimize_model(SHIPPED, from_run=42)
+
+
+def test_from_refuses_what_it_cannot_build_on(optimized, cli, tmp_path) -> None:
+    out, _, _ = optimized
+    never = tmp_path / "never"
+    other_data = ["--set", "data={name: synthetic, shape: [1, 16, 16], num_classes: 10}"]
+    cases = [
+        (out / "base", other_data, "built for data with sample_shape"),
+        (out / "variants" / "structured-50%", other_data, "built for data with sample_shape"),
+        (out / "variants" / "int8-dynamic", [], "cannot be pruned, quantized or distilled"),
+        (out / "variants" / "int8-static", [], "cannot be pruned, quantized or distilled"),
+        (out, [], "that is an optimize run"),
+    ]
+    for folder, extra, message in cases:
+        result = cli("optimize", SHIPPED, *[a for s in SMALL for a in ("--set", s)], *extra,
+                     "--from", folder, "--out", never)
+        assert result.exit_code == 2, (folder, result.stderr)
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert not never.exists()
+
+
+def test_a_variant_failing_its_evaluation_costs_only_itself(write_config, tmp_path,
+                                                            monkeypatch) -> None:
+    from bigbench.optimize import run as optimize_run
+
+    real = optimize_run.evaluate
+
+    def flaky(variant, *args, **kwargs):
+        if variant.name == "prune-50%":
+            raise RuntimeError("inductor exploded")
+        return real(variant, *args, **kwargs)
+
+    monkeypatch.setattr(optimize_run, "evaluate", flaky)
+    config = load_config(write_config(
+        BASE.replace("max_steps: 40", "max_steps: 4") + "optimize:\n  batch_size: 1\n"
+        "  steps: 2\n  warmup: 0\n  repeats: 1\n  variants: [{kind: prune, amount: 0.5}, "
+        "{kind: prune, amount: 0.25}]\n"))
+    document = optimize_run.run_optimize(config, out=tmp_path / "out").document
+    assert document["status"] == "completed"
+    failed = _entry(document, "prune-50%")
+    assert failed["status"] == "failed" and "inductor exploded" in failed["reason"]
+    assert _entry(document, "prune-25%")["speed"]["batch_1"]["status"] == "ok"
+    # batch_size 1 is the latency batch too: measured once per round, not twice.
+    assert document["settings"]["batch_sizes"] == [1]
+    assert _entry(document, "base")["speed"]["batch_1"]["rounds"] == 1
+
+
+def test_a_stop_while_a_student_trains_ends_within_a_step(write_config, tmp_path) -> None:
+    from bigbench.optimize.run import run_optimize
+
+    config = load_config(write_config(
+        BASE.replace("max_steps: 40", "max_steps: 4") + "optimize:\n  variants: "
+        "[{kind: distill, student: {name: cnn, channels: [4, 8], hidden: [16]}, "
+        "steps: 1000000}]\n"))
+    lines: list[str] = []
+    run = run_optimize(config, out=tmp_path / "out",
+                       should_stop=lambda: any("building" in line for line in lines),
+                       progress=lines.append)
+    on_disk = json.loads((tmp_path / "out" / "optimize.json").read_text())
+    assert on_disk["status"] == run.document["status"] == "interrupted"
+    assert [v["name"] for v in on_disk["variants"]] == ["base"]  # recorded before any build
+
+
+def test_json_and_markdown_together_are_refused(cli) -> None:
+    result = cli("optimize", SHIPPED, "--json", "--markdown")
+    assert result.exit_code == 2 and "choose one" in result.stderr

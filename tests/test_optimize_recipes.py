@@ -534,3 +534,25 @@ optimize:
     first = config.optimize.variants[0]
     assert isinstance(first, PruneVariant) and first.amounts() == [0.5, 0.9]
     assert config.optimize.variants[2].amounts() == [0.125]
+
+
+def test_the_measurement_order_balances_positions() -> None:
+    from bigbench.optimize.measure import rotation
+
+    names = [f"v{i}" for i in range(8)]
+    orders = [rotation(names, r, 3) for r in range(3)]
+    assert all(sorted(order) == names for order in orders)
+    assert len({order[0] for order in orders}) == 3  # three different leaders
+    mean_position = {n: sum(o.index(n) for o in orders) / 3 for n in names}
+    # Forward order alone would give v0 a mean position of 0 and v7 of 7.
+    assert max(mean_position.values()) - min(mean_position.values()) < 4
+
+
+def test_pareto_ties_within_the_tolerance() -> None:
+    latency = pareto.Objective("latency", tolerance=0.05)
+    accuracy = pareto.Objective("accuracy", maximize=True)
+    a, b = {"latency": 1.00, "accuracy": 0.9}, {"latency": 1.03, "accuracy": 0.9}
+    assert not pareto.dominates(a, b, [latency, accuracy])  # 3% apart: noise, a tie
+    c = {"latency": 1.10, "accuracy": 0.9}
+    assert pareto.dominates(a, c, [latency, accuracy])
+    assert pareto.compare(0.91, 0.9, accuracy) == 1 and pareto.compare(1.0, 1.04, latency) == 0

@@ -169,7 +169,7 @@ def test_unknown_keys_are_allowed_for_newer_writers(results) -> None:
     check(newer)
 
 
-@pytest.mark.parametrize("kind", ["run", "bench", "optimize"])
+@pytest.mark.parametrize("kind", ["run", "bench", "optimize", "sweep"])
 def test_every_field_is_described(kind) -> None:
     schema = json_schema(kind)
     assert schema["$schema"].endswith("2020-12/schema")

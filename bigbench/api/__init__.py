@@ -22,6 +22,7 @@ from bigbench.api.commands import (
     compare,
     load_bench,
     load_experiment,
+    load_optimize,
     load_run,
     report,
     show_config,
@@ -32,8 +33,7 @@ from bigbench.api.info import list_datasets, list_devices, list_models
 from bigbench.api.optimize import optimize_model
 from bigbench.api.results import BenchResult, OptimizeResult, RunResult
 
-__all__ = ["BenchResult", "ConfigSource", "MeasureResult", "Measurement", "OverridesLike",
-           "ResultLike", "RunResult", "StrPath", "bench", "compare", "list_datasets",
-           "list_devices", "list_models", "load_bench", "load_experiment", "load_run",
-           "measure", "OptimizeResult", "optimize_model", "probe_energy", "report",
-           "show_config", "train"]
+__all__ = ["bench", "BenchResult", "compare", "ConfigSource", "list_datasets", "list_devices",
+           "list_models", "load_bench", "load_experiment", "load_optimize", "load_run", "measure",
+           "Measurement", "MeasureResult", "optimize_model", "OptimizeResult", "OverridesLike",
+           "probe_energy", "report", "ResultLike", "RunResult", "show_config", "StrPath", "train"]

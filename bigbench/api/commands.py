@@ -24,7 +24,7 @@ from bigbench.errors import ConfigError
 if TYPE_CHECKING:
     from bigbench.api.comparison import Comparison
     from bigbench.config import ExperimentConfig
-    from bigbench.records import BenchDocument, RunRecord
+    from bigbench.records import BenchDocument, OptimizeDocument, RunRecord
     from bigbench.reporting.build import Report
 
 # Real aliases, importable at run time. Union[...] because ``X | "Name"`` fails at run time:
@@ -173,7 +173,9 @@ def bench(config_or_path: ConfigSource | None = None, *, suite: str | None = Non
           repeats: int | None = None, compile: bool | None = None,  # noqa: A002 - the CLI's name
           channels_last: bool | None = None, isolate: bool | None = None,
           find_max_batch: bool = False, energy_min_window: bool | None = None,
-          model_from: StrPath | None = None, overrides: OverridesLike = None,
+          model_from: StrPath | None = None,
+          power_limits: str | Sequence[str | float] | float | None = None,
+          sm_clocks: str | Sequence[int] | int | None = None, overrides: OverridesLike = None,
           out: StrPath | None = None, progress: bool = False) -> BenchResult:
     """Benchmark a matrix of models, batch sizes, precisions and modes (``bigbench bench``).
 
@@ -183,6 +185,9 @@ def bench(config_or_path: ConfigSource | None = None, *, suite: str | None = Non
     point is warmed up, then measured ``repeats`` times (median and IQR). Writes bench.json
     and bench.csv. ``model_from`` (``--from``) measures the model saved in a variant folder of
     :func:`optimize` or a training run's directory instead of fresh registry models.
+    ``power_limits`` (watts, or ``"min"``, ``"default"``, ``"max"``) and ``sm_clocks`` (MHz)
+    run every point at each GPU setting (``--power-limits``, ``--sm-clocks``: CUDA and root
+    only), restored before this returns or raises.
 
     Returns:
         The benchmark: its directory, typed bench.json document and warnings. Failed points
@@ -191,6 +196,8 @@ def bench(config_or_path: ConfigSource | None = None, *, suite: str | None = Non
     Raises:
         ConfigError: invalid arguments or config (every problem in ``.problems``).
         DeviceError: the device does not exist. OutputError: ``out`` is unusable.
+        PowerControlError: a GPU setting cannot be made (no privilege, out of range) or put
+            back.
     """
     from bigbench.benchmark.session import BenchArgs, build_session, check_args
     from bigbench.results import check_out_dir
@@ -201,7 +208,8 @@ def bench(config_or_path: ConfigSource | None = None, *, suite: str | None = Non
         gen_tokens=gen_tokens, compile=compile, channels_last=channels_last, steps=steps,
         duration_s=duration_s, warmup=warmup, repeats=repeats,
         energy_min_window=energy_min_window, isolate=isolate, find_max_batch=find_max_batch,
-        model_from=model_from if not isinstance(model_from, os.PathLike) else Path(model_from))
+        model_from=model_from if not isinstance(model_from, os.PathLike) else Path(model_from),
+        power_limits=power_limits, sm_clocks=sm_clocks)
     args = Arguments()
     try:
         flags = check_args(request)  # the same checks as the CLI's flags
@@ -368,6 +376,18 @@ def load_bench(path: StrPath) -> BenchDocument:
             schema, or damaged.
     """
     from bigbench.records import load_bench as load
+
+    return load(_record_path(path))
+
+
+def load_optimize(path: StrPath) -> OptimizeDocument:
+    """optimize.json (or a folder holding one), as a typed OptimizeDocument.
+
+    Raises:
+        RecordError: an argument of the wrong type; missing, unreadable, not JSON, another
+            schema, or damaged.
+    """
+    from bigbench.records import load_optimize as load
 
     return load(_record_path(path))
 

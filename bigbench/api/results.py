@@ -151,6 +151,11 @@ class OptimizeResult(DocumentResult):
         return {v.name: v for v in self.document.variants}
 
     @property
+    def failed(self) -> list[str]:
+        """Names of the variants that failed (``bigbench optimize`` exits 1 when there is one)."""
+        return [v.name for v in self.document.variants if v.status == "failed"]
+
+    @property
     def front(self) -> list[str]:
         """Names of the variants on the Pareto front (none dominates them)."""
         return list(self.document.pareto.front) if self.document.pareto else []

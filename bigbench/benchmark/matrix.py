@@ -43,6 +43,10 @@ class Point:
             to the prompt (steps cycle over these positions).
         seq_axis: The sequence length is an axis of the matrix (``--seq-lens``), so it is part
             of the id; always for language models.
+        power_limit_w: The GPU power limit the point runs at, W (``--power-limits``); None:
+            the GPU's own setting, untouched.
+        sm_clock_mhz: The SM clock the point runs locked at, MHz (``--sm-clocks``); None:
+            not locked.
     """
 
     model: str
@@ -58,10 +62,13 @@ class Point:
     task: str = "classification"
     gen_tokens: int | None = None
     seq_axis: bool = False
+    power_limit_w: float | None = None
+    sm_clock_mhz: int | None = None
 
     @property
     def id(self) -> str:
-        """A readable unique name: ``cnn/train/fp32/bs64``, ``gpt/decode/bf16/bs8/seq128/gen32``."""
+        """A readable unique name: ``cnn/train/fp32/bs64``, ``gpt/decode/bf16/bs8/seq128/gen32``,
+        ``cnn/train/fp32/bs64/pl300W/sm1410MHz``."""
         parts = [self.model, self.mode, self.precision, f"bs{self.batch_size}"]
         if self.seq_len is not None:
             parts.append(f"seq{self.seq_len}")
@@ -71,6 +78,10 @@ class Point:
             parts.append("compile")
         if self.channels_last:
             parts.append("channels_last")
+        if self.power_limit_w is not None:
+            parts.append(f"pl{self.power_limit_w:g}W")
+        if self.sm_clock_mhz is not None:
+            parts.append(f"sm{self.sm_clock_mhz}MHz")
         return "/".join(parts)
 
     def settings(self) -> dict[str, Any]:
@@ -79,7 +90,17 @@ class Point:
                 "batch_size": self.batch_size, "compile": self.compile,
                 "channels_last": self.channels_last, "model_args": self.model_kwargs(),
                 "sample_shape": list(self.sample_shape), "seq_len": self.seq_len,
-                "gen_tokens": self.gen_tokens}
+                "gen_tokens": self.gen_tokens, **self.gpu_settings()}
+
+    def gpu_settings(self) -> dict[str, Any]:
+        """The GPU settings the point runs at (only those set: results without them compare
+        as before)."""
+        out: dict[str, Any] = {}
+        if self.power_limit_w is not None:
+            out["power_limit_w"] = self.power_limit_w
+        if self.sm_clock_mhz is not None:
+            out["sm_clock_mhz"] = self.sm_clock_mhz
+        return out
 
     @property
     def seq_len(self) -> int | None:
@@ -138,6 +159,11 @@ class Matrix:
     data: dict[str, DataInfo] = field(default_factory=dict)
     seq_lens: list[int] | None = None
     gen_tokens: list[int] = field(default_factory=lambda: [DEFAULT_GEN_TOKENS])
+    #: GPU power limits as given (watts, or "min", "default", "max"): resolved to watts only
+    #: once the GPU is open (see bigbench.benchmark.gpu_settings).
+    power_limits: list[str | float] | None = None
+    #: Locked SM clocks, MHz.
+    sm_clocks: list[int] | None = None
 
 
 #: The optimizer of training points when no CONFIG names one (SGD with momentum: the most
@@ -307,7 +333,35 @@ def parse_list(option: str, text: str, allowed: tuple[str, ...] | list[str] | No
     return names
 
 
+#: Named power limits: the GPU's lowest and highest allowed limit, and its default.
+NAMED_POWER_LIMITS = ("min", "default", "max")
+
+
+def check_power_limits(label: str, value: object, problems: list[str]) -> list[str | float]:
+    """``200,300,max`` or ``[200, "max"]`` → the limits: watts (positive numbers) or a name of
+    NAMED_POWER_LIMITS; every problem added to ``problems``. Whether a limit is inside the GPU's
+    range is checked once the GPU is open."""
+    limits: list[str | float] = []
+    for item in _items(label, value, problems) or []:
+        if isinstance(item, str) and item.lower() in NAMED_POWER_LIMITS:
+            limits.append(item.lower())
+            continue
+        try:
+            watts = float(item) if not isinstance(item, bool) else float("nan")
+        except (TypeError, ValueError):
+            watts = float("nan")
+        if not 0 < watts < float("inf"):
+            shown = f"'{item}'" if isinstance(item, str) else repr(item)
+            problems.append(f"{label}: {shown} is not a power limit; give watts (e.g. 250) or "
+                            f"{one_of(list(NAMED_POWER_LIMITS))}")
+        else:
+            limits.append(watts)
+    return list(dict.fromkeys(limits))
+
+
 #: Longest --seq-lens / --gen-tokens value (the longest data window a dataset accepts).
 MAX_SEQUENCE = 65_536
 #: Largest --batch-sizes value.
 MAX_BATCH = 10_000_000
+#: Largest --sm-clocks value, MHz (no GPU clocks near it; it only catches typos early).
+MAX_SM_CLOCK = 10_000

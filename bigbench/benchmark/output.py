@@ -27,7 +27,8 @@ CSV_COLUMNS = [
     "latency_p99_s", "host_peak_rss_bytes", "device_peak_allocated_bytes", "energy_status",
     "j_per_sample", "j_per_sample_iqr", "j_per_sample_uncertainty", "energy_quality",
     "energy_methods", "flops_per_sample", "achieved_flops_per_s", "mfu", "compile_s",
-    "seq_len", "gen_tokens", "tokens_per_s", "j_per_token", "reason", "error",
+    "seq_len", "gen_tokens", "tokens_per_s", "j_per_token", "power_limit_w",
+    "power_limit_in_effect_w", "sm_clock_mhz", "reason", "error",
 ]
 HEADERS = ["point", "status", "samples/s ± IQR", "step p50", "peak mem", "J/sample", "MFU"]
 #: Added to the tables when a language-model point is among the points.
@@ -77,6 +78,9 @@ def csv_row(point: PointLike) -> dict[str, Any]:
         "gen_tokens": s.gen_tokens,
         "tokens_per_s": p.tokens_per_s.median if p.tokens_per_s else None,
         "j_per_token": energy.j_per_token.median if energy and energy.j_per_token else None,
+        "power_limit_w": s.power_limit_w,
+        "power_limit_in_effect_w": p.gpu_settings.in_effect_w if p.gpu_settings else None,
+        "sm_clock_mhz": s.sm_clock_mhz,
         "reason": p.reason,
         "error": p.error,
     }

@@ -141,7 +141,8 @@ def measure_point(point: Point, plan: Plan, device: torch.device, energy: Energy
                   model: BuiltModel | None = None,
                   step_builder: Callable[[Workload, Point], Step] = point_step,
                   durations_out: list[float] | None = None,
-                  flops_model: BuiltModel | None = None) -> dict[str, Any]:
+                  flops_model: BuiltModel | None = None,
+                  gpu_snapshot: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Run one point and return its figures (raises on OOM or failure; the caller records).
 
     A language-model point also reports tokens/s and J/token: a sample is a window (train), a
@@ -155,21 +156,26 @@ def measure_point(point: Point, plan: Plan, device: torch.device, energy: Energy
             latency percentiles of several calls).
         flops_model: Count FLOPs on this float twin of ``model`` (same multiply-adds) where
             the measured module cannot be counted (quantized tensors, a traced graph).
+        gpu_snapshot: Reads the GPU's power limit, clocks, temperature and throttle reasons;
+            when given, the result's ``gpu_window`` holds its readings at the start of the
+            first measured repeat and the end of the last.
     """
     if plan.threads is not None and device.type == "cpu":
         torch.set_num_threads(plan.threads)
     workload = point_workload(point, plan, device, model)
     min_repeat_s = energy.min_window_for_quality_s \
         if plan.energy_min_window and energy.devices else 0.0
-    meter = Meter(device, energy, clock=clock)
-    timer = StepTimer(device, clock=clock)
     plan_phases = phases(point, plan, min_repeat_s)
+    repeats = [p.window for p in plan_phases if p.window.startswith("repeat-")]
+    edges: dict[str, Any] = {}
+    meter = Meter(device, energy, clock=clock,
+                  on_edge=_edge_snapshots(gpu_snapshot, repeats, edges) if gpu_snapshot else None)
+    timer = StepTimer(device, clock=clock)
     engine = StepEngine(step_builder(workload, point), meter, timer, phases=plan_phases,
                         log_every=10**9)
     engine.run(itertools.cycle(synthetic_batches(workload, point.batch_size)), epoch=0)
     if durations_out is not None:
         durations_out.extend(timer.durations_s)
-    repeats = [p.window for p in plan_phases if p.window.startswith("repeat-")]
     windows = [meter.totals(name) for name in repeats]
     rates = [w.samples / w.time_s for w in windows if w.time_s > 0]
     built = workload.built
@@ -189,8 +195,20 @@ def measure_point(point: Point, plan: Plan, device: torch.device, energy: Energy
     if tokens is not None:
         result["tokens_per_s"] = spread([r * tokens for r in rates])
         result["energy"]["j_per_token"] = _per_token(result["energy"], tokens)
+    if gpu_snapshot is not None:
+        result["gpu_window"] = edges
     del engine, workload
     return result
+
+
+def _edge_snapshots(read: Callable[[], dict[str, Any]], repeats: list[str],
+                    edges: dict[str, Any]) -> Callable[[str, str], None]:
+    """A window-edge hook storing ``read()`` at the first repeat's start and the last
+    repeat's end into ``edges`` (``"start"``, ``"end"``)."""
+    def on_edge(window: str, edge: str) -> None:
+        if (window, edge) in ((repeats[0], "start"), (repeats[-1], "end")):
+            edges[edge] = read()
+    return on_edge
 
 
 def _per_token(energy: dict[str, Any], tokens: int) -> dict[str, Any]:

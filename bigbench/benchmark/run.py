@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +24,13 @@ if TYPE_CHECKING:
     import torch
 
     from bigbench.config.schema import MeasureConfig
+    from bigbench.measuring.energy.power_limits import PowerLimiter
+
+#: How one point is measured in this process: ``measure(point, plan, device, energy)``
+#: returns its figures (see bigbench.benchmark.point.measure_point); with GPU settings it is
+#: also given ``gpu_snapshot=`` and may return ``gpu_window`` (the readings at its measured
+#: window's edges).
+MeasureFn = Callable[..., dict[str, Any]]
 
 
 @dataclass
@@ -37,6 +45,9 @@ class BenchSession:
         env: The environment record (versions, device, energy meters).
         model_source: A variant folder or run directory whose saved model every point
             measures (instead of a fresh registry model).
+        power: Sets the GPU's power limit and clocks each point asks for (``power_limit_w``,
+            ``sm_clock_mhz``) and restores the originals when the points end; None when no
+            point asks.
     """
 
     points: list[Point]
@@ -49,6 +60,7 @@ class BenchSession:
     measure: MeasureConfig
     env: dict[str, Any]
     model_source: Path | None = None
+    power: PowerLimiter | None = None
 
 
 @dataclass
@@ -96,57 +108,106 @@ def start_run(session: BenchSession) -> BenchRun:
         "matrix": [p.id for p in session.points], "points": [],
         **({"model_from": str(session.model_source)} if session.model_source else {}),
     }
+    if session.power is not None:
+        from bigbench.benchmark.gpu_settings import control_record
+
+        document["gpu_control"] = control_record(session.power)
     run = BenchRun(session.out_dir, document)
+    if session.power is not None:
+        run.warnings += session.power.warnings
     write_outputs(session.out_dir, document)
     return run
 
 
-def measure_points(session: BenchSession, should_stop: Callable[[], bool] = lambda: False
-                   ) -> Iterator[dict[str, Any]]:
-    """Measure each point in turn and yield its result; stops early when ``should_stop()``."""
-    from bigbench.benchmark.runner import run_isolated, run_point, saved_model_measure
+def measure_points(session: BenchSession, should_stop: Callable[[], bool] = lambda: False,
+                   measure: MeasureFn | None = None) -> Iterator[dict[str, Any]]:
+    """Measure each point in turn and yield its result; stops early when ``should_stop()``.
+
+    With ``session.power``, each point runs at its GPU settings, set here in this process
+    (isolated points too) and restored when the points end, however they end.
+
+    Args:
+        measure: How a point is measured in this process (default: the saved model's, else
+            a fresh registry model's; tests inject one). Not used by isolated points.
+    """
+    from bigbench.benchmark import gpu_settings
+    from bigbench.benchmark.runner import (
+        run_isolated,
+        run_point,
+        saved_model_measure,
+        with_gpu_snapshots,
+    )
     from bigbench.measurement import energy_monitor
 
-    energy = None if session.isolated else energy_monitor(session.measure, session.device)
+    power = session.power
     source = str(session.model_source) if session.model_source else None
-    measure = saved_model_measure(source) if energy is not None else None
-    if energy is not None:
-        energy.start()
-    try:
+    with ExitStack() as stack:
+        if power is not None:
+            stack.enter_context(power)  # restores on every exit, the generator closed too
+        energy = None if session.isolated else energy_monitor(session.measure, session.device)
+        if energy is not None:
+            measure = with_gpu_snapshots(measure or saved_model_measure(source),
+                                         power.snapshot if power else None)
+            energy.start()
+            stack.callback(energy.stop)
         for point in session.points:
             if should_stop():
                 return
             started = time.perf_counter()
+            applied = gpu_settings.apply(power, point) if power is not None else None
             if energy is None:
                 result = run_isolated(point, session.plan, str(session.device),
-                                      session.measure.model_dump(), model_from=source)
+                                      session.measure.model_dump(), model_from=source,
+                                      gpu_uuid=power.uuid if power else None)
             else:
                 result = run_point(point, session.plan, session.device, energy,
                                    measure=measure)
+            window = result.pop("gpu_window", None)
+            if power is not None and applied is not None:
+                after = None if window else power.snapshot()
+                result["gpu_settings"] = gpu_settings.record(point, applied, window, after)
             result.setdefault("wall_s", time.perf_counter() - started)
             yield result
-    finally:
-        if energy is not None:
-            energy.stop()
 
 
 def run_bench(session: BenchSession, should_stop: Callable[[], bool] = lambda: False,
-              on_result: Callable[[BenchRun], None] = lambda run: None) -> BenchRun:
+              on_result: Callable[[BenchRun], None] = lambda run: None,
+              measure: MeasureFn | None = None) -> BenchRun:
     """Measure every point, writing results after each; returns the finished run.
 
     Its document's status is "completed", or "interrupted" when ``should_stop()`` turned true
-    or a second Ctrl-C arrived.
+    or a second Ctrl-C arrived. GPU settings (``session.power``) are restored before it
+    returns or raises, whatever happened.
+
+    Raises:
+        PowerControlError: a GPU setting could not be made or put back (the document is
+            finished as "interrupted" first, and the message says how to restore).
     """
-    run = start_run(session)
+    from bigbench.measuring.energy.power_limits import PowerControlError
+
+    try:
+        run = start_run(session)
+    except BaseException:
+        if session.power is not None:  # nothing changed yet; mark the state file restored
+            session.power.restore()
+        raise
     status = "completed"
     try:
-        for result in measure_points(session, should_stop):
-            run.record(result)
-            on_result(run)
-        if should_stop():
-            status = "interrupted"
+        try:
+            for result in measure_points(session, should_stop, measure):
+                run.record(result)
+                on_result(run)
+            if should_stop():
+                status = "interrupted"
+        finally:
+            if session.power is not None:  # the generator restored already, unless the loop
+                session.power.restore()  # body raised while it was paused: then, here
+                run.document["gpu_control"]["restored"] = True
     except KeyboardInterrupt:
         status = "interrupted"
+    except PowerControlError:
+        run.finish("interrupted")
+        raise
     if session.find_max and status == "completed":
         run.document["max_batch"] = max_batches(session)
     run.finish(status)

@@ -6,6 +6,7 @@ state, compiled graphs or hard crash cannot touch the next.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -61,12 +62,14 @@ def run_point(point: Point, plan: Plan, device: Any, energy: Any,
 
 
 def run_isolated(point: Point, plan: Plan, device: str, measure_config: dict[str, Any],
-                 timeout_s: float | None = None, model_from: str | None = None
-                 ) -> dict[str, Any]:
+                 timeout_s: float | None = None, model_from: str | None = None,
+                 gpu_uuid: str | None = None) -> dict[str, Any]:
     """Measure one point in a fresh ``python -m bigbench _bench-point`` subprocess (of the
-    model saved in ``model_from`` when given)."""
+    model saved in ``model_from`` when given; reading GPU ``gpu_uuid``'s settings at the
+    measured window's edges when given)."""
     request = {"point": point.as_dict(), "plan": plan.__dict__, "device": device,
-               "measure": measure_config, "model_from": model_from}
+               "measure": measure_config, "model_from": model_from,
+               "gpu_snapshot_uuid": gpu_uuid}
     base = {"id": point.id, "settings": point.settings(), "reason": None}
     try:
         proc = subprocess.run([sys.executable, "-m", "bigbench", "_bench-point"],
@@ -134,10 +137,11 @@ def saved_model_measure(model_from: str | None) -> Callable[..., dict[str, Any]]
 
     loaded = load_source(Path(model_from))
 
-    def measure(point: Point, plan: Plan, device: Any, energy: Any) -> dict[str, Any]:
+    def measure(point: Point, plan: Plan, device: Any, energy: Any,
+                gpu_snapshot: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
         import torch
 
-        if point.mode != "infer" and loaded.recipe.get("kind") == "quantize":
+        if point.mode == "train" and loaded.recipe.get("kind") == "quantize":
             raise ConfigError(f"a {loaded.recipe.get('method')} model is measured for "
                               "inference only (its integer weights have no gradients)")
         module = copy.deepcopy(loaded.built.module)
@@ -145,8 +149,22 @@ def saved_model_measure(model_from: str | None) -> Callable[..., dict[str, Any]]
             module = torch.compile(module)
         result = measure_point(point, plan, device, energy,
                                model=dataclasses.replace(loaded.built, module=module),
-                               flops_model=loaded.float_twin)
+                               flops_model=loaded.float_twin, gpu_snapshot=gpu_snapshot)
         result["model"]["recipe"] = loaded.recipe
         return result
 
     return measure
+
+
+def with_gpu_snapshots(measure: Callable[..., dict[str, Any]] | None,
+                       gpu_snapshot: Callable[[], dict[str, Any]] | None
+                       ) -> Callable[..., dict[str, Any]] | None:
+    """``measure`` (None: a fresh registry model's) reading ``gpu_snapshot()`` at its measured
+    window's edges; ``measure`` itself when there is nothing to read."""
+    if gpu_snapshot is None:
+        return measure
+    if measure is None:
+        from bigbench.benchmark.point import measure_point
+
+        measure = measure_point
+    return functools.partial(measure, gpu_snapshot=gpu_snapshot)

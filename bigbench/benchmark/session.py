@@ -18,12 +18,14 @@ from bigbench.benchmark.matrix import (
     CUDA_SUITES,
     MAX_BATCH,
     MAX_SEQUENCE,
+    MAX_SM_CLOCK,
     MODES,
     PRECISIONS,
     SUITES,
     Matrix,
     Plan,
     check_names,
+    check_power_limits,
     check_sizes,
     expand,
 )
@@ -51,12 +53,16 @@ class Overrides:
     warmup: int | None = None
     repeats: int | None = None
     energy_min_window: bool | None = None
+    power_limits: list[str | float] | None = None
+    sm_clocks: list[int] | None = None
 
 
 #: A list choice as given: ``"cnn,rnn"`` (a flag) or ``["cnn", "rnn"]`` (Python).
 ListArg = str | Sequence[str] | None
 #: A list of sizes as given: ``"32,64"``, ``[32, 64]`` or ``32``.
 SizesArg = str | Sequence[int] | int | None
+#: Power limits as given: ``"200,300,max"`` or ``[200, 300, "max"]`` (watts or min/default/max).
+LimitsArg = str | Sequence[str | float] | float | None
 
 
 @dataclass
@@ -86,6 +92,8 @@ class BenchArgs:
     isolate: bool | None = None
     find_max_batch: bool = False
     model_from: Path | None = None
+    power_limits: LimitsArg = None
+    sm_clocks: SizesArg = None
 
 
 def _namer(names: Mapping[str, str]) -> Callable[[str], str]:
@@ -153,7 +161,12 @@ def check_args(args: BenchArgs, names: Mapping[str, str] | None = None) -> Overr
         gen_tokens=_sizes(name("gen_tokens"), args.gen_tokens, MAX_SEQUENCE, problems),
         compile=args.compile, channels_last=args.channels_last, steps=args.steps,
         duration_s=args.duration_s, warmup=args.warmup, repeats=args.repeats,
-        energy_min_window=args.energy_min_window)
+        energy_min_window=args.energy_min_window,
+        power_limits=_limits(name("power_limits"), args.power_limits, problems),
+        sm_clocks=_sizes(name("sm_clocks"), args.sm_clocks, MAX_SM_CLOCK, problems))
+    if args.device == "cpu" and (args.power_limits is not None or args.sm_clocks is not None):
+        problems.append(f"{name('power_limits')} and {name('sm_clocks')} set the GPU's power "
+                        "limit and clocks: they need a CUDA device, not the CPU")
     if problems:
         raise ConfigError(*problems)
     return flags
@@ -184,40 +197,66 @@ def _sizes(label: str, value: SizesArg, maximum: int, problems: list[str]) -> li
     return None if value is None else check_sizes(label, value, maximum, problems)
 
 
+def _limits(label: str, value: LimitsArg, problems: list[str]) -> list[str | float] | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value]
+    return None if value is None else check_power_limits(label, value, problems)
+
+
 def build_session(config: Any, args: BenchArgs, flags: Overrides, out: Path | None,
                   names: Mapping[str, str] | None = None) -> BenchSession:
     """The benchmark to run: the matrix of ``config`` (or of ``args.suite``) with ``flags``
     applied, on the device of ``args``, writing into ``out`` (or a new folder under
     ``output.dir``, else runs/).
 
+    With power limits or SM clocks (flags or the CONFIG's ``bench:``), the GPU in use is
+    opened here: the privilege to change it is proven and ``gpu_state.json`` written into the
+    output folder before anything changes (see bigbench.benchmark.gpu_settings).
+
     Raises:
-        DeviceError: the device does not exist. ConfigError: ``find_max_batch`` off CUDA.
-        OutputError: the output folder cannot be created.
+        DeviceError: the device does not exist. ConfigError: ``find_max_batch`` off CUDA,
+        or power limits or clocks off CUDA. OutputError: the output folder cannot be created.
+        PowerControlError: no privilege to change the GPU, or a limit or clock outside its
+        range (nothing changed; no folder is left behind).
     """
     from bigbench import devices
+    from bigbench.benchmark import gpu_settings
     from bigbench.benchmark.run import BenchSession, bench_environment
     from bigbench.config.schema import MeasureConfig
     from bigbench.results import create_run_dir
 
+    name = _namer(names or {})
     torch_device = devices.resolve(args.device)
     if args.model_from is not None:
         matrix, plan, label = saved_model_matrix(Path(args.model_from), flags)
     else:
         matrix, plan, label = resolve_matrix(config, args.suite, torch_device.type, flags)
     if args.find_max_batch and torch_device.type != "cuda":
-        raise ConfigError(f"{_namer(names or {})('find_max_batch')} needs a CUDA device: on "
+        raise ConfigError(f"{name('find_max_batch')} needs a CUDA device: on "
                           "the CPU an allocation that does not fit ends the process (the "
                           "kernel's OOM killer) instead of raising an error bigbench could "
                           "record")
+    gpu_settings.check_device(matrix, torch_device, name("power_limits"))
     measure = config.measure if config else MeasureConfig()
     isolated = torch_device.type == "cuda" if args.isolate is None else args.isolate
+    existed = out is not None and out.exists()
+    out_dir = create_run_dir(Path(config.output.dir if config else "runs"), f"bench-{label}",
+                             out)
+    env = bench_environment(torch_device, measure)
+    points, power = expand(matrix), None
+    if gpu_settings.wanted(matrix):
+        try:
+            power, limits, clocks = gpu_settings.open_control(matrix, env["device"], out_dir)
+        except BaseException:
+            if not existed and not any(out_dir.iterdir()):
+                out_dir.rmdir()  # refused before anything ran: leave no empty run behind
+            raise
+        points = gpu_settings.interleave(points, limits, clocks)
     return BenchSession(
-        points=expand(matrix), plan=plan, device=torch_device, isolated=isolated,
-        find_max=args.find_max_batch,
-        out_dir=create_run_dir(Path(config.output.dir if config else "runs"), f"bench-{label}",
-                               out),
-        label=label, measure=measure, env=bench_environment(torch_device, measure),
-        model_source=Path(args.model_from) if args.model_from is not None else None)
+        points=points, plan=plan, device=torch_device, isolated=isolated,
+        find_max=args.find_max_batch, out_dir=out_dir, label=label, measure=measure, env=env,
+        model_source=Path(args.model_from) if args.model_from is not None else None,
+        power=power)
 
 
 #: What a saved model is measured at unless flags say otherwise: latency and throughput of
@@ -268,6 +307,8 @@ def matrix_from_config(config: Any) -> tuple[Matrix, Plan]:
         gen_tokens=list(bench.gen_tokens) if bench else [32],
         model_args={config.model.name: model_args},
         data={config.model.name: info},
+        power_limits=list(bench.power_limits) if bench and bench.power_limits else None,
+        sm_clocks=list(bench.sm_clocks) if bench and bench.sm_clocks else None,
     )
     plan = Plan(steps=bench.steps, duration_s=bench.duration_s, warmup=bench.warmup,
                 repeats=bench.repeats) if bench else Plan()
@@ -282,7 +323,7 @@ def apply_overrides(matrix: Matrix, plan: Plan, flags: Overrides) -> tuple[Matri
     if flags.steps is not None and flags.duration_s is not None:
         raise ConfigError("--steps and --duration both given; choose one")
     for name in ("models", "batch_sizes", "precisions", "modes", "seq_lens", "gen_tokens",
-                 "compile", "channels_last"):
+                 "compile", "channels_last", "power_limits", "sm_clocks"):
         value = getattr(flags, name)
         if value is not None:
             setattr(matrix, name, value)

@@ -16,10 +16,12 @@ from bigbench.cli import (
     compare_cmd,
     config_cmd,
     energy_cmd,
+    gpu_cmd,
     info_cmd,
     optimize_cmd,
     report_cmd,
     schema_cmd,
+    sweep_cmd,
     train_cmd,
 )
 from bigbench.cli.help import MAX_HELP_COLUMNS, BigbenchCommand, BigbenchGroup
@@ -63,10 +65,12 @@ app.command("bench", cls=BigbenchCommand)(bench_cmd.bench)
 app.command("compare", cls=BigbenchCommand)(compare_cmd.compare)
 app.command("report", cls=BigbenchCommand)(report_cmd.report)
 app.command("optimize", cls=BigbenchCommand)(optimize_cmd.optimize)
+app.command("sweep", cls=BigbenchCommand)(sweep_cmd.sweep)
 app.command("_bench-point", cls=BigbenchCommand, hidden=True)(bench_cmd.bench_point_worker)
 app.command("schema", cls=BigbenchCommand)(schema_cmd.schema)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(energy_cmd.app, name="energy")
+app.add_typer(gpu_cmd.app, name="gpu")
 app.command("models", cls=BigbenchCommand)(info_cmd.models)
 app.command("data", cls=BigbenchCommand)(info_cmd.data)
 app.command("devices", cls=BigbenchCommand)(info_cmd.devices)

@@ -36,7 +36,8 @@ FLAG_NAMES = {"config": "CONFIG", "device": "--device", "suite": "--suite",
               "steps": "--steps", "duration_s": "--duration", "warmup": "--warmup",
               "repeats": "--repeats", "compile": "--compile", "channels_last": "--channels-last",
               "energy_min_window": "--energy-min-window", "isolate": "--isolate",
-              "find_max_batch": "--find-max-batch", "model_from": "--from"}
+              "find_max_batch": "--find-max-batch", "model_from": "--from",
+              "power_limits": "--power-limits", "sm_clocks": "--sm-clocks"}
 
 
 # Typer reads every option from this signature, so it runs past 80 lines; the body only
@@ -86,6 +87,14 @@ def bench(
                                         "\\[default: on for CUDA, off for CPU]."),
     find_max_batch: bool = typer.Option(False, "--find-max-batch",
                                         help="Also search the largest batch that fits (CUDA)."),
+    power_limits: str | None = typer.Option(
+        None, "--power-limits", metavar="W,...", help="Run every point at each GPU power "
+        "limit: watts, or min, default, max, e.g. 200,300,max. Set through NVML (needs root) "
+        "and always restored; the original is saved in gpu_state.json first (bigbench gpu "
+        "restore puts it back after a hard kill). CUDA only."),
+    sm_clocks: str | None = typer.Option(
+        None, "--sm-clocks", metavar="MHZ,...", help="Also lock the SM clock at each of these "
+        "MHz (times each power limit), e.g. 1410,1980; unlocked at the end. CUDA only."),
     out: Path | None = typer.Option(None, "--out", help="Output directory (new or empty) "
                                     "\\[default: runs/<UTC time>-bench-<suite>]."),
     energy_min_window: bool | None = typer.Option(
@@ -112,6 +121,7 @@ def bench(
       bigbench bench configs/cnn.yaml --mode train --repeats 5 --markdown
       bigbench bench --suite lm --device cpu --seq-lens 64,256 --gen-tokens 32
       bigbench bench --from runs/opt/variants/int8-static --batch-sizes 1,32
+      bigbench bench --device cuda --models cnn --power-limits 200,300,max
     """
     from bigbench.benchmark.session import BenchArgs, build_session, check_args
     from bigbench.config import load_config
@@ -123,7 +133,7 @@ def bench(
         seq_lens=seq_lens, gen_tokens=gen_tokens, compile=compile_, channels_last=channels_last,
         steps=steps, duration_s=duration, warmup=warmup, repeats=repeats,
         energy_min_window=energy_min_window, isolate=isolate, find_max_batch=find_max_batch,
-        model_from=model_from)
+        model_from=model_from, power_limits=power_limits, sm_clocks=sm_clocks)
     flags = check_args(args, FLAG_NAMES)
     if out is not None:
         check_out_dir(out)
@@ -148,6 +158,11 @@ def _run(session: Any, json_: bool, markdown_: bool) -> None:
                         lambda r: live.update(console_table(r.results, title)))
     for warning in run.warnings:
         console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+    if session.power is not None:  # run_bench restored it (or raised saying it could not)
+        unlocked = any(p.sm_clock_mhz for p in session.points)
+        console.print(f"{session.power.label}: power limit restored to "
+                      f"{session.power.original_w:g} W{', SM clocks unlocked' if unlocked else ''}",
+                      soft_wrap=True, highlight=False)
     _print_result(run, title, json_, markdown_)
     console.print(f"figures: bigbench report {shlex.quote(str(run.out_dir))}", soft_wrap=True,
                   highlight=False, markup=False)
@@ -180,7 +195,7 @@ def bench_point_worker() -> None:
     """Measure one point described by JSON on stdin; print its result as JSON (for --isolate)."""
     from bigbench import devices
     from bigbench.benchmark.matrix import Plan, Point
-    from bigbench.benchmark.runner import run_point, saved_model_measure
+    from bigbench.benchmark.runner import run_point, saved_model_measure, with_gpu_snapshots
     from bigbench.config.schema import MeasureConfig
     from bigbench.errors import ConfigError
     from bigbench.measurement import energy_monitor
@@ -191,14 +206,20 @@ def bench_point_worker() -> None:
         measure = MeasureConfig(**request["measure"])
         device = devices.resolve(request["device"])
         model_from = request.get("model_from")
+        snapshot_uuid = request.get("gpu_snapshot_uuid")
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"_bench-point: not a point request on stdin ({exc}); this is an "
                           "internal command of bigbench bench --isolate") from None
+    snapshot = None
+    if snapshot_uuid:  # the parent set this point's GPU settings: read them at window edges
+        from bigbench.measuring.energy.power_limits import snapshot_reader
+
+        snapshot = snapshot_reader(snapshot_uuid)
     energy = energy_monitor(measure, device)
     energy.start()
     try:
         result = run_point(point, plan, device, energy,
-                           measure=saved_model_measure(model_from))
+                           measure=with_gpu_snapshots(saved_model_measure(model_from), snapshot))
     finally:
         energy.stop()
     sys.stdout.write(json.dumps(result, allow_nan=False) + "\n")

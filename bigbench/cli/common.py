@@ -114,3 +114,51 @@ def user_errors(func: F) -> F:
 def print_json(value: Any) -> None:
     """Write ``value`` as JSON to stdout."""
     sys.stdout.write(json.dumps(value, indent=2, allow_nan=False) + "\n")
+
+
+def print_table(console: Any, table: Any) -> None:
+    """Print a rich table; to a file or pipe (no terminal width to fit, no COLUMNS set) at the
+    width it needs, so wide result tables are neither wrapped nor cut."""
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        from rich.measure import Measurement
+
+        wide = console.options.update_width(10_000)
+        console.width = max(console.width, Measurement.get(console, wide, table).maximum)
+    console.print(table)
+
+
+def finish_document_command(console: Any, document: dict[str, Any], out_dir: Any,
+                            exit_code: int | None, failed: list[str], noun: str) -> None:
+    """End optimize/sweep the same way: a stopped or failed run says so and exits 130 (or the
+    signal's code) / 1; failed items are listed and exit 1; otherwise the command returns."""
+    import typer
+
+    if document["status"] != "completed":
+        console.print(f"{document['status']}: {document.get('reason') or 'stopped early'}; "
+                      f"results kept in {out_dir}")
+        raise typer.Exit((exit_code or 130) if document["status"] == "interrupted" else 1)
+    if failed:
+        console.print(f"[red]failed {noun}:[/] {', '.join(failed)}")
+        raise typer.Exit(1)
+
+
+def print_document_result(run: Any, output: Any, title: str, json_: bool,
+                          markdown_: bool) -> None:
+    """optimize.json / sweep.json on stdout: as JSON, as Markdown, or as the console table
+    with its notes and the file's path. ``output`` is the command's table module (``markdown``,
+    ``console_table`` and ``footnotes`` of the document)."""
+    import sys
+
+    document = run.document
+    if json_:
+        print_json(document)
+        return
+    if markdown_:
+        sys.stdout.write(output.markdown(document))
+        return
+    console = out_console()
+    print_table(console, output.console_table(document, title))
+    for note in output.footnotes(document):
+        console.print(f"  {note}", soft_wrap=True, highlight=False, markup=False)
+    console.print(f"results: {run.out_dir / run.file_name}", soft_wrap=True, highlight=False,
+                  markup=False)

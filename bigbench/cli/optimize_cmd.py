@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from bigbench.cli.common import err_console, out_console, print_json, user_errors
+from bigbench.cli.common import (
+    err_console,
+    finish_document_command,
+    print_document_result,
+    user_errors,
+)
 from bigbench.cli.completion import complete_device
 from bigbench.cli.config_cmd import SET_OPTION
 
@@ -49,8 +53,11 @@ def optimize(
       bigbench optimize configs/optimize-cnn.yaml --markdown > table.md
     """
     from bigbench.config import load_config
+    from bigbench.errors import ConfigError
     from bigbench.results import check_out_dir
 
+    if json_ and markdown_:
+        raise ConfigError("--json and --markdown both given; choose one")
     overrides = [*set_, *([f"device={device}"] if device else [])]
     cfg = load_config(config, overrides)
     if out is not None:
@@ -66,44 +73,27 @@ def optimize(
             console.print(f"{time.perf_counter() - started:7.1f} s  {line}", highlight=False,
                           markup=False)
 
-        run = run_optimize(cfg, from_dir=from_, out=out, should_stop=lambda: stop.requested,
+        announced = []
+
+        def should_stop() -> bool:
+            if stop.requested and not announced:
+                announced.append(True)
+                console.print("stopping after the current step; Ctrl-C again stops at once")
+            return stop.requested
+
+        run = run_optimize(cfg, from_dir=from_, out=out, should_stop=should_stop,
                            progress=progress)
     for warning in run.warnings:
         console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     _print(run, json_, markdown_)
     document = run.document
-    if document["status"] != "completed":
-        console.print(f"{document['status']}: {document.get('reason') or 'stopped early'}; "
-                      f"results kept in {run.out_dir}")
-        raise typer.Exit((stop.exit_code or 130) if document["status"] == "interrupted" else 1)
     failed = [v["name"] for v in document["variants"] if v["status"] == "failed"]
-    if failed:
-        console.print(f"[red]failed variants:[/] {', '.join(failed)}")
-        raise typer.Exit(1)
+    finish_document_command(console, document, run.out_dir, stop.exit_code, failed, "variants")
 
 
-def _print(run: object, json_: bool, markdown_: bool) -> None:
-    from bigbench.optimize.output import console_table, footnotes, markdown
+def _print(run: Any, json_: bool, markdown_: bool) -> None:
+    from bigbench.optimize import output
 
-    document = run.document  # type: ignore[attr-defined]
-    if json_:
-        print_json(document)
-        return
-    if markdown_:
-        sys.stdout.write(markdown(document))
-        return
-    console = out_console()
-    settings = document.get("settings") or {}
-    title = f"bigbench optimize — {document['name']} on {settings.get('device', '?')}"
-    table = console_table(document, title)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        # A file or pipe has no width to fit: give the table the width it needs, unwrapped.
-        from rich.measure import Measurement
-
-        wide = console.options.update_width(10_000)
-        console.width = max(console.width, Measurement.get(console, wide, table).maximum)
-    console.print(table)
-    for note in footnotes(document):
-        console.print(f"  {note}", soft_wrap=True, highlight=False, markup=False)
-    console.print(f"results: {run.out_dir / 'optimize.json'}",  # type: ignore[attr-defined]
-                  soft_wrap=True, highlight=False, markup=False)
+    settings = run.document.get("settings") or {}
+    title = f"bigbench optimize — {run.document['name']} on {settings.get('device', '?')}"
+    print_document_result(run, output, title, json_, markdown_)

@@ -66,12 +66,14 @@ class TrainProgress:
     def _eval(self, result: dict[str, Any]) -> None:
         accuracy, loss = result.get("accuracy"), result.get("loss")
         loss_text = 'n/a (not finite)' if loss is None else f'{loss:.4f}'
+        # Evaluations every train.eval_every steps fall inside epochs: name the step too.
+        where = f"step {result['step']:,} (epoch {result['epoch'] + 1})"
         if "perplexity" in result:  # a language model: the loss is per token
             perplexity = result["perplexity"]
             self._progress.console.print(
-                f"epoch {result['epoch'] + 1}: test loss {loss_text} nats/token, perplexity "
+                f"{where}: test loss {loss_text} nats/token, perplexity "
                 f"{'n/a' if perplexity is None else f'{perplexity:.3f}'}")
             return
         self._progress.console.print(
-            f"epoch {result['epoch'] + 1}: test accuracy "
+            f"{where}: test accuracy "
             f"{'n/a' if accuracy is None else f'{accuracy:.2%}'}, test loss {loss_text}")

@@ -13,14 +13,16 @@ from bigbench.cli.common import err_console, out_console, user_errors
 @user_errors
 def report(
     results: list[Path] = typer.Argument(..., help="Run directories, bench directories or "
-                                         "bench.json files, in any mix.", show_default=False),
+                                         "bench.json files, sweep directories or sweep.json "
+                                         "files, in any mix.", show_default=False),
     out: Path | None = typer.Option(None, "--out", help="Report folder \\[default: "
-                                    "<run>/report for one run, else runs/<UTC time>-report]."),
+                                    "<run>/report for one run or sweep, else runs/<UTC "
+                                    "time>-report]."),
     markdown: bool = typer.Option(False, "--markdown", help="Print the compact Markdown "
                                   "summary to stdout (for a CI job summary)."),
     open_: bool = typer.Option(False, "--open", help="Open report.html in the default browser."),
 ) -> None:
-    """Draw the figures of runs and benchmarks and write report.html beside them.
+    """Draw the figures of runs, benchmarks and sweeps and write report.html beside them.
 
     report.html is one self-contained file that works offline: every figure is embedded and
     nothing is fetched. Each figure is also written as PNG and SVG, and report.md holds the

@@ -118,7 +118,8 @@ class OptimizeConfig(StrictModel):
     warmup: int = Field(5, ge=0, le=10**6, description="Warm-up steps before each repeat.")
     repeats: int = Field(3, ge=1, le=100,
                          description="Measured repeats per variant; each round measures every "
-                         "variant once, in a rotated order, so drift favours none.")
+                         "variant once; pairs of rounds run forwards then backwards from different "
+                         "starts, so drift favours none.")
 
     @model_validator(mode="after")
     def _unique_names(self) -> OptimizeConfig:

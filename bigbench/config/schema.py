@@ -13,12 +13,15 @@ from pydantic import Field, field_validator, model_validator
 
 from bigbench.config.optimize import OptimizeConfig
 from bigbench.config.registries import DataConfig, ModelConfig
+from bigbench.config.sweep import SweepConfig
 from bigbench.errors import did_you_mean, one_of
 from bigbench.models.registry import MODELS
 from bigbench.strict import StrictModel
 
 #: Device strings accepted in configs and on the command line.
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d{1,3})$")
+#: The train keys of the quality targets (at most one is set), in the order they are named.
+TARGET_KEYS = ("target_accuracy", "target_loss", "target_perplexity")
 
 
 class OptimizerConfig(StrictModel):
@@ -119,6 +122,34 @@ class TrainConfig(StrictModel):
         description="A NaN/inf loss: 'stop' the run as failed (checked at each log interval), "
         "or 'skip_step' (skip that update; costs one host sync per step).",
     )
+    eval_every: int | None = Field(
+        None, ge=1, le=10**9,
+        description="Optimizer steps between evaluations on the test split, plus one after the "
+        "last step; each runs in the 'eval' window, outside training time and energy. Null: "
+        "evaluate at the end of each epoch.",
+    )
+    target_accuracy: float | None = Field(
+        None, gt=0.0, le=1.0,
+        description="Quality target: test accuracy as a fraction (0 < x <= 1; next-token top-1 "
+        "accuracy for language models), reached at or above. run.json's target section gives "
+        "the steps, samples, training time (s) and energy (J) to the first evaluation that "
+        "reaches it. At most one target.",
+    )
+    target_loss: float | None = Field(
+        None, gt=0.0, le=1e6,
+        description="Quality target: test loss (mean cross-entropy in nats per sample; per "
+        "token for language models), reached at or below. At most one target.",
+    )
+    target_perplexity: float | None = Field(
+        None, ge=1.0, le=1e12,
+        description="Quality target for language models: test perplexity (exp of the loss per "
+        "token; >= 1, dimensionless), reached at or below. At most one target.",
+    )
+    stop_at_target: bool = Field(
+        False,
+        description="End the run at the first evaluation that reaches the target (status "
+        "completed, stop_reason 'target_reached'); needs a target.",
+    )
 
     @model_validator(mode="after")
     def _warmup_leaves_measured_steps(self) -> TrainConfig:
@@ -128,6 +159,27 @@ class TrainConfig(StrictModel):
                 f"({self.max_steps}), otherwise no step is measured"
             )
         return self
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TrainConfig:
+        targets = [name for name in TARGET_KEYS if getattr(self, name) is not None]
+        if len(targets) > 1:
+            both = "both" if len(targets) == 2 else "all"
+            raise ValueError(f"{' and '.join(targets)} are {both} set; a run has one quality "
+                             "target: keep one of them")
+        return self
+
+    @model_validator(mode="after")
+    def _stop_needs_a_target(self) -> TrainConfig:
+        if self.stop_at_target and self.target_key is None:
+            raise ValueError("stop_at_target is true but no target is set; set "
+                             f"{one_of(list(TARGET_KEYS))}, or remove stop_at_target")
+        return self
+
+    @property
+    def target_key(self) -> str | None:
+        """The target's key (``target_accuracy`` …), or None when no target is set."""
+        return next((name for name in TARGET_KEYS if getattr(self, name) is not None), None)
 
 
 class OutputConfig(StrictModel):
@@ -224,6 +276,26 @@ class BenchConfig(StrictModel):
                                      description="Measured seconds per repeat; wins over steps.")
     warmup: int = Field(10, ge=0, le=10**6, description="Warm-up steps before the repeats.")
     repeats: int = Field(3, ge=1, le=1000, description="Measured repeats per point (median, IQR).")
+    power_limits: list[float | str] | None = Field(
+        None, min_length=1, description="GPU power limits to run every point at: watts, or "
+        "'min', 'default', 'max' (the GPU's range and default). Set through NVML and always "
+        "restored; needs a CUDA device and root. Null: the GPU's own setting.")
+    sm_clocks: list[Annotated[int, Field(ge=1, le=10_000)]] | None = Field(
+        None, min_length=1, description="SM clocks (MHz) to lock the GPU at for every point "
+        "(times each power limit); always unlocked at the end. Null: not locked.")
+
+    @field_validator("power_limits")
+    @classmethod
+    def _power_limits(cls, limits: list[float | str] | None) -> list[float | str] | None:
+        names = ("min", "default", "max")
+        for limit in limits or []:
+            if isinstance(limit, str) and limit not in names:
+                raise ValueError(f"'{limit}' is not a power limit{did_you_mean(limit, names)}; "
+                                 f"give watts or {one_of(names)}")
+            if not isinstance(limit, str) and not 0 < limit < float("inf"):
+                raise ValueError(f"{limit!r} is not a power limit; give a positive number of "
+                                 "watts")
+        return limits
 
     @model_validator(mode="after")
     def _known_models_and_sizes(self) -> BenchConfig:
@@ -256,6 +328,7 @@ class ExperimentConfig(StrictModel):
     bench: BenchConfig | None = Field(None, description="Benchmark matrix for bigbench bench.")
     optimize: OptimizeConfig | None = Field(
         None, description="Compressed variants for bigbench optimize (prune, quantize, distill).")
+    sweep: SweepConfig | None = Field(None, description="Settings for bigbench sweep to train at.")
 
     @field_validator("device")
     @classmethod

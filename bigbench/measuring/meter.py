@@ -8,7 +8,7 @@ name accumulate (training is split into segments by evaluations).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -69,14 +69,19 @@ class Meter:
         clock: Host clock in seconds (injectable for tests).
         origin: The clock reading that window spans and :meth:`elapsed_s` count from (a run's
             command start, so power.csv and the windows share one time axis); None: now.
+        on_edge: Called as ``on_edge(name, "start" | "end")`` at each window edge, right
+            after the device was synchronised and outside the timed span (a bench reads the
+            GPU's clocks and temperature there).
     """
 
     def __init__(self, device: torch.device, energy: EnergyMeter,
-                 clock: Clock = time.perf_counter, origin: float | None = None) -> None:
+                 clock: Clock = time.perf_counter, origin: float | None = None,
+                 on_edge: Callable[[str, str], None] | None = None) -> None:
         self.device = device
         self.energy = energy
         self.clock = clock
         self.origin = clock() if origin is None else origin
+        self.on_edge = on_edge
         self.windows: dict[str, WindowTotals] = {}
         self._open: dict[str, float] = {}
 
@@ -85,6 +90,8 @@ class Meter:
         """Measure the body as one segment of window ``name``; yields that window's totals."""
         totals = self.windows.setdefault(name, WindowTotals())
         synchronize(self.device)
+        if self.on_edge is not None:
+            self.on_edge(name, "start")
         reset_device_peak(self.device)
         token = self.energy.begin()
         start = self._open[name] = self.clock()
@@ -103,6 +110,8 @@ class Meter:
                 totals.device_peak_allocated_bytes, allocated)
             totals.device_peak_reserved_bytes = _max_or_none(
                 totals.device_peak_reserved_bytes, reserved)
+            if self.on_edge is not None:
+                self.on_edge(name, "end")
 
     def elapsed_s(self) -> float:
         """Seconds since the origin."""

@@ -3,6 +3,6 @@ side with it on one device.
 
 Owns: the recipes (prune.py, quantize.py, distill.py), the variant folders (artifacts.py), the
 interleaved measurement (measure.py), the table (output.py) and the run that composes them
-(run.py); the Pareto marks come from ``bigbench.pareto``. Builds on the workload, the step builder and the bench point measurement; must
-never import ``bigbench.cli``.
+(run.py); the Pareto marks come from ``bigbench.pareto``. Builds on the workload, the step
+builder and the bench point measurement; must never import ``bigbench.cli``.
 """

@@ -117,7 +117,7 @@ def _info_dict(info: DataInfo) -> dict[str, Any]:
     return out
 
 
-def _info_from(data: dict[str, Any]) -> DataInfo:
+def info_from(data: dict[str, Any]) -> DataInfo:
     fields = {k: v for k, v in data.items() if k in DataInfo.__dataclass_fields__}
     fields["sample_shape"] = tuple(fields.get("sample_shape", ()))
     return DataInfo(**fields)
@@ -128,22 +128,38 @@ def is_variant(folder: Path) -> bool:
     return (folder / VARIANT_FILE).is_file()
 
 
+def read_variant_document(folder: Path) -> dict[str, Any]:
+    """variant.json of a folder, checked to hold what loading needs.
+
+    Raises:
+        CheckpointError: missing, unreadable, of another schema, or lacking a key.
+    """
+    try:
+        document = json.loads((folder / VARIANT_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{folder}: cannot read {VARIANT_FILE} ({exc})") from None
+    if not isinstance(document, dict) or document.get("schema") != VARIANT_SCHEMA:
+        raise CheckpointError(f"{folder / VARIANT_FILE}: not a {VARIANT_SCHEMA} document")
+    missing = [k for k in ("model", "data", "recipe") if not isinstance(document.get(k), dict)]
+    if not missing and "name" not in document["model"]:
+        missing = ["model.name"]
+    if missing:
+        raise CheckpointError(f"{folder / VARIANT_FILE}: damaged (no {', '.join(missing)}); "
+                              "rebuild it with bigbench optimize")
+    return document
+
+
 def load_variant(folder: Path) -> LoadedVariant:
     """Rebuild the model saved in a variant folder (on the CPU).
 
     Raises:
         CheckpointError: a missing or unreadable variant.json or weights file.
     """
-    try:
-        document = json.loads((folder / VARIANT_FILE).read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{folder}: cannot read {VARIANT_FILE} ({exc})") from None
-    if document.get("schema") != VARIANT_SCHEMA:
-        raise CheckpointError(f"{folder / VARIANT_FILE}: not a {VARIANT_SCHEMA} document")
+    document = read_variant_document(folder)
     weights = folder / document.get("weights", WEIGHTS_FILE)
     if not weights.is_file():
         raise CheckpointError(f"{folder}: the weights file {weights.name} is missing")
-    info = _info_from(document["data"])
+    info = info_from(document["data"])
     built = build_model(model_config(document["model"]), info)
     recipe, kind = document["recipe"], document.get("format", "safetensors")
     tensors, metadata = _read_tensors(weights)

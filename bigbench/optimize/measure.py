@@ -1,10 +1,10 @@
 """Measure every variant on one device: quality on the test split, then speed and energy.
 
-Speed is measured in rounds: each round measures every variant once at each batch size, and
-each round starts one variant later (a rotation), so clock and thermal drift over the run
-favours none. A round is one bench point (``measure_point``: warm-up, then one measured
-window) around the variant's own module; a variant's figures are the median over rounds, and
-its latency percentiles pool every measured step of every round.
+Speed is measured in rounds: each round measures every variant once at each batch size; the
+rounds start at different variants and alternate direction (see :func:`rotation`), so clock
+and thermal drift over the run favours none. A round is one bench point (``measure_point``:
+warm-up, then one measured window) around the variant's own module; a variant's figures are
+the median over rounds, and its latency percentiles pool every measured step of every round.
 """
 
 from __future__ import annotations
@@ -85,10 +85,17 @@ def _point(variant: Variant, info: DataInfo, batch_size: int) -> Point:
                  num_classes=info.num_classes, vocab_size=info.vocab_size, task=info.task)
 
 
-def rotation(names: Sequence[str], round_index: int) -> list[str]:
-    """``names`` starting ``round_index`` places later (wrapping), so each leads once."""
-    shift = round_index % len(names) if names else 0
-    return [*names[shift:], *names[:shift]]
+def rotation(names: Sequence[str], round_index: int, rounds: int) -> list[str]:
+    """The order of round ``round_index`` of ``rounds``: rounds come in pairs, forwards then
+    backwards (ABBA: a pair puts every variant at the same mean position), and each pair
+    starts at a different variant, spread over the list — so over the rounds no variant is
+    always measured early or late, with few rounds and many variants too."""
+    if not names:
+        return []
+    pairs = max(1, (rounds + 1) // 2)
+    shift = (round_index // 2) * len(names) // pairs % len(names)
+    order = [*names[shift:], *names[:shift]]
+    return order[::-1] if round_index % 2 else order
 
 
 def measure_speed(variants: Sequence[Variant], info: DataInfo, plan: SpeedPlan,
@@ -107,7 +114,7 @@ def measure_speed(variants: Sequence[Variant], info: DataInfo, plan: SpeedPlan,
     rounds: dict[tuple[str, int], list[dict[str, Any]]] = {}
     durations: dict[tuple[str, int], list[float]] = {}
     for index in range(plan.rounds):
-        for name in rotation([v.name for v in ready], index):
+        for name in rotation([v.name for v in ready], index, plan.rounds):
             for batch_size in plan.batch_sizes:
                 if should_stop():
                     return _combined(ready, plan, rounds, durations)

@@ -47,6 +47,8 @@ def _metric(entry: Mapping[str, Any], metric: str) -> str:
     if delta is None or entry["name"] == "base":
         return text
     shown = f"{delta * 100:+.2f} pt" if metric == "accuracy" else f"{delta:+.4f}"
+    if float(shown.split()[0]) == 0:  # no "-0.00": a rounded zero has no sign
+        shown = shown.replace("-", "+", 1)
     return f"{text} ({shown})"
 
 
@@ -129,14 +131,9 @@ def footnotes(document: Mapping[str, Any]) -> list[str]:
 
 def markdown(document: Mapping[str, Any]) -> str:
     """The table as GitHub Markdown, with its notes."""
-    head = headers(document)
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows(document)]
-    notes = footnotes(document)
-    if notes:
-        lines.append("")
-        lines += [f"- {note}" for note in notes]
-    return "\n".join(lines) + "\n"
+    from bigbench.markdown_table import markdown_table
+
+    return markdown_table(headers(document), rows(document), footnotes(document))
 
 
 def console_table(document: Mapping[str, Any], title: str) -> Any:

@@ -151,7 +151,8 @@ def _copy_slices(source: nn.Module, target: nn.Module, conv_keep: list[torch.Ten
     """Copy the kept channels/neurons of ``source`` into the smaller ``target``."""
     source_convs = [m for m in source.features if isinstance(m, (nn.Conv1d, nn.Conv2d))]
     target_convs = [m for m in target.features if isinstance(m, (nn.Conv1d, nn.Conv2d))]
-    inputs = torch.arange(source_convs[0].in_channels)
+    device = source_convs[0].weight.device  # index tensors live with the weights they slice
+    inputs = torch.arange(source_convs[0].in_channels, device=device)
     for old, new, keep in zip(source_convs, target_convs, conv_keep, strict=True):
         new.weight.copy_(old.weight[keep][:, inputs])
         if old.bias is not None:
@@ -162,8 +163,8 @@ def _copy_slices(source: nn.Module, target: nn.Module, conv_keep: list[torch.Ten
     # The first linear layer reads the flattened (channel, *position) features: each kept
     # channel brings its block of `positions` columns.
     positions = source_linears[0].in_features // source_convs[-1].out_channels
-    columns = (inputs[:, None] * positions + torch.arange(positions)).reshape(-1)
-    keeps = [*hidden_keep, torch.arange(source_linears[-1].out_features)]
+    columns = (inputs[:, None] * positions + torch.arange(positions, device=device)).reshape(-1)
+    keeps = [*hidden_keep, torch.arange(source_linears[-1].out_features, device=device)]
     for old, new, keep in zip(source_linears, target_linears, keeps, strict=True):
         new.weight.copy_(old.weight[keep][:, columns])
         if old.bias is not None:

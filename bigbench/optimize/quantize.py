@@ -255,3 +255,21 @@ def load_quantized_state(module: nn.Module, tensors: dict[str, torch.Tensor],
     if isinstance(state, tuple):  # (state, leftover keys) in newer torchao
         state = state[0]
     module.load_state_dict(state, assign=True)
+
+
+def compiled(module: nn.Module, example: torch.Tensor) -> nn.Module:
+    """``torch.compile(module)``, run once on ``example`` so compilation happens now.
+
+    Raises:
+        RuntimeError: inductor cannot compile here (most often: no C++ compiler), with that
+            said first.
+    """
+    runnable = torch.compile(module)
+    try:
+        with quiet(), torch.no_grad():
+            runnable(example)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise RuntimeError(f"torch.compile (inductor) failed, which int8_static needs to run "
+                           f"as int8 — is a C++ compiler installed? ({first})") from exc
+    return runnable

@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from bigbench.optimize import artifacts, prune, quantize
 from bigbench.optimize.measure import SpeedPlan, evaluate, measure_speed
 from bigbench.optimize.variants import (
     BuildContext,
+    BuildInterruptedError,
     Variant,
     build_distill,
     build_prune,
@@ -44,27 +44,17 @@ from bigbench.optimize.variants import (
     check_student,
 )
 from bigbench.records import OPTIMIZE_SCHEMA
-from bigbench.results import atomic_write_text, create_run_dir
+from bigbench.results import DocumentRun, create_run_dir
 
 OPTIMIZE_FILE = "optimize.json"
 
 Progress = Callable[[str], None]
 
 
-@dataclass
-class OptimizeRun:
-    """A finished (or stopped) optimize run: its folder, its document and warnings."""
+class OptimizeRun(DocumentRun):
+    """A finished (or stopped) optimize run: its folder, optimize.json and warnings."""
 
-    out_dir: Path
-    document: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
-
-    def write(self) -> None:
-        """optimize.json, replaced atomically."""
-        import json
-
-        atomic_write_text(self.out_dir / OPTIMIZE_FILE,
-                          json.dumps(self.document, indent=2, allow_nan=False) + "\n")
+    file_name = OPTIMIZE_FILE
 
 
 def primary_metric(info: DataInfo) -> pareto.Objective:
@@ -74,14 +64,20 @@ def primary_metric(info: DataInfo) -> pareto.Objective:
     return pareto.Objective("accuracy", maximize=True)
 
 
-def check_plan(config: ExperimentConfig, from_dir: Path | None, device: torch.device,
-               info: DataInfo) -> None:
-    """Every check that needs no training (raises ConfigError; see the module docs)."""
-    section = config.optimize
-    if section is None:
+def check_section(config: ExperimentConfig) -> None:
+    """The config has an ``optimize:`` section (checked before any data is built)."""
+    if config.optimize is None:
         raise ConfigError("the config has no optimize: section; add one listing variants, e.g. "
                           "optimize: {variants: [{kind: quantize, method: int8_dynamic}]} "
                           "(see configs/optimize-cnn.yaml)")
+
+
+def check_plan(config: ExperimentConfig, from_dir: Path | None, device: torch.device,
+               info: DataInfo) -> None:
+    """Every check that needs no training (raises ConfigError; see the module docs)."""
+    check_section(config)
+    section = config.optimize
+    assert section is not None
     family = MODELS.get(config.model.name).extras["family"].name
     for variant in section.variants:
         if isinstance(variant, PruneVariant) and variant.method == "structured":
@@ -98,15 +94,25 @@ def check_plan(config: ExperimentConfig, from_dir: Path | None, device: torch.de
         if isinstance(variant, DistillVariant):
             check_student(variant, teacher, info)
     if from_dir is not None:
-        _check_from(from_dir, config)
+        _check_from(from_dir, config, info)
 
 
-def _check_from(from_dir: Path, config: ExperimentConfig) -> None:
-    """``--from`` must be a training run of the config's model with weights, or a variant."""
+def _check_from(from_dir: Path, config: ExperimentConfig, info: DataInfo) -> None:
+    """``--from`` must be a training run of the config's model with weights, or a float
+    variant folder, built for data of the config's shape."""
     if not from_dir.is_dir():
         raise ConfigError(f"--from {from_dir}: no such directory")
     if artifacts.is_variant(from_dir):
+        document = artifacts.read_variant_document(from_dir)
+        if document.get("format", "safetensors") != "safetensors":
+            raise ConfigError(f"--from {from_dir}: a quantized model ({document['recipe']}) "
+                              "cannot be pruned, quantized or distilled again; start from a "
+                              "float variant or its base")
+        _check_data(from_dir, artifacts.info_from(document["data"]), info)
         return
+    if (from_dir / OPTIMIZE_FILE).is_file():
+        raise ConfigError(f"--from {from_dir}: that is an optimize run; pass its base or one of "
+                          f"its variants, e.g. {from_dir / 'variants' / 'base'}")
     weights, saved = from_dir / "model.safetensors", from_dir / "config.yaml"
     if not saved.is_file():
         raise ConfigError(f"--from {from_dir}: not a run directory (no config.yaml) and not a "
@@ -116,11 +122,23 @@ def _check_from(from_dir: Path, config: ExperimentConfig) -> None:
                           "interrupted early or ran with output.save_weights: false)")
     from bigbench.config import load_config
 
-    theirs = load_config(saved).model
+    saved_config = load_config(saved)
+    theirs = saved_config.model
     if theirs != config.model:
         raise ConfigError(f"--from {from_dir}: that run trained model '{theirs.name}' "
                           f"({_brief(theirs)}) but the config's model is '{config.model.name}' "
                           f"({_brief(config.model)}); pass the run's own config")
+    _check_data(from_dir, build_data(saved_config.data, torch.device("cpu")).info, info)
+
+
+def _check_data(from_dir: Path, theirs: DataInfo, ours: DataInfo) -> None:
+    """The saved model's data has the config's sample shape, classes, vocabulary and task."""
+    for key in ("sample_shape", "num_classes", "vocab_size", "task"):
+        mine, saved = getattr(ours, key), getattr(theirs, key)
+        if tuple(mine) != tuple(saved) if key == "sample_shape" else mine != saved:
+            raise ConfigError(f"--from {from_dir}: its model was built for data with {key} "
+                              f"{saved} but the config's data has {mine}; pass a config with "
+                              "the same data")
 
 
 def _brief(model: Any) -> str:
@@ -145,6 +163,7 @@ def run_optimize(config: ExperimentConfig, *, from_dir: Path | None = None,
     Raises:
         BigbenchError: a user mistake, before anything is written or trained.
     """
+    check_section(config)
     device = devices.resolve(config.device)
     from bigbench.workload.build import seed_everything
 
@@ -202,8 +221,11 @@ def _stages(run: OptimizeRun, config: ExperimentConfig, from_dir: Path | None,
     if base is None:
         return
     base.module.to(device).eval()
-    context = BuildContext(base, info, dataset, config, device, run.out_dir / "variants")
+    context = BuildContext(base, info, dataset, config, device, run.out_dir / "variants",
+                           should_stop)
     variants = [_base_variant(base, context)]
+    run.document["variants"] = [_entry(v) for v in variants]
+    run.write()
     for variant in _built(section, context, should_stop, progress):
         variants.append(variant)
         run.document["variants"] = [_entry(v) for v in variants]
@@ -215,18 +237,20 @@ def _stages(run: OptimizeRun, config: ExperimentConfig, from_dir: Path | None,
     for variant in variants:
         if variant.status == "ok" and not should_stop():
             progress(f"evaluating {variant.name}")
-            variant.facts["eval"], reasons = evaluate(variant, dataset.test, eval_size, info)
-            if reasons:
-                variant.facts["eval_reasons"] = reasons
-    plan = SpeedPlan((1, section.batch_size or config.train.batch_size), section.steps,
-                     section.warmup, section.repeats)
+            _evaluate(variant, dataset, eval_size, info)
+    if should_stop():
+        return
+    bench_batch = section.batch_size or config.train.batch_size
+    plan = SpeedPlan(tuple(sorted({1, bench_batch})), section.steps, section.warmup,
+                     section.repeats)
     from bigbench.measurement import energy_monitor, environment
 
     energy = energy_monitor(config.measure, device)
     run.document.update(env=environment(device, energy),
                         settings={"batch_sizes": list(plan.batch_sizes), "steps": plan.steps,
                                   "warmup": plan.warmup, "rounds": plan.rounds,
-                                  "order": "rotated each round",
+                                  "order": "each round starts at a different variant and "
+                                           "alternates direction",
                                   "metric": metric.key, "device": str(device)})
     energy.start()
     try:
@@ -241,6 +265,17 @@ def _stages(run: OptimizeRun, config: ExperimentConfig, from_dir: Path | None,
     _finish(run.document, metric, plan)
 
 
+def _evaluate(variant: Variant, dataset: Any, batch_size: int, info: DataInfo) -> None:
+    """The variant's quality; a failure marks this variant failed, never the run."""
+    try:
+        variant.facts["eval"], reasons = evaluate(variant, dataset.test, batch_size, info)
+    except Exception as exc:  # one variant's failure must not cost the others
+        variant.status, variant.reason = "failed", f"evaluation: {type(exc).__name__}: {exc}"
+        return
+    if reasons:
+        variant.facts["eval_reasons"] = reasons
+
+
 def _base(run: OptimizeRun, config: ExperimentConfig, from_dir: Path | None, info: DataInfo,
           should_stop: Callable[[], bool], progress: Progress) -> BuiltModel | None:
     """Load or train the base; None when training it did not complete (status recorded)."""
@@ -251,7 +286,7 @@ def _base(run: OptimizeRun, config: ExperimentConfig, from_dir: Path | None, inf
 
     progress("training the base model")
     trained = config.model_copy(update={"output": config.output.model_copy(
-        update={"save_weights": True, "loggers": []})})
+        update={"save_weights": True})})
     stop = _StopFrom(should_stop)
     result = run_training(trained, out=run.out_dir / "base", stop=stop)
     run.document["base"].update(path=str(result.run_dir), status=result.record["status"])
@@ -313,6 +348,8 @@ def _built(section: Any, context: BuildContext, should_stop: Callable[[], bool],
             started = time.perf_counter()
             try:
                 made = job(name)
+            except BuildInterruptedError:
+                return
             except Exception as exc:  # one recipe's failure must not cost the others
                 made = [Variant(name, spec.kind, {"kind": spec.kind}, status="failed",
                                 reason=f"{type(exc).__name__}: {exc}")]
@@ -354,6 +391,19 @@ def _entry(variant: Variant) -> dict[str, Any]:
     }
 
 
+#: Measured figures closer than this (relative) are ties in the Pareto marks, at the least.
+MIN_TOLERANCE = 0.05
+
+
+def _noise(figures: list[dict[str, Any]], key: str) -> float:
+    """The relative spread of a measured figure over the rounds, the worst of the variants
+    (at least MIN_TOLERANCE): differences within it are noise, not a win."""
+    spreads = [f[key]["iqr"] / f[key]["median"] for f in figures
+               if f.get("status") == "ok" and (f.get(key) or {}).get("median")
+               and f[key].get("iqr") is not None]
+    return max([MIN_TOLERANCE, *spreads])
+
+
 def _finish(document: dict[str, Any], metric: pareto.Objective, plan: SpeedPlan) -> None:
     """Deltas to the base and the Pareto marks, over the variants that were measured."""
     entries = {e["name"]: e for e in document["variants"]}
@@ -363,8 +413,13 @@ def _finish(document: dict[str, Any], metric: pareto.Objective, plan: SpeedPlan)
             entry["delta"] = {k: v - base_eval[k] for k, v in entry["eval"].items()
                               if v is not None and base_eval.get(k) is not None}
     bench = f"batch_{plan.batch_sizes[-1]}"
-    objectives = [metric, pareto.Objective("latency_p50_s"),
-                  pareto.Objective("weights_bytes"), pareto.Objective("j_per_sample")]
+    measured = [e.get("speed") or {} for e in entries.values() if e["status"] == "ok"]
+    objectives = [metric,
+                  pareto.Objective("latency_p50_s", tolerance=_noise(
+                      [s.get("batch_1") or {} for s in measured], "samples_per_s")),
+                  pareto.Objective("weights_bytes"),
+                  pareto.Objective("j_per_sample", tolerance=_noise(
+                      [s.get(bench) or {} for s in measured], "j_per_sample"))]
     candidates = {}
     for name, entry in entries.items():
         speed = entry.get("speed") or {}
@@ -384,7 +439,7 @@ def _finish(document: dict[str, Any], metric: pareto.Objective, plan: SpeedPlan)
             if name in marks else None
     dropped = [o.key for o in objectives if o not in used]
     document["pareto"] = {
-        "objectives": [{"key": o.key, "maximize": o.maximize,
+        "objectives": [{"key": o.key, "maximize": o.maximize, "tolerance": o.tolerance,
                         "at": "batch_1" if o.key == "latency_p50_s" else
                         (bench if o.key == "j_per_sample" else None)} for o in used],
         "front": [n for n, by in marks.items() if not by],

@@ -63,9 +63,17 @@ class Variant:
     weights_file: str | None = None
 
 
+class BuildInterruptedError(Exception):
+    """The user asked to stop while a variant was being built (it is not recorded)."""
+
+
 @dataclass
 class BuildContext:
-    """What every recipe builds from: the base, the data and the training settings."""
+    """What every recipe builds from: the base, the data and the training settings.
+
+    ``should_stop`` is polled after every training step, so a Ctrl-C while a student trains
+    stops within a step.
+    """
 
     base: BuiltModel
     info: DataInfo
@@ -73,6 +81,7 @@ class BuildContext:
     config: ExperimentConfig
     device: torch.device
     folder: Path  # variants/ of the optimize run
+    should_stop: Callable[[], bool] = lambda: False
 
     def batches(self) -> Callable[[], Any]:
         """A fresh, seeded stream of training batches (the base config's order)."""
@@ -89,8 +98,14 @@ def train_steps(built: BuiltModel, context: BuildContext, steps: int,
                 task: Any = None) -> dict[str, Any]:
     """Train ``built`` for ``steps`` optimizer steps with THE training step (in place).
 
+    The learning rate is ``train.optimizer``'s, constant (no warm-up or schedule): fine-tuning
+    and a student's training are short runs of their own, the same for every variant.
+
     Returns:
         Steps, wall time in seconds and the last batch's loss (one host sync at the end).
+
+    Raises:
+        BuildInterruptedError: ``context.should_stop()`` turned true.
     """
     workload = workload_from_module(built, context.info, context.device,
                                     precision=context.config.train.precision,
@@ -102,6 +117,8 @@ def train_steps(built: BuiltModel, context: BuildContext, steps: int,
     started = time.perf_counter()
     loss = None
     for _ in range(steps):
+        if context.should_stop():
+            raise BuildInterruptedError
         loss = step(next(batches))
     last = float(loss.detach()) if loss is not None else None  # the one host sync
     elapsed = time.perf_counter() - started
@@ -153,6 +170,9 @@ def build_quantize(spec: QuantizeVariant, name: str, context: BuildContext) -> V
                    **{artifacts.RANGES_PREFIX + k: v for k, v in ranges.items()}}
         metadata: dict[str, str] = {}
         weights_format = "safetensors+pt2e"
+        # Compile now, on a calibration batch: a machine that cannot compile (no C++
+        # compiler for inductor) fails this variant here, not the evaluation of all.
+        result.module = quantize.compiled(result.module, calibration[0])
     else:
         result = quantize.quantize_in_place(base.module, spec.method)
         tensors, metadata = quantize.quantized_state(result.module)
@@ -161,7 +181,8 @@ def build_quantize(spec: QuantizeVariant, name: str, context: BuildContext) -> V
     variant = Variant(name, "quantize", recipe, built, flops_twin=base,
                       needs_compile=result.needs_compile,
                       facts={"quantized_layers": result.quantized_layers,
-                             "float_layers": result.float_layers})
+                             "float_layers": result.float_layers,
+                             "compiled": result.needs_compile})
     _save(variant, context, tensors, metadata, weights_format)
     return variant
 

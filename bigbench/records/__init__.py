@@ -1,5 +1,5 @@
-"""Typed result models: run.json (``bigbench.run/1``), bench.json (``bigbench.bench/1``) and
-optimize.json (``bigbench.optimize/1``).
+"""Typed result models: run.json (``bigbench.run/1``), bench.json (``bigbench.bench/1``),
+optimize.json (``bigbench.optimize/1``) and sweep.json (``bigbench.sweep/1``).
 
 Owns: the pydantic models of these files, their schema identifiers, their exported JSON Schemas
 and the loaders that validate a file someone hands bigbench. Readers (compare, summaries, bench
@@ -51,6 +51,7 @@ from bigbench.records.load import (
     load_optimize,
     load_result,
     load_run,
+    load_sweep,
     read_document,
     validate,
 )
@@ -84,8 +85,26 @@ from bigbench.records.run import (
     RunFlops,
     RunMemory,
     RunRecord,
+    TargetEvaluation,
     Throughput,
+    TrainingTarget,
     Window,
+)
+from bigbench.records.sweep import (
+    SWEEP_SCHEMA,
+    Cooldown,
+    ResultPareto,
+    SweepCombination,
+    SweepDevice,
+    SweepDocument,
+    SweepFrontier,
+    SweepGpu,
+    SweepOptimum,
+    SweepResult,
+    SweepRunConfig,
+    SweepSettings,
+    SweepTarget,
+    SweepTrial,
 )
 
 __all__ = [
@@ -96,8 +115,13 @@ __all__ = [
     "ParetoObjective", "ParetoSummary", "Part", "Performance", "Plan", "PointEnergy", "PointFlops",
     "PointMemory", "PointModel", "PointSettings", "PointSteps", "Progress", "ReasonedSection",
     "RecordError", "RepeatEnergy", "RunConfig", "RunEnergy", "RunFlops", "RunMemory", "RunRecord",
-    "Section", "SpeedFigures", "Spread", "StepTimes", "Telemetry", "Throughput", "VariantPareto",
+    "Section", "SpeedFigures", "Spread", "StepTimes", "TargetEvaluation", "Telemetry",
+    "Throughput", "TrainingTarget", "VariantPareto",
     "VariantRecipe", "VariantSparsity", "VariantStructure", "VariantTraining", "Window",
     "json_schema", "load_bench", "load_optimize", "load_result", "load_run", "read_document",
     "validate",
+    # sweep.json
+    "SWEEP_SCHEMA", "Cooldown", "ResultPareto", "SweepCombination", "SweepDevice",
+    "SweepDocument", "SweepFrontier", "SweepGpu", "SweepOptimum", "SweepResult",
+    "SweepRunConfig", "SweepSettings", "SweepTarget", "SweepTrial", "load_sweep",
 ]

@@ -48,6 +48,10 @@ class PointSettings(Part):
                                 "--seq-lens value); null when not an axis.", None)
     gen_tokens: int | None = field("Decode points: tokens generated per sequence (steps cycle "
                                    "over these cache positions).", None)
+    power_limit_w: float | None = absent("bench --power-limits: the GPU power limit requested "
+                                         "for the point, W.")
+    sm_clock_mhz: int | None = absent("bench --sm-clocks: the SM clock the GPU was locked at, "
+                                      "MHz.")
 
 
 class JPerSample(Spread):
@@ -137,6 +141,44 @@ class CompileWindow(Section):
     energy_j: float | None = field("Its energy, J.")
 
 
+class GpuSnapshot(Section):
+    """The GPU's settings and state at one instant (null figures: NVML did not answer)."""
+
+    power_limit_w: float | None = field("Enforced power limit, W.", None)
+    sm_clock_mhz: int | None = field("SM clock, MHz.", None)
+    temperature_c: float | None = field("GPU temperature, °C.", None)
+    throttle_reasons: list[str] | None = field(
+        "Why clocks are held back (NVML clock-event reasons, e.g. sw_power_cap, "
+        "hw_thermal_slowdown); empty: none.", None)
+
+
+class GpuSettings(Section):
+    """bench --power-limits / --sm-clocks: what the point ran at, and the GPU around it."""
+
+    requested_w: float | None = field("Power limit requested, W (null: not set).")
+    in_effect_w: float | None = field("Enforced power limit read right after setting it, W "
+                                      "(below requested_w when another limit binds).")
+    sm_clock_mhz: int | None = field("SM clock locked, MHz (null: not locked).")
+    edges: Literal["measured_window", "point"] = field(
+        "Where start and end were read: the measured window's edges (the first repeat's start, "
+        "the last repeat's end), or the point's (when the point did not measure).")
+    start: GpuSnapshot | None = field("The GPU at the start.")
+    end: GpuSnapshot | None = field("The GPU at the end.")
+
+
+class GpuControl(Part):
+    """bench --power-limits / --sm-clocks: the GPU whose settings were changed."""
+
+    state_file: str = field("The state file in the output folder (for bigbench gpu restore).")
+    uuid: str = field("NVML UUID of the GPU.")
+    name: str = field("GPU name.")
+    original_power_limit_w: float = field("Power limit before the run, W (restored at its end).")
+    default_power_limit_w: float | None = field("The GPU's default power limit, W.")
+    allowed_range_w: list[float] = field("Lowest and highest power limit the GPU allows, W.")
+    restored: bool = field("Whether the original settings are back (false while running, or "
+                           "when killed: run bigbench gpu restore on the folder).")
+
+
 class BenchPoint(Part):
     """One configuration and its figures."""
 
@@ -161,6 +203,9 @@ class BenchPoint(Part):
     compile: CompileWindow | None = field("Compile cost (with --compile).", None)
     flops: PointFlops | None = absent("FLOPs and MFU.")
     wall_s: float | None = absent("Wall time of the point, s.")
+    gpu_settings: GpuSettings | None = absent(
+        "bench --power-limits / --sm-clocks: requested and in-effect settings, and snapshots at "
+        "the measured window's edges.")
 
     @model_validator(mode="after")
     def _measured_sections(self) -> BenchPoint:
@@ -216,3 +261,6 @@ class BenchDocument(Part):
                                     "measured.")
     points: list[BenchPoint] = field("Points measured so far.")
     max_batch: list[MaxBatch] | None = absent("With --find-max-batch.")
+    gpu_control: GpuControl | None = absent("With --power-limits or --sm-clocks: the GPU whose "
+                                            "settings the run changed, and whether they are "
+                                            "back.")

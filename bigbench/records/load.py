@@ -18,12 +18,15 @@ from bigbench.records.bench import BenchDocument
 from bigbench.records.common import BENCH_SCHEMA, OPTIMIZE_SCHEMA, RUN_SCHEMA
 from bigbench.records.optimize import OptimizeDocument
 from bigbench.records.run import RunRecord
+from bigbench.records.sweep import SWEEP_SCHEMA, SweepDocument
 
 M = TypeVar("M", bound=BaseModel)
 _MODELS: dict[str, type[BaseModel]] = {RUN_SCHEMA: RunRecord, BENCH_SCHEMA: BenchDocument,
-                                       OPTIMIZE_SCHEMA: OptimizeDocument}
+                                       OPTIMIZE_SCHEMA: OptimizeDocument,
+                                       SWEEP_SCHEMA: SweepDocument}
 _SCHEMAS = {model: schema_id for schema_id, model in _MODELS.items()}
-_KINDS = {"run": RUN_SCHEMA, "bench": BENCH_SCHEMA, "optimize": OPTIMIZE_SCHEMA}
+_KINDS = {"run": RUN_SCHEMA, "bench": BENCH_SCHEMA, "optimize": OPTIMIZE_SCHEMA,
+          "sweep": SWEEP_SCHEMA}
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
@@ -31,15 +34,16 @@ class RecordError(BigbenchError):
     """A result file is missing, unreadable, not JSON, of another schema, or damaged."""
 
 
-def json_schema(kind: Literal["run", "bench", "optimize"]) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of run.json (``"run"``), bench.json (``"bench"``) or
-    optimize.json (``"optimize"``).
+def json_schema(kind: Literal["run", "bench", "optimize", "sweep"]) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of run.json (``"run"``), bench.json (``"bench"``),
+    optimize.json (``"optimize"``) or sweep.json (``"sweep"``).
 
     Raises:
         ValueError: for any other ``kind``.
     """
     if kind not in _KINDS:
-        raise ValueError(f"unknown result kind {kind!r}; choose 'run', 'bench' or 'optimize'")
+        raise ValueError(f"unknown result kind {kind!r}; choose 'run', 'bench', 'optimize' or "
+                         "'sweep'")
     schema_id = _KINDS[kind]
     return {"$schema": _DIALECT, **_MODELS[schema_id].model_json_schema(),
             "$comment": f"bigbench result schema {schema_id}"}
@@ -126,6 +130,16 @@ def load_optimize(path: Path | str) -> OptimizeDocument:
     """
     found, document = read_document(Path(path), ("optimize.json",))
     return validate(document, OptimizeDocument, found)
+
+
+def load_sweep(path: Path | str) -> SweepDocument:
+    """sweep.json (or a sweep folder holding one), validated.
+
+    Raises:
+        RecordError: missing, unreadable, not JSON, another schema, or damaged.
+    """
+    found, document = read_document(Path(path), ("sweep.json",))
+    return validate(document, SweepDocument, found)
 
 
 def load_result(path: Path | str) -> tuple[Path, RunRecord | BenchDocument]:

@@ -214,6 +214,52 @@ class Evaluation(Section):
     epoch: int | None = field("Epoch of the evaluation.", None)
 
 
+_TRAINING_TIME = ("training time: the compile (train.compile), warm-up and measured windows, "
+                  "evaluation, checkpoints and the idle baseline excluded")
+
+
+class TargetEvaluation(Part):
+    """One evaluation compared with the target."""
+
+    step: int = field("Optimizer steps done when the evaluation ran.")
+    samples: int = field("Training samples processed by then.")
+    value: float | None = field("The target metric's value (null: not finite, a diverged "
+                                "model).")
+    time_s: float | None = field(f"Training time up to this step, s ({_TRAINING_TIME}); "
+                                 "null: unknown for an earlier process of a resumed run.")
+    energy_j: float | None = field("Energy of the same windows over the measured devices, J "
+                                   "(null: not measured).")
+    energy_uncertainty_j: float | None = field("Half-width of energy_j's error bound, J (the "
+                                               "windows' bounds added; null: unknown).", None)
+
+
+class TrainingTarget(Section):
+    """Time and energy to a quality target: the first evaluation that reached it."""
+
+    metric: Literal["accuracy", "loss", "perplexity"] = field(
+        "The evaluation metric compared: accuracy (fraction; next-token for language models), "
+        "loss (nats per sample, or per token) or perplexity.")
+    goal: float = field("The value to reach (train.target_accuracy, target_loss or "
+                        "target_perplexity), in the metric's unit.")
+    direction: Literal["max", "min"] = field("max: reached at or above the goal (accuracy); "
+                                             "min: at or below (loss, perplexity).")
+    reached: bool = field("Whether any evaluation reached the goal.")
+    steps_to_target: int | None = field("Optimizer steps done at the first evaluation that "
+                                        "reached the goal.")
+    samples_to_target: int | None = field("Training samples processed by then.")
+    time_to_target_s: float | None = field(f"Training time up to that step, s "
+                                           f"({_TRAINING_TIME}).")
+    energy_to_target_j: float | None = field("Energy of the same windows over the measured "
+                                             "devices, J (null with the reason when energy "
+                                             "was not measured; never 0).")
+    energy_to_target_uncertainty_j: float | None = field(
+        "Half-width of energy_to_target_j's error bound, J: the training windows' bounds "
+        "added (an energy counter that moves in steps can be a step off at every edge of the "
+        "segments evaluations split them into).", None)
+    evaluations: list[TargetEvaluation] = field("Every evaluation so far, in order (a resumed "
+                                                "run's earlier processes' included).")
+
+
 class RunTime(Part):
     """Wall time and each window's time, s (one '<window>_s' key per window)."""
 
@@ -328,7 +374,8 @@ class RunRecord(Part):
     data: DataSummary = field("The data.")
     resumed: list[Resume] | None = absent("Each resume (resumed runs).")
     stop_reason: str | None = field(
-        "interrupted, non_finite_loss, out_of_memory or error (null: not stopped early).", None)
+        "interrupted, non_finite_loss, out_of_memory, error, or target_reached "
+        "(train.stop_at_target; status completed) (null: not stopped early).", None)
     stop_detail: str | None = field("Where and why the run stopped early.", None)
     progress: Progress | None = absent(f"Progress. {_FINISHED}")
     throughput: Throughput | None = absent(f"Throughput. {_FINISHED}")
@@ -343,6 +390,9 @@ class RunRecord(Part):
     compile: CompileCost | None = absent("torch.compile cost (train.compile).")
     segments: list[RunSegment] | None = absent("Per-process segments (resumed runs).")
     carbon: Carbon | None = absent("Emissions (measure.carbon_intensity_g_per_kwh).")
+    target: TrainingTarget | None = absent("Time and energy to the quality target (only with "
+                                           "train.target_accuracy, target_loss or "
+                                           "target_perplexity).")
 
     @model_validator(mode="after")
     def _finished_sections(self) -> RunRecord:

@@ -39,10 +39,12 @@ FIGURE_SUFFIXES = (".png", ".svg")
 
 
 def default_out_dir(results: Sequence[ResultSource], inputs: ReportInputs) -> Path:
-    """A single run's report lives in its run directory (``<run>/report``); any other mix in
-    a new ``runs/<UTC time>-report`` (created exclusively: two reports never share one)."""
+    """A single run's or sweep's report lives in its folder (``<run>/report``); any other mix
+    in a new ``runs/<UTC time>-report`` (created exclusively: two reports never share one)."""
     if len(results) == 1 and len(inputs.runs) == 1:
         return inputs.runs[0].path / "report"
+    if len(results) == 1 and len(inputs.sweeps) == 1:
+        return inputs.sweeps[0].path / "report"
     return create_run_dir(Path("runs"), "report")
 
 
@@ -83,7 +85,7 @@ def _remove_stale_figures(out: Path, figures: list[ReportFigure]) -> None:
     so no PNG beside report.html contradicts it (other files are left alone)."""
     current = {path for f in figures for path in (f.png, f.svg) if path is not None}
     known = tuple(f.key for f in figures) + ("power-", "loss", "throughput", "latency",
-                                              "energy", "tradeoff")
+                                              "energy", "tradeoff", "frontier")
     for path in out.iterdir():
         if (path.suffix in FIGURE_SUFFIXES and path not in current and path.is_file()
                 and path.stem.startswith(known)):

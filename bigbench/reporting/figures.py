@@ -14,6 +14,9 @@ Figures (``key``):
 * ``latency``: bench step latency p50/p99 against batch size.
 * ``energy``: energy per sample (per token for language models) of every configuration.
 * ``tradeoff``: time per sample against energy per sample, with the Pareto front.
+* ``frontier-<sweep>``: per sweep, time against energy of its trials and combinations, with the
+  Pareto front and the eta-optimal combination (bigbench.reporting.frontier_figure). A report
+  of sweeps alone draws only these.
 
 Language-model results are compared per token and the rest per sample; where both appear a
 figure gets one panel per unit rather than mixing units on one axis.
@@ -108,6 +111,12 @@ def draw_figures(inputs: ReportInputs, out_dir: Path) -> list[ReportFigure]:
 def _plans(inputs: ReportInputs) -> list[_Plan]:
     plans = []
     keys: set[str] = set()
+    if inputs.sweeps:
+        # Imported here: the sweep figure module builds on this one's helpers.
+        from bigbench.reporting.frontier_figure import sweep_plans
+
+        if not inputs.runs and not inputs.benches:
+            return sweep_plans(inputs.sweeps, keys)  # a sweep alone: no run or bench figures
     for run in inputs.runs:
         plans.append(_Plan(_unique_key(f"power-{_slug(run.label)}", keys),
                            f"Power over time: {run.label}",
@@ -135,6 +144,8 @@ def _plans(inputs: ReportInputs) -> list[_Plan]:
               "Time per sample against energy per sample of every configuration, with the "
               "Pareto front.", lambda: _tradeoff_figure(inputs)),
     ]
+    if inputs.sweeps:
+        plans += sweep_plans(inputs.sweeps, keys)
     return plans
 
 

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from bigbench.benchmark.output import HEADERS, display_row, footnotes, headers
 from bigbench.records import Environment, RunRecord
 from bigbench.reporting.figures import ReportFigure
-from bigbench.reporting.inputs import BenchInput, ReportInputs, RunInput
+from bigbench.reporting.inputs import BenchInput, ReportInputs, RunInput, SweepInput
 from bigbench.run_summary import summary_rows
 
 _STYLE = """
@@ -55,12 +55,15 @@ def render_html(inputs: ReportInputs, figures: Sequence[ReportFigure]) -> str:
         parts += ["<h2>Training runs</h2>", *(_run_section(run) for run in inputs.runs)]
     if inputs.benches:
         parts += ["<h2>Benchmarks</h2>", *(_bench_section(bench) for bench in inputs.benches)]
+    if inputs.sweeps:
+        parts += ["<h2>Sweeps</h2>", *(_sweep_section(sweep) for sweep in inputs.sweeps)]
     parts += ["<h2>Provenance</h2>", _provenance(inputs), "</body>", "</html>"]
     return "\n".join(parts) + "\n"
 
 
 def _title(inputs: ReportInputs) -> str:
-    labels = [r.label for r in inputs.runs] + [b.label for b in inputs.benches]
+    labels = [r.label for r in inputs.runs] + [b.label for b in inputs.benches] + \
+        [f"sweep {s.label}" for s in inputs.sweeps]
     shown = ", ".join(labels[:3]) + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
     return f"bigbench report — {shown}"
 
@@ -123,6 +126,19 @@ def _bench_section(bench: BenchInput) -> str:
             + _table(columns, rows) + (f'<ul class="notes">{notes}</ul>' if notes else ""))
 
 
+def _sweep_section(sweep: SweepInput) -> str:
+    """The sweep table (as `bigbench sweep` prints it) with its footnotes."""
+    from bigbench.sweep import output
+
+    document = sweep.document.model_dump(mode="json", by_alias=True)
+    meta = (f"{_e(sweep.path)} — {len(document['trials'])} of {len(document['planned'])} "
+            f"trials, status {_e(document['status'])}; eta {document['settings']['eta']:g}")
+    notes = "".join(f"<li>{_e(note)}</li>" for note in output.footnotes(document))
+    return (f"<h3>{_e(sweep.label)}</h3><p class=\"meta\">{meta}</p>"
+            + _table(output.headers(document), output.rows(document))
+            + (f'<ul class="notes">{notes}</ul>' if notes else ""))
+
+
 def _provenance(inputs: ReportInputs) -> str:
     """Where each result was measured and with what: device, versions, energy methods."""
     rows = []
@@ -136,6 +152,10 @@ def _provenance(inputs: ReportInputs) -> str:
         energy = (", ".join(methods) + f"; quality {', '.join(qualities) or 'n/a'}") if methods \
             else _bench_energy_reason(bench)
         rows.append([bench.label, "bench", *_env_cells(bench.document.env), energy])
+    for sweep in inputs.sweeps:
+        device = sweep.document.settings.device
+        rows.append([sweep.label, "sweep", device.name, "see each trial's run.json", "", "",
+                     "", "per trial (run.json of each trial)"])
     return _table(["result", "kind", "device", "host", "bigbench", "torch", "CUDA", "energy"],
                   rows)
 

@@ -1,9 +1,10 @@
-"""The results a report is made from: run directories and benchmarks, read and validated.
+"""The results a report is made from: run directories, benchmarks and sweeps, read and
+validated.
 
 A run brings its run.json, its metrics.jsonl (loss and evaluation over steps and time) and its
-power.csv (every power sample); a benchmark its bench.json. Everything is read through the
-typed records, so a damaged file is refused with one line, and a missing optional file is
-simply absent (the figure that needs it then says why it is missing).
+power.csv (every power sample); a benchmark its bench.json; a sweep its sweep.json. Everything
+is read through the typed records, so a damaged file is refused with one line, and a missing
+optional file is simply absent (the figure that needs it then says why it is missing).
 """
 
 from __future__ import annotations
@@ -17,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from bigbench.errors import BigbenchError
-from bigbench.records import BenchDocument, RecordError, RunRecord, load_result
+from bigbench.records import (
+    SWEEP_SCHEMA,
+    BenchDocument,
+    RecordError,
+    RunRecord,
+    SweepDocument,
+    load_result,
+    load_sweep,
+    read_document,
+)
 
 
 class ReportError(BigbenchError):
@@ -68,6 +78,15 @@ class BenchInput:
     document: BenchDocument
 
 
+@dataclass
+class SweepInput:
+    """One sweep: its label, its folder and the validated sweep.json."""
+
+    label: str
+    path: Path
+    document: SweepDocument
+
+
 #: A result as :func:`load_inputs` takes it: a path, or a bench.json already loaded (its
 #: figures need nothing beside it; a run's need its directory's metrics.jsonl and power.csv).
 ResultSource = Path | BenchDocument
@@ -81,11 +100,12 @@ class ReportInputs:
 
     runs: list[RunInput] = field(default_factory=list)
     benches: list[BenchInput] = field(default_factory=list)
+    sweeps: list[SweepInput] = field(default_factory=list)
 
 
 def load_inputs(paths: Sequence[ResultSource]) -> ReportInputs:
-    """Read every RESULT: a run directory, a bench directory, a bench.json or a loaded
-    BenchDocument (any mix).
+    """Read every RESULT: a run directory, a bench directory, a bench.json, a sweep directory,
+    a sweep.json or a loaded BenchDocument (any mix).
 
     Raises:
         ReportError: one line per unusable result (all of them, not only the first).
@@ -97,6 +117,11 @@ def load_inputs(paths: Sequence[ResultSource]) -> ReportInputs:
             found, document = LOADED_BENCH, path
         else:
             try:
+                sweep = _sweep(Path(path))
+                if sweep is not None:
+                    folder = Path(path) if Path(path).is_dir() else Path(path).parent
+                    inputs.sweeps.append(SweepInput(_unique(sweep.name, labels), folder, sweep))
+                    continue
                 found, document = load_result(path)
             except RecordError as exc:
                 problems.extend(exc.problems)
@@ -113,6 +138,20 @@ def load_inputs(paths: Sequence[ResultSource]) -> ReportInputs:
         raise ReportError("give at least one RESULT: a run directory, a bench directory or "
                           "a bench.json")
     return inputs
+
+
+def _sweep(path: Path) -> SweepDocument | None:
+    """The validated sweep.json at ``path`` (a sweep folder or the file), or None when
+    ``path`` is another kind of result."""
+    if path.is_dir():
+        if (path / "sweep.json").is_file() and not any(
+                (path / name).is_file() for name in ("bench.json", "run.json")):
+            return load_sweep(path)
+        return None
+    if path.suffix != ".json" or not path.is_file():
+        return None
+    _, document = read_document(path)
+    return load_sweep(path) if document.get("schema") == SWEEP_SCHEMA else None
 
 
 def _unique(label: str, taken: set[str]) -> str:

@@ -19,8 +19,9 @@ _RUN_HEADERS = ["run", "status", "model", "device", "samples/s", "tokens/s", "te
 def render_markdown(inputs: ReportInputs, figures: Sequence[ReportFigure],
                     html_name: str = "report.html") -> str:
     """A runs table, each benchmark's table with its footnotes, and the figures' status."""
-    lines = [f"## bigbench report ({len(inputs.runs)} runs, {len(inputs.benches)} benchmarks)",
-             ""]
+    sweeps = f", {len(inputs.sweeps)} sweeps" if inputs.sweeps else ""
+    lines = [f"## bigbench report ({len(inputs.runs)} runs, {len(inputs.benches)} benchmarks"
+             f"{sweeps})", ""]
     if inputs.runs:
         lines += ["| " + " | ".join(_RUN_HEADERS) + " |", "|" + "---|" * len(_RUN_HEADERS)]
         notes: dict[str, None] = {}
@@ -35,6 +36,15 @@ def render_markdown(inputs: ReportInputs, figures: Sequence[ReportFigure],
             f" — {document.status}: {len(document.points)} of {len(document.matrix)} points"
         lines += [f"### {_html_safe(bench.label)}{state}", "",
                   _html_safe(bench_markdown(document).rstrip("\n")), ""]
+    for sweep in inputs.sweeps:
+        from bigbench.sweep import output
+
+        document = sweep.document.model_dump(mode="json", by_alias=True)
+        state = "" if document["status"] == "completed" else \
+            f" — {document['status']}: {len(document['trials'])} of " \
+            f"{len(document['planned'])} trials"
+        lines += [f"### sweep {_html_safe(sweep.label)}{state}", "",
+                  _html_safe(output.markdown(document).rstrip("\n")), ""]
     drawn = [f for f in figures if f.missing is None]
     lines.append(f"Figures in {html_name}: {len(drawn)} of {len(figures)} drawn.")
     lines += [f"- {_html_safe(f'{f.title}: n/a ({f.missing})')}" for f in figures

@@ -108,6 +108,32 @@ def plan_steps(train: TrainConfig, steps_per_epoch: int, train_size: int) -> tup
     return total, train.epochs
 
 
+def check_target(train: TrainConfig, dataset: Dataset, data_name: str) -> None:
+    """Refuse a quality target the data cannot score, with every such problem at once.
+
+    The schema cannot see these: whether there is a test split and which task the data
+    defines are known only once the data is built (a file decides both).
+
+    Raises:
+        ConfigError: a target without a test split, or a perplexity target on classification.
+    """
+    key = train.target_key
+    if key is None:
+        return
+    problems = []
+    if dataset.test is None:
+        problems.append(f"train.{key}: data '{data_name}' has no test split to evaluate the "
+                        "target on; give the data a test split (e.g. data.test_size) or remove "
+                        f"train.{key}")
+    task = task_for(dataset.info)
+    if key == "target_perplexity" and task.name != "language_modeling":
+        problems.append(f"train.target_perplexity: perplexity is a language-model metric and "
+                        f"data '{data_name}' is a {task.name} task; use train.target_accuracy "
+                        "or train.target_loss")
+    if problems:
+        raise ConfigError(*problems)
+
+
 def resolve_channels_last(requested: bool | str, built: BuiltModel) -> bool:
     """``auto``: on where the model's family runs 2-D convolutions; else as requested."""
     if requested == "auto":
@@ -127,6 +153,7 @@ def build_workload(config: ExperimentConfig, rank: Rank = SINGLE) -> Workload:
     performance = apply_runtime_settings(train, device)
     seed_everything(train.seed)
     dataset = build_data(config.data, device)
+    check_target(train, dataset, config.data.name)
     check_model_fits(config.model, dataset.info, device, batch_size=train.batch_size,
                      value_bytes=4 if train.precision == "fp32" else 2)
     built = build_model(config.model, dataset.info)

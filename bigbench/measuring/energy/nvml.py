@@ -1,12 +1,14 @@
 """NVIDIA Management Library access: the only module that imports ``pynvml``.
 
 Every NVML failure becomes a reason string; nothing here raises on a machine without a GPU.
-The backend (the ``pynvml`` module) is injectable so tests can hand in a fake.
+The backend (the ``pynvml`` module) is injectable so tests can hand in a fake. Changing a GPU's
+settings (power limit, locked clocks) is ``power_limits``' job alone, through this backend.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -284,3 +286,92 @@ def list_gpu_uuids(backend: ModuleType | None = None) -> tuple[list[str], str | 
                 for i in range(count)], None
     except Exception as exc:
         return [], _nvml_reason(exc, "NVML")
+
+
+# --- GPU settings, read only (power_limits.py changes them) ---------------------------------
+
+#: NVML clock-event (throttle) reason bits → names (nvml.h, nvmlClocksEventReason*).
+THROTTLE_REASONS = {
+    0x1: "gpu_idle", 0x2: "applications_clocks_setting", 0x4: "sw_power_cap",
+    0x8: "hw_slowdown", 0x10: "sync_boost", 0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown", 0x80: "hw_power_brake_slowdown", 0x100: "display_clock_setting",
+}
+
+
+def throttle_names(mask: int) -> list[str]:
+    """The names of the reason bits set in an NVML clock-event mask (unknown bits in hex)."""
+    names = [name for bit, name in THROTTLE_REASONS.items() if mask & bit]
+    unknown = mask & ~sum(THROTTLE_REASONS)
+    return names + ([f"unknown_{unknown:#x}"] if unknown else [])
+
+
+def read_snapshot(backend: ModuleType, handle: Any) -> dict[str, Any]:
+    """The GPU's settings and state now: enforced power limit (W), SM clock (MHz), temperature
+    (°C) and throttle reason names; each null with its reason in ``reasons`` where NVML does
+    not answer."""
+    readings: dict[str, tuple[str, Callable[[], Any]]] = {
+        "power_limit_w": ("the enforced power limit",
+                          lambda: backend.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000.0),
+        "sm_clock_mhz": ("the SM clock",
+                         lambda: int(backend.nvmlDeviceGetClockInfo(handle, _CLOCK_SM))),
+        "temperature_c": ("the temperature",
+                          lambda: backend.nvmlDeviceGetTemperature(handle, _TEMPERATURE_GPU)),
+        "throttle_reasons": ("the throttle reasons",
+                             lambda: throttle_names(_throttle_reasons(backend, handle))),
+    }
+    out: dict[str, Any] = {}
+    reasons: dict[str, str] = {}
+    for key, (what, read) in readings.items():
+        try:
+            out[key] = read()
+        except Exception as exc:  # not every GPU answers every query: null with the reason
+            out[key] = None
+            reasons[key] = _nvml_reason(exc, f"reading {what}")
+    return {**out, "reasons": reasons}
+
+
+def supported_sm_clock_range(backend: ModuleType, handle: Any) -> tuple[int, int] | None:
+    """Lowest and highest supported SM clock (MHz), or None where NVML does not list them."""
+    try:
+        clocks = [int(c) for memory in backend.nvmlDeviceGetSupportedMemoryClocks(handle)
+                  for c in backend.nvmlDeviceGetSupportedGraphicsClocks(handle, memory)]
+    except Exception:  # not listed on every GPU: the driver range-checks the lock itself
+        return None
+    return (min(clocks), max(clocks)) if clocks else None
+
+
+def gpu_settings_of_all(backend: ModuleType) -> list[dict[str, Any]]:
+    """Every GPU an initialised NVML ``backend`` sees (NVML order): power limit, default and
+    allowed range (W), SM clocks (MHz) and a :func:`read_snapshot` as ``now``; each figure null
+    with its reason in ``reasons`` where NVML lacks it."""
+    gpus = []
+    for i in range(int(backend.nvmlDeviceGetCount())):
+        h = backend.nvmlDeviceGetHandleByIndex(i)
+        facts: dict[str, tuple[str, Callable[[], Any]]] = {
+            "uuid": ("the UUID", lambda h=h: _text(backend.nvmlDeviceGetUUID(h))),
+            "name": ("the name", lambda h=h: _text(backend.nvmlDeviceGetName(h))),
+            "power_limit_set_w": ("the power limit", lambda h=h: (
+                backend.nvmlDeviceGetPowerManagementLimit(h) / 1000.0)),
+            "default_power_limit_w": ("the default power limit", lambda h=h: (
+                backend.nvmlDeviceGetPowerManagementDefaultLimit(h) / 1000.0)),
+            "allowed_range_w": ("the power limit range", lambda h=h: [
+                v / 1000.0 for v in backend.nvmlDeviceGetPowerManagementLimitConstraints(h)]),
+            "max_sm_clock_mhz": ("the maximum SM clock", lambda h=h: int(
+                backend.nvmlDeviceGetMaxClockInfo(h, _CLOCK_SM))),
+            "supported_sm_clock_range_mhz": ("the supported SM clocks", lambda h=h: (
+                list(supported_sm_clock_range(backend, h) or ()) or None)),
+        }
+        gpu: dict[str, Any] = {"nvml_index": i}
+        reasons: dict[str, str] = {}
+        for key, (what, read) in facts.items():
+            try:
+                gpu[key] = read()
+            except Exception as exc:
+                gpu[key] = None
+                reasons[key] = _nvml_reason(exc, f"reading {what}")
+        if gpu["supported_sm_clock_range_mhz"] is None and "supported_sm_clock_range_mhz" \
+                not in reasons:
+            reasons["supported_sm_clock_range_mhz"] = "NVML lists no supported SM clocks"
+        gpu["now"] = read_snapshot(backend, h)
+        gpus.append({**gpu, "reasons": reasons})
+    return gpus
