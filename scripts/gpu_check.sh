@@ -41,6 +41,10 @@ import json, sys
 record = json.load(open(sys.argv[1]))
 print(json.dumps({k: v for k, v in record["target"].items() if k != "evaluations"}, indent=1))
 PY
+  echo "== sweep: batch size x precision to 97% accuracy =="
+  bigbench sweep configs/sweep-cnn.yaml --device cuda --out "$OUT/sweep-cuda" \
+    --set train.target_accuracy=0.97 --set 'sweep.batch_sizes=[64, 256]' \
+    --set 'sweep.precisions=[fp32, bf16]' --set sweep.repeats=1 --markdown
 fi
 
 if ! wants power; then
