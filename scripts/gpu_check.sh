@@ -16,6 +16,9 @@ fi
 ONLY="${ONLY:-all}"
 OUT="${OUT:-runs}"
 bigbench() { "$PY" -m bigbench "$@"; }
+# A check that fails says so and the others still run (the exit code reports it at the end).
+failed=0
+check() { "$@" || { echo "FAILED ($?): $*" >&2; failed=1; }; }
 wants() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
 
 if wants energy; then
@@ -29,26 +32,27 @@ fi
 # of batch size × precision to the same target (Pareto set and the eta = 0.5 optimum).
 if wants levers; then
   echo "== optimize on CUDA =="
-  bigbench optimize configs/optimize-cnn.yaml --device cuda --out "$OUT/optimize-cuda" \
+  check bigbench optimize configs/optimize-cnn.yaml --device cuda --out "$OUT/optimize-cuda" \
+    --set optimize.repeats=2 \
     --set 'optimize.variants=[{kind: prune, method: structured, amount: 0.5, finetune_steps: 150}, {kind: quantize, method: int8_dynamic}, {kind: quantize, method: int8_weight_only}, {kind: quantize, method: int4_weight_only}, {kind: distill, student: {name: cnn, channels: [16, 32], hidden: [50]}}]' \
     --markdown
   echo "== time and energy to 97% accuracy =="
-  bigbench train configs/cnn.yaml --device cuda --out "$OUT/target-cuda" \
+  check bigbench train configs/cnn.yaml --device cuda --out "$OUT/target-cuda" \
     --set train.target_accuracy=0.97 --set train.eval_every=50 --set train.stop_at_target=true
-  "$PY" - "$OUT/target-cuda/run.json" <<'PY'
+  [ -f "$OUT/target-cuda/run.json" ] && "$PY" - "$OUT/target-cuda/run.json" <<'PY'
 import json, sys
 
 record = json.load(open(sys.argv[1]))
 print(json.dumps({k: v for k, v in record["target"].items() if k != "evaluations"}, indent=1))
 PY
   echo "== sweep: batch size x precision to 97% accuracy =="
-  bigbench sweep configs/sweep-cnn.yaml --device cuda --out "$OUT/sweep-cuda" \
+  check bigbench sweep configs/sweep-cnn.yaml --device cuda --out "$OUT/sweep-cuda" \
     --set train.target_accuracy=0.97 --set 'sweep.batch_sizes=[64, 256]' \
     --set 'sweep.precisions=[fp32, bf16]' --set sweep.repeats=1 --markdown
 fi
 
 if ! wants power; then
-  exit 0
+  exit "$failed"
 fi
 
 # --- Power limits --------------------------------------------------------------------------
@@ -82,3 +86,4 @@ for p in doc["points"]:
           f"{e.get('median')} J/sample, {start.get('temperature_c')}→{end.get('temperature_c')} °C, "
           f"throttle {end.get('throttle_reasons')}")
 PY
+exit "$failed"
