@@ -15,6 +15,7 @@ if [ -z "${PY:-}" ]; then
 fi
 ONLY="${ONLY:-all}"
 OUT="${OUT:-runs}"
+mkdir -p "$OUT"
 bigbench() { "$PY" -m bigbench "$@"; }
 # A check that fails says so and the others still run (the exit code reports it at the end).
 failed=0
