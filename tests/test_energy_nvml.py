@@ -264,3 +264,18 @@ def test_every_measured_figure_carries_its_method() -> None:
     for entry in monitor.aggregate([monitor.end(token)]):
         assert entry["measured"] and entry["method"] and entry["power_method"]
         assert entry["energy_j"] > 0
+
+
+def test_meter_facts_record_the_power_limit_range() -> None:
+    """The allowed range goes into env.energy_meters: a sweep's max power (Zeus's cost) is
+    the GPU's maximum limit when the run recorded it."""
+    from fakes import FakeClock, FakeGpu, FakeNVML
+
+    from bigbench.measuring.energy import nvml
+
+    gpu = FakeGpu("GPU-a", "NVIDIA H100 80GB HBM3", [(0, 300.0)])
+    facts = nvml.open_gpu(gpu.uuid, FakeNVML([gpu], FakeClock())).devices[0].info()
+    low, high = (v / 1000.0 for v in FakeNVML([gpu], FakeClock())
+                 .nvmlDeviceGetPowerManagementLimitConstraints(gpu))
+    assert (facts["min_power_limit_w"], facts["max_power_limit_w"]) == (low, high)
+    assert high >= facts["power_limit_w"] >= low

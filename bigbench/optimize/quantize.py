@@ -126,15 +126,29 @@ def _float_layers(module: nn.Module) -> dict[str, str]:
 
 
 def quantize_in_place(module: nn.Module, method: str) -> Quantized:
-    """Apply an ``IN_PLACE`` recipe to a copy of ``module`` (eval mode)."""
+    """Apply an ``IN_PLACE`` recipe to a copy of ``module`` (eval mode).
+
+    A linear layer torchao leaves alone (int4 needs ``in_features`` divisible by its group
+    size, say) is reported as float with that reason, not as quantized.
+    """
     load_torchao()
     from torchao.quantization import quantize_
 
     quantized = copy.deepcopy(module).eval()
-    linears = [name for name, layer in quantized.named_modules() if isinstance(layer, nn.Linear)]
     with quiet():
         quantize_(quantized, _config(method))
-    return Quantized(quantized, linears, _float_layers(quantized))
+    linears = {name: layer for name, layer in quantized.named_modules()
+               if isinstance(layer, nn.Linear)}
+    done = [name for name, layer in linears.items() if _is_quantized(layer.weight)]
+    skipped = {name: f"torchao left it in float: {method} does not apply to its shape "
+                     f"{tuple(layer.weight.shape)}"
+               for name, layer in linears.items() if name not in done}
+    return Quantized(quantized, done, {**_float_layers(quantized), **skipped})
+
+
+def _is_quantized(weight: torch.Tensor) -> bool:
+    """torchao swaps a quantized weight for one of its tensor subclasses."""
+    return type(weight) not in (torch.Tensor, nn.Parameter)
 
 
 def _exported(module: nn.Module, example: torch.Tensor) -> nn.Module:

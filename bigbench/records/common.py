@@ -118,6 +118,10 @@ class EnergyMeterInfo(Part):
     uuid: str | None = field("GPU UUID (GPU meters).", None)
     driver_version: str | None = field("NVIDIA driver version (GPU meters).", None)
     power_limit_w: float | None = field("Enforced power limit, W (GPU meters).", None)
+    min_power_limit_w: float | None = field("Lowest power limit the GPU accepts, W (GPU "
+                                            "meters).", None)
+    max_power_limit_w: float | None = field("Highest power limit the GPU accepts, W (GPU "
+                                            "meters; the max_power of a sweep's cost).", None)
     energy_counter: bool | None = field("Whether the GPU has a total-energy counter.", None)
     power_method: str | None = field("How power is read, e.g. nvml_power_instant.", None)
     application_sm_clock_mhz: float | None = field(

@@ -164,7 +164,8 @@ class NvmlGpu:
         return out
 
     def info(self) -> dict[str, Any]:
-        """Name, UUID, driver, power limit, clock settings and the methods in use.
+        """Name, UUID, driver, power limit and its allowed range, clock settings and the
+        methods in use.
 
         The clock settings (application and maximum SM clock) change when an administrator
         locks or raises clocks; ``compare`` warns when they differ between two results.
@@ -172,7 +173,13 @@ class NvmlGpu:
         b, h = self.backend, self.handle
         facts = {"driver_version": lambda: _text(b.nvmlSystemGetDriverVersion()),
                  "application_sm_clock_mhz": lambda: b.nvmlDeviceGetApplicationsClock(h, _CLOCK_SM),
-                 "max_sm_clock_mhz": lambda: b.nvmlDeviceGetMaxClockInfo(h, _CLOCK_SM)}
+                 "max_sm_clock_mhz": lambda: b.nvmlDeviceGetMaxClockInfo(h, _CLOCK_SM),
+                 # The range a power limit may be set in (W): the sweep's max_power for
+                 # Zeus's cost, and what --power-limits accepts.
+                 "min_power_limit_w": lambda: b.nvmlDeviceGetPowerManagementLimitConstraints(
+                     h)[0] / 1000.0,
+                 "max_power_limit_w": lambda: b.nvmlDeviceGetPowerManagementLimitConstraints(
+                     h)[1] / 1000.0}
         out: dict[str, Any] = {"name": self.name, "uuid": self.uuid}
         for name, read in facts.items():
             try:
