@@ -27,6 +27,7 @@ from bigbench.api import (
     OverridesLike,
     ResultLike,
     RunResult,
+    SweepResult,
     bench,
     compare,
     list_datasets,
@@ -40,7 +41,9 @@ from bigbench.api import (
     optimize_model,
     probe_energy,
     report,
+    restore_gpu,
     show_config,
+    sweep_settings,
     train,
 )
 
@@ -49,5 +52,5 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "bench", "BenchResult", "compare", "ConfigSource", "list_datasets",
            "list_devices", "list_models", "load_bench", "load_experiment", "load_optimize",
            "load_run", "measure", "Measurement", "MeasureResult", "optimize_model",
-           "OptimizeResult", "OverridesLike", "probe_energy", "report", "ResultLike", "RunResult",
-           "show_config", "train"]
+           "OptimizeResult", "OverridesLike", "probe_energy", "report", "restore_gpu",
+           "ResultLike", "RunResult", "show_config", "sweep_settings", "SweepResult", "train"]

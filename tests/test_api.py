@@ -425,3 +425,22 @@ def test_type_aliases_are_importable_and_name_the_real_types() -> None:
     for name in refs:  # each forward reference names a class where the docs say it lives
         assert isinstance(getattr(records, name), type)
     assert isinstance(ExperimentConfig, type)
+
+
+def test_sweep_and_gpu_restore_from_python(tmp_path) -> None:
+    """The API twins of bigbench sweep and bigbench gpu restore."""
+    import bigbench
+    from bigbench.measuring.energy.power_limits import PowerControlError
+
+    config = {"name": "tiny", "model": {"name": "cnn", "channels": [4, 8], "hidden": [16]},
+              "data": {"name": "digits", "size": 256, "test_size": 64},
+              "train": {"max_steps": 4, "batch_size": 16, "warmup_steps": 1, "log_every": 2},
+              "device": "cpu", "sweep": {"batch_sizes": [8, 16], "repeats": 1}}
+    result = bigbench.sweep_settings(config, out=tmp_path / "sweep")
+    assert result.status == "completed" and result.failed == []
+    assert [t.status for t in result.document.trials] == ["completed", "completed"]
+    assert result.to_dict() == json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    with pytest.raises(bigbench.errors.ConfigError, match="eta"):
+        bigbench.sweep_settings(config, eta="half")
+    with pytest.raises(PowerControlError, match="no such file"):
+        bigbench.restore_gpu(tmp_path / "nowhere")

@@ -30,10 +30,11 @@ from bigbench.api.commands import (
 )
 from bigbench.api.energy import Measurement, MeasureResult, measure, probe_energy
 from bigbench.api.info import list_datasets, list_devices, list_models
-from bigbench.api.optimize import optimize_model
-from bigbench.api.results import BenchResult, OptimizeResult, RunResult
+from bigbench.api.optimize import optimize_model, restore_gpu, sweep_settings
+from bigbench.api.results import BenchResult, OptimizeResult, RunResult, SweepResult
 
 __all__ = ["bench", "BenchResult", "compare", "ConfigSource", "list_datasets", "list_devices",
            "list_models", "load_bench", "load_experiment", "load_optimize", "load_run", "measure",
            "Measurement", "MeasureResult", "optimize_model", "OptimizeResult", "OverridesLike",
-           "probe_energy", "report", "ResultLike", "RunResult", "show_config", "StrPath", "train"]
+           "probe_energy", "report", "restore_gpu", "ResultLike", "RunResult", "show_config",
+           "StrPath", "sweep_settings", "SweepResult", "train"]

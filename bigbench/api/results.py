@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         OptimizeDocument,
         OptimizeVariant,
         RunRecord,
+        SweepDocument,
     )
 
 
@@ -159,3 +160,21 @@ class OptimizeResult(DocumentResult):
     def front(self) -> list[str]:
         """Names of the variants on the Pareto front (none dominates them)."""
         return list(self.document.pareto.front) if self.document.pareto else []
+
+
+@dataclass
+class SweepResult(DocumentResult):
+    """A finished sweep (``bigbench sweep``).
+
+    Attributes:
+        out_dir: Its folder (sweep.json, trials/<id>/ run directories).
+        document: sweep.json as the typed :class:`~bigbench.records.SweepDocument`.
+        warnings: Things a user must hear about.
+    """
+
+    document: SweepDocument
+
+    @property
+    def failed(self) -> list[str]:
+        """Ids of the trials that failed (``bigbench sweep`` exits 1 when there is one)."""
+        return [t.id for t in self.document.trials if t.status == "failed"]
