@@ -39,21 +39,13 @@ def optimize_model(config_or_path: ConfigSource, overrides: OverridesLike = None
         ConfigError: an argument of the wrong type, an invalid config, or a mistake in the
             section, the students or ``from_run`` — before anything is trained.
     """
-    from bigbench.api.commands import load_experiment
     from bigbench.interrupt import graceful_stop
     from bigbench.optimize.run import run_optimize
     from bigbench.records import OptimizeDocument, validate
-    from bigbench.results import check_out_dir
 
     args = Arguments()
-    sets = args.overrides(overrides)
-    args.device("device", device, optional=True)
-    source, out_dir = args.path("from_run", from_run), args.path("out", out)
-    args.flag("progress", progress)
-    args.check()
-    cfg = load_experiment(config_or_path, [*sets, *([f"device={device}"] if device else [])])
-    if out_dir is not None:
-        check_out_dir(out_dir)
+    source = args.path("from_run", from_run)
+    cfg, out_dir = _config_and_out(args, config_or_path, overrides, device, out, progress)
 
     with graceful_stop() as stop:
         run = run_optimize(cfg, from_dir=source, out=out_dir,
@@ -89,22 +81,13 @@ def sweep_settings(config_or_path: ConfigSource, overrides: OverridesLike = None
         PowerControlError: the GPU refuses the power limits (no privilege, out of range),
             before any trial.
     """
-    from bigbench.api.commands import load_experiment
     from bigbench.interrupt import graceful_stop
     from bigbench.records import SweepDocument, validate
-    from bigbench.results import check_out_dir
     from bigbench.sweep.run import run_sweep
 
     args = Arguments()
-    sets = args.overrides(overrides)
-    args.device("device", device, optional=True)
     args.number("eta", eta, minimum=0.0)
-    out_dir = args.path("out", out)
-    args.flag("progress", progress)
-    args.check()
-    cfg = load_experiment(config_or_path, [*sets, *([f"device={device}"] if device else [])])
-    if out_dir is not None:
-        check_out_dir(out_dir)
+    cfg, out_dir = _config_and_out(args, config_or_path, overrides, device, out, progress)
     with graceful_stop() as stop:
         run = run_sweep(cfg, out=out_dir, stop=stop, eta=eta,
                         progress=_say("sweep") if progress else lambda line: None)
@@ -132,6 +115,24 @@ def restore_gpu(path: StrPath) -> dict[str, Any]:
     args.check()
     assert found is not None
     return restore_from_file(found)
+
+
+def _config_and_out(args: Arguments, config_or_path: ConfigSource, overrides: OverridesLike,
+                    device: str | None, out: StrPath | None, progress: bool) -> tuple[Any, Any]:
+    """Check the arguments every command shares (with the ones already in ``args``), then
+    load the config with its overrides and check the output folder, before any work."""
+    from bigbench.api.commands import load_experiment
+    from bigbench.results import check_out_dir
+
+    sets = args.overrides(overrides)
+    args.device("device", device, optional=True)
+    out_dir = args.path("out", out)
+    args.flag("progress", progress)
+    args.check()
+    cfg = load_experiment(config_or_path, [*sets, *([f"device={device}"] if device else [])])
+    if out_dir is not None:
+        check_out_dir(out_dir)
+    return cfg, out_dir
 
 
 def _say(command: str) -> Any:
