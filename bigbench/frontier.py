@@ -185,7 +185,10 @@ def eta_optimum(points: Sequence[FrontierPoint], eta: float, power: MaxPower) ->
                        f"the cost needs a maximum power and {power.reason}")
     costs = {p.key: zeus_cost(p.energy_j, p.time_s, eta, watts or 0.0)  # type: ignore[arg-type]
              for p in usable}
-    best = min(costs, key=costs.__getitem__)
+    by_key = {p.key: p for p in usable}
+    # A tie in cost goes to the point that is better in energy, then in time: never to one
+    # that the other dominates.
+    best = min(costs, key=lambda k: (costs[k], by_key[k].energy_j, by_key[k].time_s))
     return Optimum(best, eta, costs[best], costs, power, excluded)
 
 

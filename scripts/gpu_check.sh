@@ -23,7 +23,7 @@ check() { "$@" || { echo "FAILED ($?): $*" >&2; failed=1; }; }
 wants() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
 
 if wants energy; then
-  "$PY" scripts/gpu_check.py "$@"
+  check "$PY" scripts/gpu_check.py "$@"
 fi
 
 # --- Levers --------------------------------------------------------------------------------
@@ -65,12 +65,12 @@ echo
 echo "== power-limit sweep =="
 if [ "$(id -u)" -ne 0 ]; then
   echo "skipped: setting a GPU power limit needs root (sudo scripts/gpu_check.sh)"
-  exit 0
+  exit "$failed"
 fi
 power_out="$OUT/power-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$(dirname "$power_out")"
 bigbench gpu show
-bigbench bench --device cuda --models cnn --mode train --batch-sizes 256 \
+check bigbench bench --device cuda --models cnn --mode train --batch-sizes 256 \
   --power-limits min,default,max --duration 5 --out "$power_out" --markdown
 "$PY" - "$power_out/bench.json" <<'PY'
 import json, sys

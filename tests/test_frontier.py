@@ -67,11 +67,14 @@ def test_the_optimum_is_always_on_the_front() -> None:
         assert eta_optimum(POINTS, tenth / 10, POWER).key in front
 
 
-def test_a_tie_goes_to_the_first_point() -> None:
+def test_a_tie_goes_to_the_lower_energy_never_to_a_dominated_point() -> None:
     # eta 0.5, P = 2 W: x costs 0.5·4 + 0.5·2·1 = 3 J, y costs 0.5·2 + 0.5·2·2 = 3 J.
     tied = [FrontierPoint("x", 1.0, 4.0), FrontierPoint("y", 2.0, 2.0)]
-    assert eta_optimum(tied, 0.5, POWER).key == "x"
-    assert eta_optimum(tied[::-1], 0.5, POWER).key == "y"
+    assert eta_optimum(tied, 0.5, POWER).key == "y"
+    assert eta_optimum(tied[::-1], 0.5, POWER).key == "y"  # whatever the order
+    # eta 0 weighs time only: a and b tie at 1 s, but b dominates a (less energy).
+    same_time = [FrontierPoint("a", 1.0, 10.0), FrontierPoint("b", 1.0, 5.0)]
+    assert eta_optimum(same_time, 0.0, POWER).key == "b"
 
 
 def test_max_power_prefers_the_gpu_limit_then_the_largest_average() -> None:

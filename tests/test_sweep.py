@@ -137,7 +137,7 @@ class FakeLimiter:
         self.limit, self.log, self.temperature_c = 300.0, log, temperature_c
 
     def resolve(self, spec: float | str) -> float:
-        watts = {"max": 400.0, "default": 300.0}.get(spec, spec)  # type: ignore[arg-type]
+        watts = {"min": 100.0, "max": 400.0, "default": 300.0}.get(spec, spec)  # type: ignore[arg-type]
         if not 100.0 <= watts <= 400.0:
             raise PowerControlError(f"power limit {watts:g} W is outside this GPU's range "
                                     "100–400 W")
@@ -150,6 +150,10 @@ class FakeLimiter:
     def restore(self) -> None:
         self.limit = 300.0
         self.log.append(("restore",))
+
+    @property
+    def restored(self) -> bool:
+        return self.limit == 300.0
 
     def snapshot(self) -> dict[str, Any]:
         return {"power_limit_w": self.limit, "sm_clock_mhz": 1980,

@@ -6,9 +6,10 @@ and restored when the points end, however they end.
 
 Order: points run base point by base point (model × batch × precision × mode), each at every
 GPU setting (limit × clock) in turn, the settings' order rotated by one from one base point to
-the next. So over the run each setting takes each position (first, second, ...) equally often,
-and slow drift (the GPU warming up, a neighbour's load) spreads over all settings instead of
-favouring the one that always ran first. A changed setting takes effect within milliseconds;
+the next. With as many base points as settings (or a multiple), each setting takes each
+position equally often and slow drift (the GPU warming up) spreads over all of them; with one
+base point the settings run in the listed order, so list them as you want them to run (or use
+``bigbench sweep``, whose repeats interleave). A changed setting takes effect within milliseconds;
 the point's warm-up steps, outside its measured windows, already run at it.
 """
 

@@ -201,8 +201,10 @@ def run_bench(session: BenchSession, should_stop: Callable[[], bool] = lambda: F
                 status = "interrupted"
         finally:
             if session.power is not None:  # the generator restored already, unless the loop
-                session.power.restore()  # body raised while it was paused: then, here
-                run.document["gpu_control"]["restored"] = True
+                try:  # body raised while it was paused: then, here
+                    session.power.restore()
+                finally:  # a signal held during the restore is raised after it
+                    run.document["gpu_control"]["restored"] = session.power.restored
     except KeyboardInterrupt:
         status = "interrupted"
     except PowerControlError:

@@ -22,13 +22,14 @@ def restore(
                                 show_default=False),
     json_: bool = typer.Option(False, "--json", help="Print what was done as JSON."),
 ) -> None:
-    """Put back the GPU settings a bench run recorded, after it was killed before it could.
+    """Put back the GPU settings a bench or sweep recorded, after it was killed before it could.
 
-    bench --power-limits / --sm-clocks writes gpu_state.json (the original power limit, and
-    whether it locked the SM clocks) into its output directory before it changes anything, and
-    restores the GPU itself on success, errors, Ctrl-C and SIGTERM. Only a hard kill (SIGKILL,
-    the kernel's OOM killer) leaves the GPU changed: this command sets the recorded power
-    limit back and unlocks the clocks, on the GPU with the recorded UUID.
+    bench --power-limits / --sm-clocks and a sweep with power_limits write gpu_state.json (the
+    original power limit, and whether SM clocks were locked) into their output directory before
+    they change anything, and restore the GPU themselves on success, errors, Ctrl-C and
+    SIGTERM. Only a hard kill (SIGKILL, the kernel's OOM killer) leaves the GPU changed: this
+    command sets the recorded power limit back and unlocks the clocks, on the GPU with the
+    recorded UUID.
     A state already restored is left alone. Needs the same privilege as setting the limit
     (root).
 

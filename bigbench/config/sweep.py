@@ -18,8 +18,8 @@ from bigbench.strict import StrictModel
 
 #: A power limit as written in the config: watts, or the GPU's maximum or default limit.
 PowerLimitSpec = float | str
-#: The named power limits.
-NAMED_LIMITS = ("max", "default")
+#: The named power limits (as bench's --power-limits names them).
+NAMED_LIMITS = ("min", "default", "max")
 #: Largest power limit accepted in watts (no GPU comes near it; it catches a typo of mW).
 MAX_LIMIT_W = 10_000.0
 #: The axes a sweep varies; at least one must be listed.
@@ -33,12 +33,13 @@ def _once(values: list[object]) -> None:
 
 
 def _limit(value: PowerLimitSpec) -> PowerLimitSpec:
-    """A power limit: watts in (0, MAX_LIMIT_W], or 'max' / 'default'."""
+    """A power limit: watts in (0, MAX_LIMIT_W], or 'min' / 'default' / 'max'."""
     if isinstance(value, str):
-        if value not in NAMED_LIMITS:
-            raise ValueError(f"power limit '{value}' is not watts, 'max' or 'default'"
-                             f"{did_you_mean(value, NAMED_LIMITS)}")
-        return value
+        name = value.strip().lower()
+        if name not in NAMED_LIMITS:
+            raise ValueError(f"power limit '{value}' is not watts, 'min', 'default' or 'max'"
+                             f"{did_you_mean(name, NAMED_LIMITS)}")
+        return name
     if not 0.0 < value <= MAX_LIMIT_W:
         raise ValueError(f"power limit {value:g} W is outside (0, {MAX_LIMIT_W:g}]; give "
                          "watts, e.g. 250")

@@ -118,12 +118,13 @@ def footnotes(document: Mapping[str, Any]) -> list[str]:
     for trial in document.get("trials", []):
         if trial["status"] not in ("completed", "running"):
             notes.append(f"trial {trial['id']}: {trial['status']} — {trial.get('reason')}")
-    missing: dict[str, list[str]] = {}  # reason → the figures it is the reason for
     for entry in document.get("results", []):
+        missing: dict[str, list[str]] = {}  # reason → the figures it is the reason for
         for key, why in (entry.get("reasons") or {}).items():
             if key in SHOWN and key not in missing.setdefault(why, []):
                 missing[why].append(key)
-    notes += [f"{', '.join(keys)}: n/a ({why})" for why, keys in missing.items()]
+        notes += [f"{entry['id']}: {', '.join(keys)}: n/a ({why})"
+                  for why, keys in missing.items() if keys]
     for entry in document.get("results", []):
         by = (entry.get("pareto") or {}).get("dominated_by")
         if by:

@@ -131,8 +131,10 @@ def run_sweep(config: ExperimentConfig, *, out: Path | None = None,
         _failed(run.document, exc)
         raise
     finally:
-        _restore(run, device.limiter)
-        failure = _finish(run, checked, device.watts, stop)
+        try:
+            _restore(run, device.limiter)
+        finally:  # sweep.json is written even when a held signal arrives after the restore
+            failure = _finish(run, checked, device.watts, stop)
     if failure is not None:
         raise failure
     return run
@@ -294,11 +296,13 @@ def _restore(run: SweepRun, limiter: Any) -> None:
         return
     try:
         limiter.restore()
-        run.document["gpu"]["restored"] = True
     except Exception as exc:  # the sweep's results are still worth writing
         run.document["gpu"].update(restored=False, restore_error=f"{type(exc).__name__}: {exc}")
         run.warnings.append(f"the GPU's power settings were not restored ({exc}); run "
                             f"bigbench gpu restore {run.out_dir / STATE_FILE}")
+    finally:  # a second Ctrl-C held during the restore is raised after it: record it first
+        if limiter.restored:
+            run.document["gpu"]["restored"] = True
 
 
 def _finish(run: SweepRun, checked: _Plan, watts: dict[str, float | None],

@@ -282,6 +282,11 @@ class PowerLimiter:
             raise _refusal(exc, f"lock the SM clock at {mhz} MHz", self.label) from None
         self.locked_mhz = mhz
 
+    @property
+    def restored(self) -> bool:
+        """True once the original settings are back (or nothing was changed yet)."""
+        return self._restored or not self._changed
+
     def restore(self) -> None:
         """Put the original power limit back and unlock the clocks; mark the state file
         restored. Idempotent; signals arriving meanwhile are held until it is done.
