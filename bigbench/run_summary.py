@@ -56,6 +56,7 @@ def summary_rows(record: RunRecord | Mapping[str, Any]) -> list[tuple[str, str]]
         ("throughput", f"{tp.samples_per_s:,.1f} samples/s" if tp.samples_per_s
          else _na(tp, "samples_per_s")),
     ]
+    rows += _job_rows(record, rows)
     if tp.tokens_per_s:
         rows.append(("tokens/s", f"{tp.tokens_per_s:,.0f}"))
     step = tp.step_time_s
@@ -91,6 +92,35 @@ def summary_rows(record: RunRecord | Mapping[str, Any]) -> list[tuple[str, str]]
     if run.time is not None:
         rows.append(("wall time", f"{run.time.wall_s:.1f} s"))
     return rows
+
+
+def _job_rows(record: RunRecord | Mapping[str, Any], rows: list[tuple[str, str]]
+              ) -> list[tuple[str, str]]:
+    """A distributed job's figures (run.json ``distributed``): the ranks, and throughput and
+    energy over all of them; the rows above become rank 0's."""
+    job = record.get("distributed") if isinstance(record, Mapping) else \
+        getattr(record, "distributed", None)
+    if job is None:
+        return []
+    if not isinstance(job, Mapping):
+        job = job.model_dump()
+    rows[-1] = ("throughput (rank 0)", rows[-1][1])
+    hosts = job.get("hosts") or []
+    out = [("ranks", f"{job['world_size']} on {len(hosts)} host(s) ({job.get('strategy')}, "
+                     f"{job.get('backend')}; global batch {job.get('global_batch_size')})"),
+           ("job throughput", f"{job['samples_per_s']:,.1f} samples/s (all ranks' samples / "
+                              "the slowest rank's window)" if job.get("samples_per_s")
+            else "n/a (no rank measured a step)")]
+    energy = job.get("energy") or {}
+    if energy.get("total_j") is not None:
+        out.append(("job energy", f"{energy['total_j']:,.1f} J, "
+                                  f"{energy.get('j_per_sample') or 0:.4g} J/sample "
+                                  "(each device counted once)"))
+    else:
+        why = (energy.get("reasons") or {}).get("total_j") or energy.get("reason") or \
+            "not measured"
+        out.append(("job energy", f"n/a ({why})"))
+    return out
 
 
 def _eval_rows(ev: Evaluation) -> list[tuple[str, str]]:

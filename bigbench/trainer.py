@@ -74,9 +74,10 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
     record = start_record(facts)
     writer.write_record(record)
     loggers = _start_loggers(config, writer, workload, energy)
+    agreed = _agreed_stop(stop, workload, rank)
     try:
         loop = TrainingLoop(workload, _loop_settings(config, energy), writer, meter, energy,
-                            stop, callbacks or TrainCallbacks(), restored, started_at, loggers)
+                            agreed, callbacks or TrainCallbacks(), restored, started_at, loggers)
         energy.start()
         try:
             _measure_idle(config, loop, stop)
@@ -84,6 +85,8 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
         finally:
             energy.stop()
         record_error = _finish(record, facts, loop, energy)
+        if rank.world_size > 1:
+            _job_figures_or_why(record, config, workload, loop, rank, agreed)
         write_error = _write_results(writer, record, energy, workload, loop,
                                      config.output.save_weights)
     finally:
@@ -97,6 +100,80 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
     exit_code = stop.exit_code if loop.state.stop_reason == "interrupted" else \
         (1 if record["status"] == "failed" else 0)
     return TrainResult(writer.run_dir, record, exit_code, _warnings(record) + logger_warnings)
+
+
+def _agreed_stop(stop: StopRequest, workload: Workload, rank: Rank) -> Any:
+    """The stop the training loop polls: this process's own, or (several ranks) the ranks'
+    agreement on it, so every rank ends after the same step."""
+    if rank.world_size == 1:
+        return stop
+    import torch
+
+    from bigbench.distributed.group import AgreedStop
+
+    # gloo reduces CPU tensors, nccl CUDA ones: the flag lives where the backend works.
+    flag_device = workload.device if workload.device.type == "cuda" else torch.device("cpu")
+    return AgreedStop(stop, flag_device)
+
+
+def _job_figures_or_why(record: dict[str, Any], config: ExperimentConfig, workload: Workload,
+                        loop: TrainingLoop, rank: Rank, agreed: Any) -> None:
+    """The job's figures; when a rank died the collectives fail (within the timeout), and
+    run.json still gets written, saying why the job figures are missing."""
+    try:
+        agreed.settle()
+        _add_job_figures(record, config, workload, loop, rank)
+    except Exception as exc:  # a dead or failed rank: the record of this one must survive
+        record["distributed"] = {
+            "world_size": rank.world_size, "error": f"{type(exc).__name__}: {exc}"[:500],
+            "reasons": {"samples_per_s": "the ranks' figures could not be gathered (a rank "
+                                         "failed or left the job)"}}
+        if record.get("status") == "completed":
+            record["status"] = "failed"
+
+
+def _add_job_figures(record: dict[str, Any], config: ExperimentConfig, workload: Workload,
+                     loop: TrainingLoop, rank: Rank) -> None:
+    """Gather every rank's figures to rank 0 and add the job's (run.json ``distributed``).
+
+    Every rank takes part in the gather, whatever happened to its own record, so none waits
+    for a rank that skipped it.
+    """
+    from bigbench.distributed.aggregate import RankSummary, combine
+    from bigbench.distributed.env import host_name
+    from bigbench.distributed.group import gather_to_rank0
+
+    try:
+        throughput, memory = record["throughput"], record.get("memory") or {}
+        summary: RankSummary | None = RankSummary(
+            rank=rank.rank, local_rank=rank.local_rank, host=host_name(),
+            device=str(workload.device), samples=throughput["measured_samples"],
+            steps=throughput["measured_steps"], time_s=throughput["measured_time_s"],
+            step_time_s=throughput["step_time_s"], durations_s=loop.durations_s(),
+            peak_memory_bytes=memory.get("device_peak_allocated_bytes")
+            or memory.get("host_peak_rss_bytes"),
+            energy_devices=list((record.get("energy") or {}).get("devices") or []))
+    except Exception:  # this rank's record is broken; the others still report theirs
+        summary = None
+    summaries = gather_to_rank0(summary, rank)
+    if summaries is None:
+        return
+    dist = config.distributed
+    reported = [s for s in summaries if s is not None]
+    record["distributed"] = {
+        **combine(reported),
+        "strategy": dist.strategy, "backend": _backend_in_use(),
+        "nnodes": dist.nnodes, "nproc_per_node": dist.nproc_per_node,
+        "batch_size_per_rank": config.train.batch_size,
+        "global_batch_size": config.train.batch_size * rank.world_size,
+        "missing_ranks": [i for i, s in enumerate(summaries) if s is None],
+    }
+
+
+def _backend_in_use() -> str | None:
+    import torch.distributed as dist
+
+    return str(dist.get_backend()) if dist.is_initialized() else None
 
 
 def _start_loggers(config: ExperimentConfig, writer: RunWriter, workload: Workload,
@@ -123,6 +200,15 @@ def _restore(workload: Workload, resume: ResumeInfo | None, threads: int | None)
     assert workload.optimizer is not None
     position, state = load_checkpoint(resume.checkpoint, workload.model, workload.optimizer,
                                       workload.schedule)
+    saved_world = int(state.get("world_size", 1))
+    world = workload.batcher.world_size if workload.batcher is not None else 1
+    if saved_world != world:
+        from bigbench.resume import ResumeError
+
+        raise ResumeError(f"{resume.run_dir}: it was trained by {saved_world} rank(s) and "
+                          f"would resume on {world}; each rank's data shard and position depend "
+                          f"on the world size, so resume with --nproc-per-node {saved_world} "
+                          "(times the nodes it had)")
     if workload.scaler is not None and state.get("scaler"):
         workload.scaler.load_state_dict(state["scaler"])
     if threads is None and state.get("threads"):
@@ -158,7 +244,7 @@ def _compile(workload: Workload) -> float:
     saved = rng_state()  # timing eager steps on a copy must not shift any random stream
     eager_s = eager_step_time(workload, next(iter(workload.batcher.epoch(0))))
     set_rng_state(saved)
-    workload.runnable = torch.compile(workload.model)
+    workload.runnable = torch.compile(workload.runnable)  # DDP's wrapper too, where there is one
     return eager_s
 
 

@@ -309,5 +309,7 @@ class TrainingLoop:
             "target": checkpoint_state(self.prior_cost, training_cost(self.meter, self.energy),
                                        self.target),
             "scaler": w.scaler.state_dict() if w.scaler is not None else None,
-            "threads": torch.get_num_threads()})
+            "threads": torch.get_num_threads(),
+            # Each rank's data shard and position depend on the world size: resume needs it.
+            "world_size": w.batcher.world_size if w.batcher is not None else 1})
         self.checkpoint_step = state.step

@@ -10,9 +10,12 @@ from bigbench.training_loop import TrainCallbacks
 
 
 class TrainProgress:
-    """A rich progress bar fed by the training callbacks; use as a context manager."""
+    """A rich progress bar fed by the training callbacks; use as a context manager.
 
-    def __init__(self, console: Any, description: str) -> None:
+    ``enabled=False`` (ranks other than 0 of a distributed job) shows nothing.
+    """
+
+    def __init__(self, console: Any, description: str, enabled: bool = True) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -26,7 +29,9 @@ class TrainProgress:
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+            disable=not enabled,
         )
+        self._enabled = enabled
         self._description = description
         self._task: Any = None
         self._last_update = 0.0
@@ -42,7 +47,9 @@ class TrainProgress:
         self._progress.__exit__(*exc)
 
     def callbacks(self) -> TrainCallbacks:
-        """The callbacks to hand to ``run_training``."""
+        """The callbacks to hand to ``run_training`` (none when disabled)."""
+        if not self._enabled:
+            return TrainCallbacks()
         return TrainCallbacks(on_start=self._start, on_step=self._step, on_log=self._log,
                               on_eval=self._eval)
 

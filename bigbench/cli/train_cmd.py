@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import shlex
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -35,6 +40,16 @@ def train(
         "checkpoint, to its configured end."),
     force: bool = typer.Option(False, "--force", help="With --resume: accept a config that "
                                "differs from the run's."),
+    nproc_per_node: int | None = typer.Option(
+        None, "--nproc-per-node", min=1, help="Ranks on this node: above 1 the job starts "
+        "through torchrun's launcher, one process per rank (distributed.nproc_per_node)."),
+    nnodes: int | None = typer.Option(None, "--nnodes", min=1,
+                                      help="Nodes in the job (distributed.nnodes)."),
+    node_rank: int | None = typer.Option(None, "--node-rank", min=0,
+                                         help="This node's rank (distributed.node_rank)."),
+    rdzv_endpoint: str | None = typer.Option(
+        None, "--rdzv-endpoint", metavar="HOST:PORT", help="Where the nodes meet "
+        "(distributed.rdzv_endpoint; default: this host, a free port)."),
 ) -> None:
     """Train a model from a YAML config and report what the run cost.
 
@@ -47,29 +62,41 @@ def train(
       bigbench train configs/cnn.yaml
       bigbench train configs/rnn.yaml --device cpu --set train.epochs=1 --json
       bigbench train --resume runs/20261129T143012Z-cnn-digits
+      bigbench train configs/cnn.yaml --device cpu --nproc-per-node 2
+      torchrun --nproc-per-node 4 -m bigbench train configs/cnn.yaml --device cuda
     """
     from bigbench.results import check_out_dir
     from bigbench.train_setup import resolve_training, shorthand_overrides
 
-    cfg, resume_info = resolve_training(config, shorthand_overrides(set_, device, seed, log_to),
-                                        resume=resume, force=force, out=out)
-    if out is not None:
+    sets = shorthand_overrides(set_, device, seed, log_to) + _distributed_overrides(
+        nproc_per_node, nnodes, node_rank, rdzv_endpoint)
+    cfg, resume_info = resolve_training(config, sets, resume=resume, force=force, out=out)
+    if out is not None and resume is None:
         check_out_dir(out)  # fail before any expensive work
+    from bigbench.distributed.env import rank_from_env
+
+    rank, _ = rank_from_env()
+    if rank.world_size == 1 and cfg.distributed.world_size > 1:
+        _launch(cfg, out, resume, json_)
 
     from bigbench.cli.progress import TrainProgress
     from bigbench.cli.summary import print_summary
+    from bigbench.distributed.group import process_group
     from bigbench.interrupt import graceful_stop
     from bigbench.trainer import run_training
 
     console = err_console()
-    with graceful_stop() as stop:
+    with graceful_stop() as stop, _job(cfg, rank) as (backend, timeout_s, device):
         try:
-            with TrainProgress(console, f"train {cfg.name}") as progress:
+            with process_group(rank, backend, timeout_s, device), \
+                    TrainProgress(console, f"train {cfg.name}", enabled=rank.writes) as progress:
                 result = run_training(cfg, out=out, stop=stop, callbacks=progress.callbacks(),
-                                      resume=resume_info)
+                                      resume=resume_info, rank=rank)
         except KeyboardInterrupt:
             console.print("interrupted twice: stopped at once; files on disk are complete")
             raise typer.Exit(130) from None
+    if not rank.writes:  # the other ranks stay quiet unless they fail
+        raise typer.Exit(result.exit_code)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     from pydantic import ValidationError
@@ -89,3 +116,54 @@ def train(
         console.print(f"figures: bigbench report {shlex.quote(str(result.run_dir))}",
                       soft_wrap=True, highlight=False, markup=False)
     raise typer.Exit(result.exit_code)
+
+
+def _distributed_overrides(nproc_per_node: int | None, nnodes: int | None,
+                           node_rank: int | None, endpoint: str | None) -> list[str]:
+    """The distributed options as config overrides (distributed.*)."""
+    given = {"nproc_per_node": nproc_per_node, "nnodes": nnodes, "node_rank": node_rank,
+             "rdzv_endpoint": json.dumps(endpoint) if endpoint is not None else None}
+    return [f"distributed.{key}={value}" for key, value in given.items() if value is not None]
+
+
+@contextlib.contextmanager
+def _job(cfg: Any, rank: Any) -> Iterator[tuple[str, float, Any]]:
+    """This rank's backend, collective timeout and device (a single process: unused)."""
+    from bigbench import devices
+    from bigbench.distributed.env import rank_from_env, slurm_rendezvous
+    from bigbench.distributed.group import backend_for
+    from bigbench.workload.build import rank_device
+
+    device = rank_device(devices.resolve(cfg.device), rank)
+    if rank.world_size > 1 and rank_from_env()[1] == "slurm":
+        os.environ.update(slurm_rendezvous())
+    backend = backend_for(cfg.distributed.backend, device.type) if rank.world_size > 1 \
+        else "none"
+    yield backend, cfg.distributed.timeout_s, device
+
+
+def _launch(cfg: Any, out: Path | None, resume: Path | None, json_: bool) -> None:
+    """Start the job's ranks through torchrun's launcher, wait, and report how it ended."""
+    from bigbench import devices
+    from bigbench.distributed.launch import check_launch, launch, record_failures
+    from bigbench.results import create_run_dir
+
+    console = err_console()
+    device_type = devices.resolve(cfg.device).type
+    backend = cfg.distributed.backend
+    if backend != "auto" or device_type == "cuda":
+        from bigbench.distributed.group import backend_for
+
+        backend_for(backend, device_type)
+    endpoint = check_launch(cfg, device_type)
+    run_dir = resume or create_run_dir(Path(cfg.output.dir), cfg.name, out)
+    console.print(f"launching {cfg.distributed.world_size} ranks "
+                  f"({cfg.distributed.nproc_per_node} on this node) into {run_dir}",
+                  highlight=False, markup=False)
+    job = launch(cfg, run_dir, endpoint, resume=resume is not None, json_output=json_)
+    for rank, text in sorted(job.failures.items()):
+        console.print(f"[red]rank {rank} failed:[/] {text}", soft_wrap=True)
+    if job.failures:
+        record_failures(run_dir, job.failures)
+        console.print(f"the job failed; what was written is in {run_dir}")
+    raise typer.Exit(job.exit_code)

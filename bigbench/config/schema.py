@@ -309,6 +309,45 @@ class BenchConfig(StrictModel):
         return self
 
 
+class DistributedConfig(StrictModel):
+    """Scale-out across processes with torch.distributed, started by torchrun's launcher."""
+
+    nproc_per_node: int = Field(
+        1, ge=1, le=1024, description="Processes (ranks) per node; each binds its own GPU by "
+        "its local rank on CUDA. Above 1, bigbench train starts the job through torchrun's "
+        "launcher (--nproc-per-node).")
+    nnodes: int = Field(1, ge=1, le=10_000, description="Nodes in the job (--nnodes).")
+    node_rank: int = Field(0, ge=0, le=10_000, description="This node's rank, 0 … nnodes − 1 "
+                           "(--node-rank).")
+    rdzv_endpoint: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.:\[\]-]+:\d{1,5}$",
+        description="HOST:PORT where the nodes meet (--rdzv-endpoint); null: this host on a "
+        "free port (one node only).")
+    backend: Literal["auto", "gloo", "nccl"] = Field(
+        "auto", description="Collective backend; 'auto' is nccl on CUDA and gloo on a CPU.")
+    strategy: Literal["ddp"] = Field(
+        "ddp", description="'ddp': DistributedDataParallel (every rank holds the whole model; "
+        "gradients are averaged across ranks each step).")
+    timeout_s: float = Field(
+        300.0, gt=0.0, le=86_400.0,
+        description="Seconds any collective may wait: a rank that dies or hangs ends the job "
+        "with an error after at most this long, never a hang.")
+
+    @model_validator(mode="after")
+    def _node_rank_in_range(self) -> DistributedConfig:
+        if self.node_rank >= self.nnodes:
+            raise ValueError(f"node_rank {self.node_rank} must be below nnodes ({self.nnodes})")
+        if self.nnodes > 1 and self.rdzv_endpoint is None:
+            raise ValueError("a job of several nodes needs rdzv_endpoint: HOST:PORT of the node "
+                             "every node can reach")
+        return self
+
+    @property
+    def world_size(self) -> int:
+        """Ranks in the job."""
+        return self.nproc_per_node * self.nnodes
+
+
 class ExperimentConfig(StrictModel):
     """One experiment: a model trained on a dataset on a device."""
 
@@ -326,6 +365,9 @@ class ExperimentConfig(StrictModel):
     measure: MeasureConfig = Field(default_factory=MeasureConfig,
                                    description="Energy, power and FLOPs measurement.")
     bench: BenchConfig | None = Field(None, description="Benchmark matrix for bigbench bench.")
+    distributed: DistributedConfig = Field(
+        default_factory=DistributedConfig,
+        description="Distributed training (ranks, nodes, backend, strategy, timeout).")
     optimize: OptimizeConfig | None = Field(
         None, description="Compressed variants for bigbench optimize (prune, quantize, distill).")
     sweep: SweepConfig | None = Field(None, description="Settings for bigbench sweep to train at.")

@@ -74,6 +74,7 @@ from bigbench.records.optimize import (
 from bigbench.records.run import (
     Carbon,
     CompileCost,
+    Distributed,
     Evaluation,
     Files,
     IdleEnergy,
@@ -109,7 +110,8 @@ from bigbench.records.sweep import (
 
 __all__ = [
     "BENCH_SCHEMA", "OPTIMIZE_SCHEMA", "RUN_SCHEMA", "BenchDocument", "BenchPoint", "Carbon",
-    "CompileCost", "CompileWindow", "DeviceInfo", "EnergyDevice", "EnergyMeterInfo", "Environment",
+    "CompileCost", "CompileWindow", "DeviceInfo", "Distributed", "EnergyDevice",
+    "EnergyMeterInfo", "Environment",
     "Evaluation", "Files", "IdleEnergy", "JPerSample", "LayerSparsity", "MaxBatch", "ModelInfo",
     "OptimizeBase", "OptimizeConfig", "OptimizeDocument", "OptimizeSettings", "OptimizeVariant",
     "ParetoObjective", "ParetoSummary", "Part", "Performance", "Plan", "PointEnergy", "PointFlops",

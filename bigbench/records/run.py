@@ -352,6 +352,88 @@ class Carbon(ReasonedSection):
     run_g: float | None = field("Whole run's emissions, gCO2e.")
 
 
+class DistributedHost(Part):
+    """One host of a distributed run."""
+
+    host: str = field("Host name.")
+    ranks: int = field("Ranks that ran on this host.")
+    rank_ids: list[int] = field("Their global ranks, ascending.")
+
+
+class DistributedDevice(EnergyDevice):
+    """One device's energy over the measured window of the rank whose reading was kept."""
+
+    host: str = field("Host the device is on; with key, what makes the device unique.")
+    rank: int = field("Global rank whose reading was kept (the lowest rank that measured it).")
+
+
+class DroppedDuplicate(Part):
+    """A second reading of a device already counted (two ranks sharing a GPU, CPU packages
+    reported by more than one rank): left out of every total."""
+
+    host: str = field("Host of the device.")
+    key: str = field("Meter key (kind:name for a meter that did not work).")
+    rank: int = field("Global rank whose reading was left out.")
+    kept_rank: int = field("Global rank whose reading was counted.")
+    energy_j: float | None = field("The reading left out, J (null: it measured nothing).")
+    kept_energy_j: float | None = field("The reading counted, J (null: not measured).")
+    difference_j: float | None = field("energy_j - kept_energy_j, J (null: either is null).")
+    agrees: bool = field("Whether the two readings are identical.")
+
+
+class DistributedEnergy(ReasonedSection):
+    """Energy of all ranks' measured windows: every (host, device) counted once, summed in
+    float64, never averaged."""
+
+    status: EnergyStatus = field("measured (every device of every host), partial (some) or "
+                                 "unavailable (none).")
+    total_j: float | None = field("Sum of the counted devices' energy, J.")
+    uncertainty_j: float | None = field("Sum of their error bounds' half-widths, J (null when "
+                                        "any counted device has no bound).")
+    j_per_sample: float | None = field("total_j / all ranks' measured samples, J/sample.")
+    j_per_sample_uncertainty: float | None = field("uncertainty_j / samples, J/sample.")
+    samples_per_j: float | None = field("All ranks' measured samples / total_j, samples/J.")
+    avg_power_w: float | None = field("total_j / the slowest rank's measured time, W.")
+    quality: Quality | None = field("Worst quality of the counted devices: ok, low or "
+                                    "invalid.")
+    devices: list[DistributedDevice] = field("Each (host, device) once, with provenance.")
+    dropped_duplicates: list[DroppedDuplicate] = field(
+        "Readings of already-counted devices, left out of the totals.")
+
+
+class DistributedRank(Section):
+    """What one rank measured."""
+
+    rank: int = field("Global rank.")
+    local_rank: int = field("Rank on its host.")
+    host: str = field("Host name.")
+    device: str = field("torch device it trained on, e.g. cuda:1 or cpu.")
+    samples: int = field("Samples in its measured window.")
+    steps: int = field("Steps in its measured window.")
+    time_s: float = field("Duration of its measured window, s.")
+    samples_per_s: float | None = field("samples / time_s, samples/s.")
+    step_time_s: StepTimes = field("Durations of its measured steps, s.")
+    peak_memory_bytes: int | None = field("Peak memory of its device (or process), bytes.")
+    energy_j: float | None = field("Energy of the devices counted under this rank, J (a "
+                                   "shared device counts under one rank only).")
+    energy_uncertainty_j: float | None = field("Half-width of energy_j's bound, J.")
+    energy_devices: list[str] = field("Keys of the devices counted under this rank.")
+
+
+class Distributed(Section):
+    """A distributed run's figures combined over all ranks on rank 0 (world size > 1)."""
+
+    world_size: int = field("Ranks in the job.")
+    hosts: list[DistributedHost] = field("Hosts, in order of their lowest rank.")
+    samples: int = field("Measured samples of all ranks.")
+    time_s: float = field("The slowest rank's measured window, s.")
+    slowest_rank: int = field("The rank with the longest measured window.")
+    samples_per_s: float | None = field("samples / time_s, samples/s.")
+    step_time_s: StepTimes = field("Percentiles of all ranks' measured steps pooled, s.")
+    energy: DistributedEnergy = field("Energy of every host and device, each counted once.")
+    ranks: list[DistributedRank] = field("One row per rank, ascending.")
+
+
 class RunRecord(Part):
     """run.json: one training run (schema bigbench.run/1)."""
 
@@ -393,6 +475,10 @@ class RunRecord(Part):
     target: TrainingTarget | None = absent("Time and energy to the quality target (only with "
                                            "train.target_accuracy, target_loss or "
                                            "target_perplexity).")
+    distributed: Distributed | None = absent("Figures combined over all ranks: throughput over "
+                                             "the slowest rank's window, per-rank breakdown, "
+                                             "energy with every (host, device) counted once "
+                                             "(distributed runs only).")
 
     @model_validator(mode="after")
     def _finished_sections(self) -> RunRecord:

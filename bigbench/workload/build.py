@@ -149,7 +149,7 @@ def build_workload(config: ExperimentConfig, rank: Rank = SINGLE) -> Workload:
             anything is written.
     """
     train = config.train
-    device = devices.resolve(config.device)
+    device = rank_device(devices.resolve(config.device), rank)
     performance = apply_runtime_settings(train, device)
     seed_everything(train.seed)
     dataset = build_data(config.data, device)
@@ -162,10 +162,11 @@ def build_workload(config: ExperimentConfig, rank: Rank = SINGLE) -> Workload:
     total_steps, planned_epochs = plan_steps(train, batcher.steps_per_epoch, len(dataset.train))
     channels_last = resolve_channels_last(train.channels_last, built)
     _place(built.module, device, channels_last)
+    runnable = _distributed(built.module, device, rank)
     precision = Precision(train.precision)
     optimizer = build_optimizer(train.optimizer, built.module.parameters())
     workload = Workload(
-        device=device, built=built, runnable=built.module, info=dataset.info,
+        device=device, built=built, runnable=runnable, info=dataset.info,
         task=task_for(dataset.info), precision=precision, channels_last=channels_last,
         optimizer_config=train.optimizer,
         optimizer=optimizer, schedule=build_schedule(train.schedule, optimizer, total_steps),
@@ -176,6 +177,34 @@ def build_workload(config: ExperimentConfig, rank: Rank = SINGLE) -> Workload:
                        grad_scaler=workload.scaler is not None, compile=train.compile,
                        optimizer_foreach=optimizer.defaults.get("foreach"))
     return workload
+
+
+def rank_device(device: torch.device, rank: Rank) -> torch.device:
+    """The device of this rank: on CUDA the GPU of its local rank (``cuda:LOCAL_RANK``).
+
+    Raises:
+        DeviceError: fewer GPUs on this node than ranks.
+    """
+    if rank.world_size == 1 or device.type != "cuda":
+        return device
+    from bigbench.errors import DeviceError
+
+    count = torch.cuda.device_count()
+    if rank.local_rank >= count:
+        raise DeviceError(f"rank {rank.rank} needs cuda:{rank.local_rank} but this node has "
+                          f"{count} GPU(s); lower --nproc-per-node to {count} or fewer")
+    return torch.device("cuda", rank.local_rank)
+
+
+def _distributed(module: nn.Module, device: torch.device, rank: Rank) -> nn.Module:
+    """What the training step calls: the module, or (several ranks) DistributedDataParallel
+    around it, which averages the gradients across ranks during backward."""
+    if rank.world_size == 1:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(module, device_ids=[device.index]
+                                   if device.type == "cuda" else None)
 
 
 def workload_from_module(built: BuiltModel, info: DataInfo, device: torch.device, *,

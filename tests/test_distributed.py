@@ -1,0 +1,237 @@
+"""Distributed training on 2 CPU ranks (gloo): the launcher, DDP, one run directory, refusals.
+
+Each job starts real worker processes through torchrun's launcher, so these tests take a few
+seconds each; both ranks share this machine's cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from bigbench.distributed.env import rank_from_env, slurm_rendezvous
+from bigbench.errors import ConfigError
+from bigbench.rank import SINGLE, Rank
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CNN = """\
+name: ddp
+model: {name: cnn, channels: [4, 8], hidden: [16]}
+data: {name: digits, size: 512, test_size: 64}
+train:
+  max_steps: 6
+  batch_size: BATCH
+  warmup_steps: 1
+  log_every: 3
+  drop_last: true
+  optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
+device: cpu
+"""
+
+RNN = """\
+name: ddp-rnn
+model: {name: rnn, hidden_size: 16}
+data: {name: tokens, size: 512, test_size: 64}
+train:
+  max_steps: 6
+  batch_size: BATCH
+  warmup_steps: 1
+  log_every: 3
+  optimizer: {name: sgd, lr: 0.05}
+device: cpu
+"""
+
+
+def _bigbench(*args: object, timeout: float = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "bigbench", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_rank_from_the_launchers_environment() -> None:
+    assert rank_from_env({}) == (SINGLE, None)
+    assert rank_from_env({"RANK": "1", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) == \
+        (Rank(1, 4, 1), "torchrun")
+    assert rank_from_env({"SLURM_PROCID": "3", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1"}) == \
+        (Rank(3, 8, 1), "slurm")
+    assert rank_from_env({"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}) == (SINGLE, None)
+    with pytest.raises(ConfigError, match="not a place in a job"):
+        rank_from_env({"RANK": "4", "WORLD_SIZE": "4", "LOCAL_RANK": "0"})
+    with pytest.raises(ConfigError, match="whole numbers"):
+        rank_from_env({"RANK": "x", "WORLD_SIZE": "4", "LOCAL_RANK": "0"})
+    assert slurm_rendezvous({"SLURM_LAUNCH_NODE_IPADDR": "10.0.0.1", "SLURM_JOB_ID": "7"}) == \
+        {"MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "20007"}
+    with pytest.raises(ConfigError, match="MASTER_ADDR"):
+        slurm_rendezvous({})
+
+
+@pytest.fixture(scope="module")
+def two_rank_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
+    folder = tmp_path_factory.mktemp("ddp")
+    config = folder / "cnn.yaml"
+    config.write_text(CNN.replace("BATCH", "8"))
+    out = folder / "runs" / "two"
+    out.parent.mkdir()
+    result = _bigbench("train", config, "--nproc-per-node", 2, "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out, json.loads((out / "run.json").read_text()), result.stdout
+
+
+def test_a_two_rank_job_writes_one_run_with_job_figures(two_rank_run) -> None:
+    out, record, stdout = two_rank_run
+    assert [p.name for p in out.parent.iterdir()] == ["two"]  # one run directory
+    assert record["status"] == "completed"
+    job = record["distributed"]
+    assert job["world_size"] == 2 and job["global_batch_size"] == 16
+    assert job["strategy"] == "ddp" and job["backend"] == "gloo"
+    assert [r["rank"] for r in job["ranks"]] == [0, 1]
+    measured = record["throughput"]["measured_samples"]  # rank 0's: 5 steps × 8
+    assert measured == 40 and job["samples"] == 2 * measured
+    slowest = max(r["time_s"] for r in job["ranks"])
+    assert job["samples_per_s"] == pytest.approx(job["samples"] / slowest)
+    # No energy meter in tests: null with the reason, never 0.
+    assert job["energy"]["total_j"] is None
+    assert stdout.count("bigbench train — ddp") == 1  # only rank 0 prints
+    assert "job throughput" in stdout
+
+
+@pytest.mark.parametrize("template", [CNN, RNN], ids=["cnn", "rnn"])
+def test_two_ranks_reach_the_weights_of_one_rank_with_twice_the_batch(template, tmp_path,
+                                                                       two_rank_run) -> None:
+    """Each step the two shards are the two halves of the single rank's batch (one seeded
+    permutation), and DDP averages their gradients: the same SGD steps."""
+    config_two, config_one = tmp_path / "two.yaml", tmp_path / "one.yaml"
+    config_two.write_text(template.replace("BATCH", "8"))
+    config_one.write_text(template.replace("BATCH", "16"))
+    if template is CNN:
+        two = two_rank_run[0]
+    else:
+        two = tmp_path / "two"
+        assert _bigbench("train", config_two, "--nproc-per-node", 2, "--out",
+                         two).returncode == 0
+    one = tmp_path / "one"
+    assert _bigbench("train", config_one, "--out", one).returncode == 0
+    a, b = load_file(two / "model.safetensors"), load_file(one / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert (a[key] - b[key]).abs().max().item() < 1e-5, key
+
+
+def test_refusals_before_anything_starts(tmp_path) -> None:
+    config = tmp_path / "cnn.yaml"
+    config.write_text(CNN.replace("BATCH", "8"))
+    never = tmp_path / "never"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = _bigbench("train", config, "--nproc-per-node", 2, "--rdzv-endpoint",
+                           f"127.0.0.1:{port}", "--out", never)
+    assert result.returncode == 2 and "already in use" in result.stderr
+    result = _bigbench("train", config, "--nproc-per-node", 2, "--set",
+                       "distributed.backend=nccl", "--out", never)
+    assert result.returncode == 2 and "needs CUDA" in result.stderr
+    result = _bigbench("train", config, "--nproc-per-node", 2, "--set",
+                       "distributed.backend=mpi", "--out", never)
+    assert result.returncode == 2 and "distributed.backend" in result.stderr
+    result = _bigbench("train", config, "--nnodes", 2, "--out", never)
+    assert result.returncode == 2 and "rdzv_endpoint" in result.stderr
+    assert not never.exists()
+
+
+def _workers(launcher_pid: int) -> dict[int, object]:
+    """The job's worker processes by rank (their RANK environment variable)."""
+    import psutil
+
+    found = {}
+    for child in psutil.Process(launcher_pid).children(recursive=True):
+        try:
+            rank = child.environ().get("RANK")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if rank is not None and "bigbench" in " ".join(child.cmdline()):
+            found[int(rank)] = child
+    return found
+
+
+def test_a_killed_rank_ends_the_job_cleanly(tmp_path) -> None:
+    import signal
+    import time
+
+    import psutil
+
+    config = tmp_path / "long.yaml"
+    config.write_text(CNN.replace("BATCH", "8").replace("max_steps: 6", "max_steps: 100000")
+                      + "distributed: {timeout_s: 30}\n")
+    out = tmp_path / "run"
+    launcher = subprocess.Popen([sys.executable, "-m", "bigbench", "train", str(config),
+                                 "--nproc-per-node", "2", "--out", str(out)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until both ranks train
+            workers = _workers(launcher.pid)
+            if len(workers) == 2 and (out / "metrics.jsonl").is_file() and \
+                    (out / "metrics.jsonl").read_text().count('"train"') >= 2:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the job never started training")
+        workers[1].send_signal(signal.SIGKILL)
+        _, stderr = launcher.communicate(timeout=90)  # ends: never a hang
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode != 0
+    assert "rank 1 failed" in stderr
+    assert all(not p.is_running() or p.status() == psutil.STATUS_ZOMBIE
+               for p in workers.values())  # no stray processes left behind
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] in ("failed", "interrupted")
+    assert any(f["rank"] == 1 for f in record["rank_failures"])
+
+
+def test_ctrl_c_stops_every_rank_and_the_job_resumes(tmp_path) -> None:
+    import signal
+    import time
+
+    config = tmp_path / "long.yaml"
+    config.write_text(CNN.replace("BATCH", "8").replace("max_steps: 6", "max_steps: 400"))
+    out = tmp_path / "run"
+    launcher = subprocess.Popen([sys.executable, "-m", "bigbench", "train", str(config),
+                                 "--nproc-per-node", "2", "--out", str(out)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        metrics = out / "metrics.jsonl"
+        while time.monotonic() < deadline:
+            if metrics.is_file() and metrics.read_text().count('"train"') >= 3:
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail("the job never started training")
+        launcher.send_signal(signal.SIGINT)
+        launcher.communicate(timeout=90)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 130
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "interrupted" and (out / "checkpoint").is_dir()
+    stopped_at = record["progress"]["steps"]
+    assert 0 < stopped_at < 400
+    # Another world size would give every rank other samples: refused, nothing changed.
+    refused = _bigbench("train", "--resume", out, "--nproc-per-node", 1, "--force")
+    assert refused.returncode == 2 and "trained by 2 rank(s)" in refused.stderr
+    resumed = _bigbench("train", "--resume", out)
+    assert resumed.returncode == 0, resumed.stderr
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "completed" and record["progress"]["steps"] == 400
+    assert record["distributed"]["world_size"] == 2 and len(record["segments"]) == 2
