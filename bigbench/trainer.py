@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bigbench.config.schema import ExperimentConfig
+from bigbench.distributed.strategy import ShardedLoad, is_sharded, saved_state
 from bigbench.errors import OutputError
 from bigbench.interrupt import StopRequest
 from bigbench.loggers import RunLoggers, build_loggers, check_loggers, latest_power
@@ -198,8 +199,11 @@ def _restore(workload: Workload, resume: ResumeInfo | None, threads: int | None)
     from bigbench.checkpoint import load_checkpoint
 
     assert workload.optimizer is not None
-    position, state = load_checkpoint(resume.checkpoint, workload.model, workload.optimizer,
-                                      workload.schedule)
+    model, optimizer = workload.model, workload.optimizer
+    if is_sharded(model):  # FSDP: whole tensors from the files, scattered into the shards
+        view = ShardedLoad(model, optimizer)
+        model, optimizer = view, view.optimizer_view  # type: ignore[assignment]
+    position, state = load_checkpoint(resume.checkpoint, model, optimizer, workload.schedule)
     saved_world = int(state.get("world_size", 1))
     world = workload.batcher.world_size if workload.batcher is not None else 1
     if saved_world != world:
@@ -318,7 +322,8 @@ def _write_results(writer: RunWriter, record: dict[str, Any], energy: EnergyMoni
     trained = loop.error is None and \
         loop.state.stop_reason in (None, "interrupted", "target_reached")
     if save_weights and trained:
-        attempt("weights", lambda: writer.save_weights(workload.model))
+        # FSDP: every rank gathers the whole weights (a collective); rank 0 writes them.
+        attempt("weights", lambda: writer.save_weights(saved_state(workload.model, None)[0]))
     if errors and record.get("error") is None:
         record["error"] = {"type": "write_error", "message": errors[0].problems[0]}
     try:

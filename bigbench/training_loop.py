@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from bigbench.checkpoint import TrainingPosition
+from bigbench.distributed.strategy import saved_state
 from bigbench.engine import EngineState, LogEvent, StepEngine, train_phases
 from bigbench.errors import OutputError
 from bigbench.interrupt import StopRequest
@@ -300,7 +301,9 @@ class TrainingLoop:
         """Save everything --resume needs to continue bit-identically from this step."""
         state, w = self.engine.state, self.workload
         assert w.optimizer is not None
-        self.writer.save_checkpoint(w.model, w.optimizer, w.schedule, TrainingPosition(
+        # FSDP: every rank gathers the whole state here (a collective); rank 0 writes it.
+        model, optimizer = saved_state(w.model, w.optimizer)
+        self.writer.save_checkpoint(model, optimizer, w.schedule, TrainingPosition(
             step=state.step, epoch=self.epoch, step_in_epoch=state.step - self._epoch_start_step,
             epochs_done=self.epochs_done, samples=state.samples,
             last_finite_loss=state.last_finite_loss, skipped_steps=state.skipped_steps), extra={

@@ -198,12 +198,14 @@ def test_a_killed_rank_ends_the_job_cleanly(tmp_path) -> None:
     assert any(f["rank"] == 1 for f in record["rank_failures"])
 
 
-def test_ctrl_c_stops_every_rank_and_the_job_resumes(tmp_path) -> None:
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_ctrl_c_stops_every_rank_and_the_job_resumes(strategy, tmp_path) -> None:
     import signal
     import time
 
     config = tmp_path / "long.yaml"
-    config.write_text(CNN.replace("BATCH", "8").replace("max_steps: 6", "max_steps: 400"))
+    config.write_text(CNN.replace("BATCH", "8").replace("max_steps: 6", "max_steps: 400")
+                      + f"distributed: {{strategy: {strategy}}}\n")
     out = tmp_path / "run"
     launcher = subprocess.Popen([sys.executable, "-m", "bigbench", "train", str(config),
                                  "--nproc-per-node", "2", "--out", str(out)], cwd=ROOT,
@@ -235,3 +237,24 @@ def test_ctrl_c_stops_every_rank_and_the_job_resumes(tmp_path) -> None:
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "completed" and record["progress"]["steps"] == 400
     assert record["distributed"]["world_size"] == 2 and len(record["segments"]) == 2
+    assert record["distributed"]["strategy"] == strategy
+
+
+def test_fsdp_shards_and_reaches_the_weights_of_ddp(tmp_path, two_rank_run) -> None:
+    """FSDP on CPU (gloo): the same SGD steps as DDP, whole weights in model.safetensors,
+    FLOPs counted on the unsharded twin."""
+    config = tmp_path / "fsdp.yaml"
+    config.write_text(CNN.replace("BATCH", "8") + "distributed: {strategy: fsdp}\n")
+    out = tmp_path / "fsdp"
+    result = _bigbench("train", config, "--nproc-per-node", 2, "--out", out)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((out / "run.json").read_text())
+    assert record["distributed"]["strategy"] == "fsdp"
+    assert record["flops"]["train_step_per_sample"] == \
+        two_rank_run[1]["flops"]["train_step_per_sample"]
+    a, b = load_file(out / "model.safetensors"), load_file(two_rank_run[0] / "model.safetensors")
+    for key in b:
+        assert (a[key] - b[key]).abs().max().item() < 1e-5, key
+    refused = _bigbench("train", config, "--nproc-per-node", 2, "--set",
+                        "train.channels_last=true", "--out", tmp_path / "never")
+    assert refused.returncode == 2 and "contiguous" in refused.stderr

@@ -175,8 +175,10 @@ def bench(config_or_path: ConfigSource | None = None, *, suite: str | None = Non
           find_max_batch: bool = False, energy_min_window: bool | None = None,
           model_from: StrPath | None = None,
           power_limits: str | Sequence[str | float] | float | None = None,
-          sm_clocks: str | Sequence[int] | int | None = None, overrides: OverridesLike = None,
-          out: StrPath | None = None, progress: bool = False) -> BenchResult:
+          sm_clocks: str | Sequence[int] | int | None = None,
+          nproc_per_node: str | Sequence[int] | int | None = None,
+          overrides: OverridesLike = None, out: StrPath | None = None,
+          progress: bool = False) -> BenchResult:
     """Benchmark a matrix of models, batch sizes, precisions and modes (``bigbench bench``).
 
     Give a config (its model and ``bench:`` section) or a ``suite`` (``smoke``, ``standard``,
@@ -187,11 +189,14 @@ def bench(config_or_path: ConfigSource | None = None, *, suite: str | None = Non
     :func:`optimize` or a training run's directory instead of fresh registry models.
     ``power_limits`` (watts, or ``"min"``, ``"default"``, ``"max"``) and ``sm_clocks`` (MHz)
     run every point at each GPU setting (``--power-limits``, ``--sm-clocks``: CUDA and root
-    only), restored before this returns or raises.
+    only), restored before this returns or raises. ``nproc_per_node`` (``--nproc-per-node``,
+    e.g. ``[1, 2, 4]``; also the config's ``bench.nproc_per_node``) measures scaling instead:
+    the config's training job at each world size with the same per-rank batch, reported in
+    ``result.document.scaling`` (speed-up, scaling efficiency, J/sample per size).
 
     Returns:
         The benchmark: its directory, typed bench.json document and warnings. Failed points
-        are results (``result.failed``), not exceptions.
+        (and failed world sizes) are results (``result.failed``), not exceptions.
 
     Raises:
         ConfigError: invalid arguments or config (every problem in ``.problems``).
@@ -199,6 +204,7 @@ def bench(config_or_path: ConfigSource | None = None, *, suite: str | None = Non
         PowerControlError: a GPU setting cannot be made (no privilege, out of range) or put
             back.
     """
+    from bigbench.benchmark.scaling import build_scaling, requested_sizes
     from bigbench.benchmark.session import BenchArgs, build_session, check_args
     from bigbench.results import check_out_dir
 
@@ -209,7 +215,7 @@ def bench(config_or_path: ConfigSource | None = None, *, suite: str | None = Non
         duration_s=duration_s, warmup=warmup, repeats=repeats,
         energy_min_window=energy_min_window, isolate=isolate, find_max_batch=find_max_batch,
         model_from=model_from if not isinstance(model_from, os.PathLike) else Path(model_from),
-        power_limits=power_limits, sm_clocks=sm_clocks)
+        power_limits=power_limits, sm_clocks=sm_clocks, nproc_per_node=nproc_per_node)
     args = Arguments()
     try:
         flags = check_args(request)  # the same checks as the CLI's flags
@@ -222,6 +228,8 @@ def bench(config_or_path: ConfigSource | None = None, *, suite: str | None = Non
     if out_dir is not None:
         check_out_dir(out_dir)
     cfg = load_experiment(config_or_path, sets) if config_or_path is not None else None
+    if requested_sizes(cfg, flags):
+        return _run_scaling(build_scaling(cfg, request, flags, out_dir), progress)
     return _run_bench(build_session(cfg, request, flags, out_dir), progress)
 
 
@@ -237,6 +245,23 @@ def _run_bench(session: Any, progress: bool) -> BenchResult:
 
     with graceful_stop() as stop:
         run = run_bench(session, lambda: stop.requested, show)
+    document = validate(run.document, BenchDocument, run.out_dir / "bench.json")
+    return BenchResult(run.out_dir, document, list(run.warnings), run.document)
+
+
+def _run_scaling(session: Any, progress: bool) -> BenchResult:
+    from bigbench.benchmark.scaling import run_scaling
+    from bigbench.interrupt import graceful_stop
+    from bigbench.records import BenchDocument, validate
+
+    def show(run: Any) -> None:
+        entry = run.document["scaling"]["sizes"][-1]
+        if progress:
+            _say(f"[{len(run.document['scaling']['sizes'])}/{len(session.sizes)}] "
+                 f"{entry['world_size']} ranks: {entry['status']}")
+
+    with graceful_stop() as stop:
+        run = run_scaling(session, lambda: stop.requested, show)
     document = validate(run.document, BenchDocument, run.out_dir / "bench.json")
     return BenchResult(run.out_dir, document, list(run.warnings), run.document)
 

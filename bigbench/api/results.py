@@ -112,8 +112,12 @@ class BenchResult(DocumentResult):
 
     @property
     def failed(self) -> list[str]:
-        """Ids of the points that failed (``bigbench bench`` exits 1 when there is one)."""
-        return [p.id for p in self.document.points if p.status == "failed"]
+        """Ids of the points that failed, and ``scaling/n<N>`` of each world size whose job
+        failed (``bigbench bench`` exits 1 when there is one)."""
+        from bigbench.benchmark.scaling import failed_sizes
+
+        return [p.id for p in self.document.points if p.status == "failed"] + \
+            failed_sizes(self.document)
 
     def points_frame(self) -> pandas.DataFrame:
         """One row per point with the columns of bench.csv (None where not measured).

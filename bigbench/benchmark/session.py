@@ -29,6 +29,7 @@ from bigbench.benchmark.matrix import (
     check_sizes,
     expand,
 )
+from bigbench.benchmark.scaling import MAX_RANKS, check_scaling
 from bigbench.errors import ConfigError
 from bigbench.models.registry import MODELS
 
@@ -55,6 +56,7 @@ class Overrides:
     energy_min_window: bool | None = None
     power_limits: list[str | float] | None = None
     sm_clocks: list[int] | None = None
+    nproc_per_node: list[int] | None = None
 
 
 #: A list choice as given: ``"cnn,rnn"`` (a flag) or ``["cnn", "rnn"]`` (Python).
@@ -70,7 +72,8 @@ class BenchArgs:
     """What a benchmark was asked for, exactly as given (nothing checked yet).
 
     ``None`` leaves the suite's or config's value. ``has_config``: a CONFIG was given (its
-    matrix is the base instead of a suite's).
+    matrix is the base instead of a suite's). ``nproc_per_node``: world sizes to measure the
+    CONFIG's training job at instead of the matrix (see bigbench.benchmark.scaling).
     """
 
     device: str = "auto"
@@ -94,6 +97,7 @@ class BenchArgs:
     model_from: Path | None = None
     power_limits: LimitsArg = None
     sm_clocks: SizesArg = None
+    nproc_per_node: SizesArg = None
 
 
 def _namer(names: Mapping[str, str]) -> Callable[[str], str]:
@@ -163,7 +167,11 @@ def check_args(args: BenchArgs, names: Mapping[str, str] | None = None) -> Overr
         duration_s=args.duration_s, warmup=args.warmup, repeats=args.repeats,
         energy_min_window=args.energy_min_window,
         power_limits=_limits(name("power_limits"), args.power_limits, problems),
-        sm_clocks=_sizes(name("sm_clocks"), args.sm_clocks, MAX_SM_CLOCK, problems))
+        sm_clocks=_sizes(name("sm_clocks"), args.sm_clocks, MAX_SM_CLOCK, problems),
+        nproc_per_node=_sizes(name("nproc_per_node"), args.nproc_per_node, MAX_RANKS,
+                              problems))
+    if flags.nproc_per_node is not None:  # scaling measures one setting: refuse the rest
+        check_scaling(args, flags, name("nproc_per_node"), name, problems)
     if args.device == "cpu" and (args.power_limits is not None or args.sm_clocks is not None):
         problems.append(f"{name('power_limits')} and {name('sm_clocks')} set the GPU's power "
                         "limit and clocks: they need a CUDA device, not the CPU")

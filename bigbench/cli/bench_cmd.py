@@ -11,7 +11,13 @@ from typing import Any
 
 import typer
 
-from bigbench.cli.common import err_console, out_console, print_json, user_errors
+from bigbench.cli.common import (
+    err_console,
+    out_console,
+    print_json,
+    print_table,
+    user_errors,
+)
 from bigbench.cli.completion import (
     complete_device,
     complete_models,
@@ -37,7 +43,8 @@ FLAG_NAMES = {"config": "CONFIG", "device": "--device", "suite": "--suite",
               "repeats": "--repeats", "compile": "--compile", "channels_last": "--channels-last",
               "energy_min_window": "--energy-min-window", "isolate": "--isolate",
               "find_max_batch": "--find-max-batch", "model_from": "--from",
-              "power_limits": "--power-limits", "sm_clocks": "--sm-clocks"}
+              "power_limits": "--power-limits", "sm_clocks": "--sm-clocks",
+              "nproc_per_node": "--nproc-per-node"}
 
 
 # Typer reads every option from this signature, so it runs past 80 lines; the body only
@@ -95,6 +102,12 @@ def bench(
     sm_clocks: str | None = typer.Option(
         None, "--sm-clocks", metavar="MHZ,...", help="Also lock the SM clock at each of these "
         "MHz (times each power limit), e.g. 1410,1980; unlocked at the end. CUDA only."),
+    nproc_per_node: str | None = typer.Option(
+        None, "--nproc-per-node", metavar="N,...", help="Measure scaling instead of the matrix: "
+        "the CONFIG's training job at each world size, e.g. 1,2,4, with the same per-rank batch "
+        "(train.batch_size or one --batch-sizes value) for --warmup + --steps steps, launched "
+        "like bigbench train --nproc-per-node N; reports speed-up, scaling efficiency and "
+        "J/sample per size (bench.nproc_per_node). At most 64; on CUDA one rank per GPU."),
     out: Path | None = typer.Option(None, "--out", help="Output directory (new or empty) "
                                     "\\[default: runs/<UTC time>-bench-<suite>]."),
     energy_min_window: bool | None = typer.Option(
@@ -122,7 +135,9 @@ def bench(
       bigbench bench --suite lm --device cpu --seq-lens 64,256 --gen-tokens 32
       bigbench bench --from runs/opt/variants/int8-static --batch-sizes 1,32
       bigbench bench --device cuda --models cnn --power-limits 200,300,max
+      bigbench bench configs/cnn.yaml --nproc-per-node 1,2,4
     """
+    from bigbench.benchmark.scaling import build_scaling, requested_sizes
     from bigbench.benchmark.session import BenchArgs, build_session, check_args
     from bigbench.config import load_config
     from bigbench.results import check_out_dir
@@ -133,11 +148,15 @@ def bench(
         seq_lens=seq_lens, gen_tokens=gen_tokens, compile=compile_, channels_last=channels_last,
         steps=steps, duration_s=duration, warmup=warmup, repeats=repeats,
         energy_min_window=energy_min_window, isolate=isolate, find_max_batch=find_max_batch,
-        model_from=model_from, power_limits=power_limits, sm_clocks=sm_clocks)
+        model_from=model_from, power_limits=power_limits, sm_clocks=sm_clocks,
+        nproc_per_node=nproc_per_node)
     flags = check_args(args, FLAG_NAMES)
     if out is not None:
         check_out_dir(out)
     cfg = load_config(config, set_) if config is not None else None
+    if requested_sizes(cfg, flags):
+        _run_scaling(build_scaling(cfg, args, flags, out, FLAG_NAMES), json_, markdown_)
+        return
     _run(build_session(cfg, args, flags, out, FLAG_NAMES), json_, markdown_)
 
 
@@ -173,6 +192,53 @@ def _run(session: Any, json_: bool, markdown_: bool) -> None:
     failed = [r["id"] for r in run.results if r["status"] == "failed"]
     if failed:
         console.print(f"[red]failed points:[/] {', '.join(failed)}")
+        raise typer.Exit(1)
+
+
+def _run_scaling(session: Any, json_: bool, markdown_: bool) -> None:
+    """Run each world size's job with a line on stderr per size, then print the table."""
+    from bigbench.benchmark import scaling
+    from bigbench.interrupt import graceful_stop
+
+    console = err_console()
+    title = (f"bigbench bench — scaling of {session.label} on {session.env['device']['name']} "
+             f"(world sizes {', '.join(map(str, session.sizes))})")
+    console.print(f"{title}: each world size trains {session.warmup_steps} warm-up + "
+                  f"{session.measured_steps} measured steps at batch {session.batch_size} per "
+                  f"rank; jobs in {session.out_dir / 'scaling'}", highlight=False, markup=False,
+                  soft_wrap=True)
+
+    def show(run: Any) -> None:
+        entry = run.document["scaling"]["sizes"][-1]
+        rate = entry["samples_per_s"]
+        figure = f"{rate:,.0f} samples/s" if rate is not None else entry["error"] or ""
+        if entry["speedup"] is not None:
+            figure += f", speed-up {entry['speedup']:.2f}×"
+        ranks = f"{entry['world_size']} rank{'s' if entry['world_size'] > 1 else ''}"
+        console.print(f"  {ranks}: {' '.join(filter(None, [entry['status'], figure]))} "
+                      f"({entry['wall_s']:.1f} s)", highlight=False, markup=False,
+                      soft_wrap=True)
+
+    with graceful_stop() as stop:
+        run = scaling.run_scaling(session, lambda: stop.requested, show)
+    for warning in run.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+    if json_:
+        print_json(run.document)
+    elif markdown_:
+        sys.stdout.write(scaling.markdown(run.document))
+    else:
+        print_table(out_console(), scaling.console_table(run.document, title))
+        out_console().print(f"results: {run.out_dir / 'bench.json'}", soft_wrap=True,
+                            highlight=False, markup=False)
+    measured = [s for s in run.document["scaling"]["sizes"] if s["status"] != "interrupted"]
+    if run.document["status"] == "interrupted":
+        console.print(f"interrupted: {len(measured)} of {len(session.sizes)} world sizes "
+                      f"measured; results kept in {session.out_dir}")
+        raise typer.Exit(stop.exit_code or 130)
+    failed = scaling.failed_sizes(run.document)
+    if failed:
+        console.print(f"[red]failed world sizes:[/] {', '.join(failed)}")
         raise typer.Exit(1)
 
 

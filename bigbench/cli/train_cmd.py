@@ -92,6 +92,12 @@ def train(
                     TrainProgress(console, f"train {cfg.name}", enabled=rank.writes) as progress:
                 result = run_training(cfg, out=out, stop=stop, callbacks=progress.callbacks(),
                                       resume=resume_info, rank=rank)
+        except Exception as exc:
+            if rank.world_size > 1:  # the launcher reports which rank failed, and why
+                from bigbench.distributed.launch import record_rank_error
+
+                record_rank_error(exc)
+            raise
         except KeyboardInterrupt:
             console.print("interrupted twice: stopped at once; files on disk are complete")
             raise typer.Exit(130) from None
@@ -161,8 +167,10 @@ def _launch(cfg: Any, out: Path | None, resume: Path | None, json_: bool) -> Non
                   f"({cfg.distributed.nproc_per_node} on this node) into {run_dir}",
                   highlight=False, markup=False)
     job = launch(cfg, run_dir, endpoint, resume=resume is not None, json_output=json_)
-    for rank, text in sorted(job.failures.items()):
-        console.print(f"[red]rank {rank} failed:[/] {text}", soft_wrap=True)
+    from rich.markup import escape
+
+    for rank, text in sorted(job.failures.items()):  # errors quote paths in [brackets]
+        console.print(f"[red]rank {rank} failed:[/] {escape(text)}", soft_wrap=True)
     if job.failures:
         record_failures(run_dir, job.failures)
         console.print(f"the job failed; what was written is in {run_dir}")

@@ -246,6 +246,10 @@ class MeasureConfig(StrictModel):
                         "FLOPs per joule.")
 
 
+#: The largest world size bench --nproc-per-node (bench.nproc_per_node) measures.
+SCALING_MAX_RANKS = 64
+
+
 class BenchConfig(StrictModel):
     """The benchmark matrix ``bigbench bench CONFIG`` runs; command-line flags override it."""
 
@@ -283,6 +287,12 @@ class BenchConfig(StrictModel):
     sm_clocks: list[Annotated[int, Field(ge=1, le=10_000)]] | None = Field(
         None, min_length=1, description="SM clocks (MHz) to lock the GPU at for every point "
         "(times each power limit); always unlocked at the end. Null: not locked.")
+    nproc_per_node: list[Annotated[int, Field(ge=1, le=SCALING_MAX_RANKS)]] | None = Field(
+        None, min_length=1, description="Scaling instead of the matrix (--nproc-per-node): "
+        "one short training job of the config (train.batch_size per rank, warmup + steps "
+        "steps) at each of these world sizes on this node, reporting speed-up, scaling "
+        f"efficiency and J/sample per size. At most {SCALING_MAX_RANKS} ranks; on CUDA at most "
+        "one rank per GPU. Null: the matrix.")
 
     @field_validator("power_limits")
     @classmethod
@@ -325,9 +335,11 @@ class DistributedConfig(StrictModel):
         "free port (one node only).")
     backend: Literal["auto", "gloo", "nccl"] = Field(
         "auto", description="Collective backend; 'auto' is nccl on CUDA and gloo on a CPU.")
-    strategy: Literal["ddp"] = Field(
+    strategy: Literal["ddp", "fsdp"] = Field(
         "ddp", description="'ddp': DistributedDataParallel (every rank holds the whole model; "
-        "gradients are averaged across ranks each step).")
+        "gradients are averaged across ranks each step). 'fsdp': fully sharded data parallel "
+        "(FSDP2 fully_shard per top-level block): each rank holds 1/N of the parameters, "
+        "gradients and optimizer state, for models that do not fit one device.")
     timeout_s: float = Field(
         300.0, gt=0.0, le=86_400.0,
         description="Seconds any collective may wait: a rank that dies or hangs ends the job "

@@ -104,6 +104,7 @@ def launch(config: ExperimentConfig, run_dir: Path, endpoint: str,
     from bigbench.config.render import config_yaml
 
     dist = config.distributed
+    config = _cpu_threads_per_rank(config)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="bigbench-job-",
                                      delete=False) as handle:
         handle.write(config_yaml(config))
@@ -130,10 +131,26 @@ def launch(config: ExperimentConfig, run_dir: Path, endpoint: str,
         Path(handle.name).unlink(missing_ok=True)
 
 
+def _cpu_threads_per_rank(config: ExperimentConfig) -> ExperimentConfig:
+    """On a CPU, ranks share this node's cores: unless train.threads says otherwise, each rank
+    gets its share (physical cores ÷ ranks, at least 1) instead of torch's default of all of
+    them, which would run ranks × cores threads on the cores and measure the contention."""
+    from bigbench import devices
+
+    if config.train.threads is not None or devices.resolve(config.device).type != "cpu":
+        return config
+    import psutil
+
+    cores = psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
+    share = max(1, cores // config.distributed.nproc_per_node)
+    return config.model_copy(update={"train": config.train.model_copy(
+        update={"threads": share})})
+
+
 def _failure_text(failure: object) -> str:
     """A failed rank's error: its message, or its exit code and signal."""
     message = getattr(failure, "message", None)
-    if isinstance(message, dict):
+    while isinstance(message, dict):  # torchelastic's error file nests {"message": {...}}
         message = message.get("message") or json.dumps(message)[:500]
     exitcode = getattr(failure, "exitcode", None)
     signal_name = getattr(failure, "signal_name", lambda: None)()
@@ -166,3 +183,13 @@ def record_failures(run_dir: Path, failures: dict[int, str]) -> None:
     if record.get("status") == "completed":
         record["status"] = "failed"
     write_json(path, record)
+
+
+def record_rank_error(exc: BaseException) -> None:
+    """Write this rank's error where its launcher reads it (TORCHELASTIC_ERROR_FILE), so the
+    launcher can say which rank failed and why."""
+    from torch.distributed.elastic.multiprocessing.errors import get_error_handler
+
+    handler = get_error_handler()
+    handler.initialize()
+    handler.record_exception(exc)

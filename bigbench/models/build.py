@@ -106,3 +106,12 @@ def resolve_num_classes(requested: int | None, data: DataInfo) -> int:
             f"{data.num_classes - 1}; set it to at least {data.num_classes} or null"
         )
     return requested
+
+
+def config_from_args(args: dict[str, Any]) -> StrictModel:
+    """The registry config of a built model's resolved arguments (``{"name": ..., **args}``;
+    resolved values the config does not declare are dropped): rebuilds the same model."""
+    spec = MODELS.get(args["name"])
+    declared = {k: v for k, v in args.items()
+                if k in spec.config_class.model_fields and k != "name"}
+    return spec.config_class(name=args["name"], **declared)

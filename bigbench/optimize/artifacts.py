@@ -25,7 +25,7 @@ import torch
 from bigbench.checkpoint import CheckpointError
 from bigbench.data.info import DataInfo
 from bigbench.models import BuiltModel, build_model
-from bigbench.models.registry import MODELS
+from bigbench.models.build import config_from_args
 from bigbench.results import atomic_write_text
 
 VARIANT_SCHEMA = "bigbench.variant/1"
@@ -57,10 +57,7 @@ class LoadedVariant:
 
 def model_config(args: dict[str, Any]) -> Any:
     """The registry config of resolved model arguments (``{"name": ..., **args}``)."""
-    spec = MODELS.get(args["name"])
-    declared = {k: v for k, v in args.items()
-                if k in spec.config_class.model_fields and k != "name"}
-    return spec.config_class(name=args["name"], **declared)
+    return config_from_args(args)
 
 
 def example_input(info: DataInfo, batch: int = 2) -> torch.Tensor:

@@ -28,6 +28,8 @@ from bigbench.records.bench import (
     PointSettings,
     PointSteps,
     RepeatEnergy,
+    Scaling,
+    ScalingSize,
 )
 from bigbench.records.common import (
     BENCH_SCHEMA,
@@ -117,8 +119,8 @@ __all__ = [
     "ParetoObjective", "ParetoSummary", "Part", "Performance", "Plan", "PointEnergy", "PointFlops",
     "PointMemory", "PointModel", "PointSettings", "PointSteps", "Progress", "ReasonedSection",
     "RecordError", "RepeatEnergy", "RunConfig", "RunEnergy", "RunFlops", "RunMemory", "RunRecord",
-    "Section", "SpeedFigures", "Spread", "StepTimes", "TargetEvaluation", "Telemetry",
-    "Throughput", "TrainingTarget", "VariantPareto",
+    "Scaling", "ScalingSize", "Section", "SpeedFigures", "Spread", "StepTimes",
+    "TargetEvaluation", "Telemetry", "Throughput", "TrainingTarget", "VariantPareto",
     "VariantRecipe", "VariantSparsity", "VariantStructure", "VariantTraining", "Window",
     "json_schema", "load_bench", "load_optimize", "load_result", "load_run", "read_document",
     "validate",

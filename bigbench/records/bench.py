@@ -243,6 +243,68 @@ class MaxBatch(Part):
     tried: dict[str, str] = field("Every batch size tried → its status.")
 
 
+class ScalingSize(Section):
+    """One world size of a scaling run: a short training job of that many ranks."""
+
+    world_size: int = field("Ranks in the job (all on this node).", ge=1)
+    global_batch_size: int = field("Samples per optimizer step over all ranks: the per-rank "
+                                   "batch × world_size.", ge=1)
+    status: Literal["ok", "failed", "interrupted"] = field(
+        "ok (the job completed), failed (it did not: see error) or interrupted (stopped by "
+        "Ctrl-C or SIGTERM; its figures are left out).")
+    run_dir: str = field("The job's run directory (its run.json holds every figure, per rank "
+                         "too).")
+    log: str | None = field("File holding the job's stderr (null: not written).", None)
+    error: str | None = field("Why the job failed (null otherwise).", None)
+    samples: int | None = field("Measured samples of all ranks.")
+    time_s: float | None = field("The slowest rank's measured window, s.")
+    samples_per_s: float | None = field("Job throughput: samples / time_s, samples/s.")
+    speedup: float | None = field("samples_per_s / the 1-rank job's samples_per_s (null: no "
+                                  "1-rank job measured, or this job not measured).")
+    efficiency: float | None = field("Scaling efficiency: samples_per_s / (world_size × the "
+                                     "1-rank job's samples_per_s), i.e. speedup / world_size "
+                                     "(1 = perfect scaling).")
+    step_time_s: StepTimes | None = field("Percentiles of all ranks' measured step durations "
+                                          "pooled, s (null: not measured).")
+    energy_status: EnergyStatus | None = field("The job's energy status: measured, partial or "
+                                               "unavailable (null: not measured).")
+    j_per_sample: float | None = field("The job's energy over all samples (every device "
+                                       "counted once), J/sample (null: energy not measured, "
+                                       "reason in reasons).")
+    j_per_sample_uncertainty: float | None = field("Half-width of j_per_sample's error bound, "
+                                                   "J/sample.", None)
+    energy_quality: Quality | None = field("Worst energy quality of the counted devices: ok, "
+                                           "low or invalid.", None)
+    energy_reason: str | None = field("What the job's energy leaves out (status partial: the "
+                                      "meters that did not work) or why it is missing (null: "
+                                      "every meter measured).", None)
+    torch_threads: int | None = field("torch intra-op threads of rank 0 (every rank runs "
+                                      "as many).", None)
+    shares_cores: bool = field("Whether the job's ranks share CPU cores: CPU ranks on one "
+                               "host, or more ranks than the host's physical cores.")
+    wall_s: float = field("Wall time of the job, launch to exit, s.")
+
+
+class Scaling(Part):
+    """bench --nproc-per-node: the same per-rank batch at each world size, one training job
+    per size on this node."""
+
+    config: str = field("The resolved config every job trained (its train.max_steps, "
+                        "warmup_steps, batch_size and precision set from the bench plan).")
+    device: str = field("Device type the ranks trained on: cpu or cuda (rank i on cuda:i).")
+    batch_size: int = field("Samples per step per rank (train.batch_size or the one "
+                            "--batch-sizes value).", ge=1)
+    precision: str = field("fp32, bf16 or fp16 (train.precision or the one --precision "
+                           "value).")
+    warmup_steps: int = field("Warm-up steps of each job (outside its measured window).")
+    measured_steps: int = field("Measured steps of each job (train.max_steps − warmup_steps).")
+    world_sizes: list[int] = field("The world sizes asked for, ascending (the order run).")
+    physical_cores: int | None = field("Physical CPU cores of this host (null: unknown).")
+    notes: list[str] = field("What to keep in mind when reading the figures (ranks sharing "
+                             "cores, a missing 1-rank job).", default_factory=list)
+    sizes: list[ScalingSize] = field("One entry per world size measured so far.")
+
+
 class BenchDocument(Part):
     """bench.json: a benchmark (schema bigbench.bench/1)."""
 
@@ -261,6 +323,9 @@ class BenchDocument(Part):
                                     "measured.")
     points: list[BenchPoint] = field("Points measured so far.")
     max_batch: list[MaxBatch] | None = absent("With --find-max-batch.")
+    scaling: Scaling | None = absent("bench --nproc-per-node (bench.nproc_per_node): job "
+                                     "throughput, speed-up, scaling efficiency and J/sample "
+                                     "at each world size (points and matrix are then empty).")
     gpu_control: GpuControl | None = absent("With --power-limits or --sm-clocks: the GPU whose "
                                             "settings the run changed, and whether they are "
                                             "back.")

@@ -19,6 +19,7 @@ from bigbench import devices
 from bigbench.data import build_data
 from bigbench.data.info import DataInfo
 from bigbench.data.tensors import Batcher, Dataset
+from bigbench.distributed.strategy import wrap
 from bigbench.errors import ConfigError
 from bigbench.models import BuiltModel, build_model
 from bigbench.models.build import check_model_fits
@@ -134,6 +135,16 @@ def check_target(train: TrainConfig, dataset: Dataset, data_name: str) -> None:
         raise ConfigError(*problems)
 
 
+def _channels_last_for(config: ExperimentConfig, built: BuiltModel, rank: Rank) -> bool:
+    """channels_last, except under FSDP: it shards contiguous parameters only."""
+    sharded = rank.world_size > 1 and config.distributed.strategy == "fsdp"
+    if sharded and config.train.channels_last is True:
+        raise ConfigError("train.channels_last: true cannot be combined with "
+                          "distributed.strategy fsdp (FSDP shards contiguous parameters only); "
+                          "set train.channels_last: false or use ddp")
+    return False if sharded else resolve_channels_last(config.train.channels_last, built)
+
+
 def resolve_channels_last(requested: bool | str, built: BuiltModel) -> bool:
     """``auto``: on where the model's family runs 2-D convolutions; else as requested."""
     if requested == "auto":
@@ -160,9 +171,9 @@ def build_workload(config: ExperimentConfig, rank: Rank = SINGLE) -> Workload:
     batcher = Batcher(dataset.train, train.batch_size, train.drop_last, train.seed,
                       rank=rank.rank, world_size=rank.world_size)
     total_steps, planned_epochs = plan_steps(train, batcher.steps_per_epoch, len(dataset.train))
-    channels_last = resolve_channels_last(train.channels_last, built)
+    channels_last = _channels_last_for(config, built, rank)
     _place(built.module, device, channels_last)
-    runnable = _distributed(built.module, device, rank)
+    runnable = wrap(built.module, device, rank, config.distributed.strategy)
     precision = Precision(train.precision)
     optimizer = build_optimizer(train.optimizer, built.module.parameters())
     workload = Workload(
@@ -194,17 +205,6 @@ def rank_device(device: torch.device, rank: Rank) -> torch.device:
         raise DeviceError(f"rank {rank.rank} needs cuda:{rank.local_rank} but this node has "
                           f"{count} GPU(s); lower --nproc-per-node to {count} or fewer")
     return torch.device("cuda", rank.local_rank)
-
-
-def _distributed(module: nn.Module, device: torch.device, rank: Rank) -> nn.Module:
-    """What the training step calls: the module, or (several ranks) DistributedDataParallel
-    around it, which averages the gradients across ranks during backward."""
-    if rank.world_size == 1:
-        return module
-    from torch.nn.parallel import DistributedDataParallel
-
-    return DistributedDataParallel(module, device_ids=[device.index]
-                                   if device.type == "cuda" else None)
 
 
 def workload_from_module(built: BuiltModel, info: DataInfo, device: torch.device, *,

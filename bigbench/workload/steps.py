@@ -209,17 +209,31 @@ def cached_step_flops(workload: Workload, mode: Mode, gen_tokens: int = 1) -> in
     return (first + last) // 2
 
 
+def _meta_model(workload: Workload) -> nn.Module:
+    """A meta-device copy of the model; a sharded (FSDP) model cannot be copied, so its twin
+    is rebuilt from the registry with its resolved arguments (the same layers)."""
+    from bigbench.distributed.strategy import is_sharded
+    from bigbench.measuring.flops import meta_copy
+
+    if not is_sharded(workload.model):
+        return meta_copy(workload.model)
+    from bigbench.models import build_model
+    from bigbench.models.build import config_from_args
+
+    with torch.device("meta"):
+        return build_model(config_from_args(workload.built.args), workload.info).module
+
+
 def _meta_twin(workload: Workload, samples: int) -> tuple[Workload, Batch]:
     """The workload around a meta-device copy of its model, and a meta batch of ``samples``."""
     from bigbench.config.schema import OptimizerConfig
-    from bigbench.measuring.flops import meta_copy
     from bigbench.optim import build_optimizer
     from bigbench.workload.precision import Precision
 
     # An inference workload's model is counted with a plain SGD update: the update is
     # elementwise and counts 0, so any optimizer gives the same training-step FLOPs.
     optimizer = workload.optimizer_config or OptimizerConfig(name="sgd")
-    twin_model = meta_copy(workload.model)
+    twin_model = _meta_model(workload)
     # Model FLOPs, the MFU convention: activation checkpointing's recomputed forward passes
     # are extra work of the method, not of the model, so the twin does not recompute.
     for module in twin_model.modules():
