@@ -258,3 +258,17 @@ def test_fsdp_shards_and_reaches_the_weights_of_ddp(tmp_path, two_rank_run) -> N
     refused = _bigbench("train", config, "--nproc-per-node", 2, "--set",
                         "train.channels_last=true", "--out", tmp_path / "never")
     assert refused.returncode == 2 and "contiguous" in refused.stderr
+
+
+def test_torchrun_itself_starts_the_job(tmp_path) -> None:
+    """``torchrun -m bigbench train``: bigbench reads the ranks torchrun set."""
+    config = tmp_path / "cnn.yaml"
+    config.write_text(CNN.replace("BATCH", "8"))
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node",
+                             "2", "-m", "bigbench", "train", str(config), "--out", str(out)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr
+    job = json.loads((out / "run.json").read_text())["distributed"]
+    assert job["world_size"] == 2 and job["communication_s"] is None
+    assert "overlaps" in job["reasons"]["communication_s"]

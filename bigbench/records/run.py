@@ -432,6 +432,24 @@ class Distributed(Section):
     step_time_s: StepTimes = field("Percentiles of all ranks' measured steps pooled, s.")
     energy: DistributedEnergy = field("Energy of every host and device, each counted once.")
     ranks: list[DistributedRank] = field("One row per rank, ascending.")
+    strategy: str | None = field("ddp or fsdp.", None)
+    backend: str | None = field("The collective backend in use (gloo, nccl).", None)
+    nnodes: int | None = field("Nodes in the job.", None)
+    nproc_per_node: int | None = field("Ranks per node.", None)
+    batch_size_per_rank: int | None = field("train.batch_size: samples per step per rank.", None)
+    global_batch_size: int | None = field("Samples per optimizer step over all ranks.", None)
+    missing_ranks: list[int] = field("Ranks whose figures could not be built (their own "
+                                     "record failed).", default_factory=list)
+    communication_s: float | None = field(
+        "Time in gradient communication, s; null with the reason where it cannot be separated "
+        "from compute.", None)
+
+
+class DistributedError(Part):
+    """Why a distributed run has no job figures (a rank failed or left the job)."""
+
+    world_size: int = field("Ranks in the job.")
+    error: str = field("The error the gather of the ranks' figures met.")
 
 
 class RunRecord(Part):
@@ -479,6 +497,8 @@ class RunRecord(Part):
                                              "the slowest rank's window, per-rank breakdown, "
                                              "energy with every (host, device) counted once "
                                              "(distributed runs only).")
+    distributed_error: DistributedError | None = absent(
+        "A distributed run whose ranks' figures could not be gathered: why.")
 
     @model_validator(mode="after")
     def _finished_sections(self) -> RunRecord:
