@@ -160,7 +160,7 @@ def _add_job_figures(record: dict[str, Any], config: ExperimentConfig, workload:
     dist = config.distributed
     reported = [s for s in summaries if s is not None]
     record["distributed"] = {
-        **combine(reported),
+        **combine(reported), "world_size": rank.world_size,
         "strategy": dist.strategy, "backend": _backend_in_use(),
         "nnodes": dist.nnodes, "nproc_per_node": dist.nproc_per_node,
         "batch_size_per_rank": config.train.batch_size,

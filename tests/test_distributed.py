@@ -272,3 +272,27 @@ def test_torchrun_itself_starts_the_job(tmp_path) -> None:
     job = json.loads((out / "run.json").read_text())["distributed"]
     assert job["world_size"] == 2 and job["communication_s"] is None
     assert "overlaps" in job["reasons"]["communication_s"]
+
+
+def test_fsdp_shards_a_transformer_with_tied_weights(tmp_path) -> None:
+    """GPT: its blocks are sharded one by one; the tied embedding and head stay one tensor
+    with the root, and the saved weights load back into a plain model."""
+    config = tmp_path / "gpt.yaml"
+    config.write_text("name: g\nmodel: {name: gpt, size: tiny}\n"
+                      "data: {name: corpus, vocab_size: 32, order: 2, context: 32, size: 512, "
+                      "test_size: 64}\ntrain: {max_steps: 4, batch_size: 4, warmup_steps: 1, "
+                      "log_every: 2, optimizer: {name: adamw, lr: 0.003}}\ndevice: cpu\n"
+                      "distributed: {strategy: fsdp}\n")
+    out = tmp_path / "run"
+    result = _bigbench("train", config, "--nproc-per-node", 2, "--out", out)
+    assert result.returncode == 0, result.stderr
+    weights = load_file(out / "model.safetensors")
+    assert (weights["wte.weight"] == weights["lm_head.weight"]).all()
+    # Refused where a rank's own decision would desynchronise the ranks.
+    refused = _bigbench("train", config, "--nproc-per-node", 2, "--set",
+                        "train.on_nan=skip_step", "--out", tmp_path / "never")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "error: train.on_nan: skip_step is not supported with several ranks: a rank skipping "
+        "its update would skip the gradient all-reduce the others wait in; use on_nan: stop"]
+    assert not (tmp_path / "never").exists()

@@ -121,3 +121,16 @@ def test_devices_fifos_and_huge_files_are_refused(tmp_path) -> None:
     big.write_bytes(b"a" * (2 << 20))
     with pytest.raises(ConfigError, match="larger than"):
         load_config(big)
+
+
+@pytest.mark.parametrize("section", ["model", "data"])
+def test_a_registry_name_with_a_newline_is_one_line(section, tmp_path) -> None:
+    """A name's control characters are shown escaped: every problem stays one line."""
+    from bigbench.errors import ConfigError
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({section: {"name": "cn\nn"}}))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert all("\n" not in line for line in caught.value.lines())
+    assert any("'cn\\nn'" in line for line in caught.value.lines())

@@ -161,8 +161,19 @@ def _launch(cfg: Any, out: Path | None, resume: Path | None, json_: bool) -> Non
         from bigbench.distributed.group import backend_for
 
         backend_for(backend, device_type)
+    from bigbench.rank import Rank
+    from bigbench.workload.build import check_distributed
+
+    check_distributed(cfg, Rank(world_size=cfg.distributed.world_size))  # before any rank
     endpoint = check_launch(cfg, device_type)
-    run_dir = resume or create_run_dir(Path(cfg.output.dir), cfg.name, out)
+    if resume is not None:
+        _check_resumed_world(resume, cfg.distributed.world_size)
+    if resume is not None:
+        run_dir = resume
+    elif cfg.distributed.node_rank > 0:  # rank 0, on node 0, writes the run
+        run_dir = out or Path(cfg.output.dir) / f"{cfg.name}-node{cfg.distributed.node_rank}"
+    else:
+        run_dir = create_run_dir(Path(cfg.output.dir), cfg.name, out)
     console.print(f"launching {cfg.distributed.world_size} ranks "
                   f"({cfg.distributed.nproc_per_node} on this node) into {run_dir}",
                   highlight=False, markup=False)
@@ -173,5 +184,31 @@ def _launch(cfg: Any, out: Path | None, resume: Path | None, json_: bool) -> Non
         console.print(f"[red]rank {rank} failed:[/] {escape(text)}", soft_wrap=True)
     if job.failures:
         record_failures(run_dir, job.failures)
-        console.print(f"the job failed; what was written is in {run_dir}")
+        if resume is None and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # nothing was written: leave no empty run behind
+            console.print("the job failed before writing anything")
+        else:
+            console.print(f"the job failed; what was written is in {run_dir}")
     raise typer.Exit(job.exit_code)
+
+
+def _check_resumed_world(run_dir: Path, world_size: int) -> None:
+    """Refuse, before any rank starts, to resume a run on another number of ranks."""
+    import torch
+
+    from bigbench.checkpoint import find_checkpoint
+    from bigbench.resume import ResumeError
+
+    folder = find_checkpoint(run_dir)
+    if folder is None:
+        return  # resolve_training already said what is wrong with the run
+    try:
+        saved = int(torch.load(folder / "state.pt", map_location="cpu",
+                               weights_only=True).get("world_size", 1))
+    except Exception:  # unreadable: the ranks' own load reports it
+        return
+    if saved != world_size:
+        raise ResumeError(f"{run_dir}: it was trained by {saved} rank(s) and would resume on "
+                          f"{world_size}; each rank's data shard and position depend on the "
+                          f"world size, so resume with --nproc-per-node {saved} (times the "
+                          "nodes it had)")

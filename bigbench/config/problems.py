@@ -95,8 +95,8 @@ def _describe(
         choices = [c.strip().strip("'") for c in expected.split(",")]
         what = next((r.kind for r in _REGISTRY_SECTIONS.values()
                      if set(r.names()) == set(choices)), key)
-        return (f"{origin}: {dotted}.{key}: unknown {what} '{tag}'{did_you_mean(tag, choices)}; "
-                f"choose {one_of(choices)}")
+        return (f"{origin}: {dotted}.{key}: unknown {what} {_show(tag)}"
+                f"{did_you_mean(tag, choices)}; choose {one_of(choices)}")
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         registry = _REGISTRY_SECTIONS[path[0]]
         origin = _locate(path + ("name",), where, origin)
@@ -104,7 +104,7 @@ def _describe(
             return f"{origin}: '{dotted}.name' is required; choose {one_of(registry.names())}"
         tag = item.get("ctx", {}).get("tag")
         return (
-            f"{origin}: {dotted}.name: unknown {registry.kind} '{tag}'"
+            f"{origin}: {dotted}.name: unknown {registry.kind} {_show(tag)}"
             f"{did_you_mean(tag, registry.names())}; choose {one_of(registry.names())}"
         )
     if kind == "model_attributes_type" or kind == "model_type" or kind == "dict_type":

@@ -50,11 +50,19 @@ def _port_in_use(host: str, port: int) -> bool:
 
 
 def _reachable(host: str, port: int, timeout_s: float) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
+    """Whether something answers at host:port within ``timeout_s`` (node 0 may start later:
+    a refused connection is retried until the deadline)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=min(5.0, timeout_s)):
+                return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(1.0)
 
 
 def check_launch(config: ExperimentConfig, device_type: str) -> str:
@@ -108,16 +116,20 @@ def launch(config: ExperimentConfig, run_dir: Path, endpoint: str,
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="bigbench-job-",
                                      delete=False) as handle:
         handle.write(config_yaml(config))
-    args = ["-u", "-m", "bigbench", "train"]
-    args += ["--resume", str(run_dir), "--force"] if resume else \
-        [handle.name, "--out", str(run_dir)]
+    args = ["-u", "-m", "bigbench", "train", handle.name]
+    # The resolved config (every override applied) goes with a resume too.
+    args += ["--resume", str(run_dir), "--force"] if resume else ["--out", str(run_dir)]
     if json_output:  # rank 0 prints run.json instead of the summary
         args.append("--json")
     launch_config = LaunchConfig(
         min_nodes=dist.nnodes, max_nodes=dist.nnodes, nproc_per_node=dist.nproc_per_node,
-        run_id=run_dir.name, rdzv_backend="static", rdzv_endpoint=endpoint,
+        # Every node's launcher must name the same run: derived from the shared endpoint.
+        run_id="bigbench-" + "".join(c if c.isalnum() else "-" for c in endpoint),
+        rdzv_backend="static", rdzv_endpoint=endpoint,
         rdzv_configs={"rank": dist.node_rank, "timeout": int(dist.timeout_s)},
-        max_restarts=0, monitor_interval=0.1, start_method="spawn")
+        max_restarts=0, monitor_interval=0.1, start_method="spawn",
+        # A stopping rank finishes its step, checkpoint and run.json before it is killed.
+        shutdown_timeout=int(dist.timeout_s) + 30)
     try:
         elastic_launch(launch_config, sys.executable)(*args)
         return JobResult(run_dir, 0, {})
@@ -156,8 +168,8 @@ def _failure_text(failure: object) -> str:
     signal_name = getattr(failure, "signal_name", lambda: None)()
     text = str(message or "").strip()
     if not text or text.startswith("To enable traceback"):
-        text = f"exit code {exitcode}" + (f" ({signal_name})" if signal_name else "")
-    return text.splitlines()[-1][:500] if text else f"exit code {exitcode}"
+        return f"exit code {exitcode}" + (f" ({signal_name})" if signal_name else "")
+    return text.splitlines()[0][:500]  # the error's own line, not a traceback's tail
 
 
 def _exit_code(exc: BaseException) -> int:

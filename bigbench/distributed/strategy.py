@@ -27,15 +27,42 @@ def wrap(module: nn.Module, device: torch.device, rank: Rank, strategy: str) -> 
     if strategy == "fsdp":
         from torch.distributed.fsdp import fully_shard
 
-        for block in module.children():
-            if any(True for _ in block.parameters()):
+        from bigbench.errors import ConfigError
+
+        try:
+            for block in shard_units(module):
                 fully_shard(block)
-        fully_shard(module)
+            fully_shard(module)
+        except (ValueError, NotImplementedError, RuntimeError) as exc:
+            raise ConfigError(f"distributed.strategy fsdp: this torch cannot shard the model "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); use "
+                              "strategy: ddp") from None
         return module
     from torch.nn.parallel import DistributedDataParallel
 
     return DistributedDataParallel(module, device_ids=[device.index]
                                    if device.type == "cuda" else None)
+
+
+def shard_units(module: nn.Module) -> list[nn.Module]:
+    """The blocks FSDP shards one by one before the root: the top-level modules with
+    parameters, a list's or sequence's items (a transformer's blocks) instead of the list,
+    and never a weight shared by two modules (a tied embedding and output head stay with the
+    root, so they stay one tensor)."""
+    counts: dict[int, int] = {}
+    for child in module.modules():
+        for parameter in child.parameters(recurse=False):
+            counts[id(parameter)] = counts.get(id(parameter), 0) + 1
+    shared = {key for key, count in counts.items() if count > 1}
+    units = []
+    for child in module.children():
+        items = list(child.children()) if isinstance(child, (nn.ModuleList, nn.Sequential)) \
+            else [child]
+        for item in items:
+            own = [id(p) for p in item.parameters()]
+            if own and not shared.intersection(own):
+                units.append(item)
+    return units
 
 
 def is_sharded(module: nn.Module) -> bool:

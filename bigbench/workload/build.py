@@ -160,6 +160,7 @@ def build_workload(config: ExperimentConfig, rank: Rank = SINGLE) -> Workload:
             anything is written.
     """
     train = config.train
+    check_distributed(config, rank)
     device = rank_device(devices.resolve(config.device), rank)
     performance = apply_runtime_settings(train, device)
     seed_everything(train.seed)
@@ -188,6 +189,21 @@ def build_workload(config: ExperimentConfig, rank: Rank = SINGLE) -> Workload:
                        grad_scaler=workload.scaler is not None, compile=train.compile,
                        optimizer_foreach=optimizer.defaults.get("foreach"))
     return workload
+
+
+def check_distributed(config: ExperimentConfig, rank: Rank) -> None:
+    """Settings whose decisions each rank would take alone (so the ranks' steps and
+    collectives would no longer match) are refused in a distributed job."""
+    if rank.world_size == 1:
+        return
+    if config.train.on_nan == "skip_step":
+        raise ConfigError("train.on_nan: skip_step is not supported with several ranks: a rank "
+                          "skipping its update would skip the gradient all-reduce the others "
+                          "wait in; use on_nan: stop")
+    if config.measure.extend_to_min_window:
+        raise ConfigError("measure.extend_to_min_window is not supported with several ranks: "
+                          "each rank would extend by its own meters; set a longer "
+                          "train.max_steps instead")
 
 
 def rank_device(device: torch.device, rank: Rank) -> torch.device:
