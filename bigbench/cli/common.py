@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import typer
@@ -162,3 +163,19 @@ def print_document_result(run: Any, output: Any, title: str, json_: bool,
         console.print(f"  {note}", soft_wrap=True, highlight=False, markup=False)
     console.print(f"results: {run.out_dir / run.file_name}", soft_wrap=True, highlight=False,
                   markup=False)
+
+
+@contextlib.contextmanager
+def stage_progress(console: Any, command: str) -> Iterator[Callable[[str], None]]:
+    """A status line on stderr for a long command's stages; yields the function that reports
+    one (it also prints the stage with the seconds since the start, so a log keeps them)."""
+    import time
+
+    started = time.perf_counter()
+    with console.status(f"{command}: starting") as status:
+        def progress(line: str) -> None:
+            status.update(f"{command}: {line}")
+            console.print(f"{time.perf_counter() - started:7.1f} s  {line}", highlight=False,
+                          markup=False)
+
+        yield progress

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from bigbench.cli.common import (
     err_console,
     finish_document_command,
     print_document_result,
+    stage_progress,
     user_errors,
 )
 from bigbench.cli.completion import complete_device
@@ -66,13 +66,7 @@ def optimize(
     from bigbench.optimize.run import run_optimize
 
     console = err_console()
-    started = time.perf_counter()
-    with graceful_stop() as stop, console.status("optimize: starting") as status:
-        def progress(line: str) -> None:
-            status.update(f"optimize: {line}")
-            console.print(f"{time.perf_counter() - started:7.1f} s  {line}", highlight=False,
-                          markup=False)
-
+    with graceful_stop() as stop, stage_progress(console, "optimize") as progress:
         announced = []
 
         def should_stop() -> bool:

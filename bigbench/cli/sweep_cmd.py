@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from bigbench.cli.common import (
     err_console,
     finish_document_command,
     print_document_result,
+    stage_progress,
     user_errors,
 )
 from bigbench.cli.completion import complete_device
@@ -67,13 +67,7 @@ def sweep(
     from bigbench.sweep.run import run_sweep
 
     console = err_console()
-    started = time.perf_counter()
-    with graceful_stop() as stop, console.status("sweep: starting") as status:
-        def progress(line: str) -> None:
-            status.update(f"sweep: {line}")
-            console.print(f"{time.perf_counter() - started:7.1f} s  {line}", highlight=False,
-                          markup=False)
-
+    with graceful_stop() as stop, stage_progress(console, "sweep") as progress:
         run = run_sweep(cfg, out=out, stop=stop, eta=eta, progress=progress)
     for warning in run.warnings:
         console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)

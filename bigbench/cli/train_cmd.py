@@ -79,8 +79,16 @@ def train(
     if rank.world_size == 1 and cfg.distributed.world_size > 1:
         _launch(cfg, out, resume, json_)
 
+    result = _train_here(cfg, rank, out, resume_info)
+    if rank.writes:  # the other ranks stay quiet unless they fail
+        _report(result, json_)
+    raise typer.Exit(result.exit_code)
+
+
+def _train_here(cfg: Any, rank: Any, out: Path | None, resume_info: Any) -> Any:
+    """Train in this process (a single process, or one rank of a job) with a progress bar on
+    rank 0; a second Ctrl-C stops at once (exit 130)."""
     from bigbench.cli.progress import TrainProgress
-    from bigbench.cli.summary import print_summary
     from bigbench.distributed.group import process_group
     from bigbench.interrupt import graceful_stop
     from bigbench.trainer import run_training
@@ -90,8 +98,8 @@ def train(
         try:
             with process_group(rank, backend, timeout_s, device), \
                     TrainProgress(console, f"train {cfg.name}", enabled=rank.writes) as progress:
-                result = run_training(cfg, out=out, stop=stop, callbacks=progress.callbacks(),
-                                      resume=resume_info, rank=rank)
+                return run_training(cfg, out=out, stop=stop, callbacks=progress.callbacks(),
+                                    resume=resume_info, rank=rank)
         except Exception as exc:
             if rank.world_size > 1:  # the launcher reports which rank failed, and why
                 from bigbench.distributed.launch import record_rank_error
@@ -101,12 +109,18 @@ def train(
         except KeyboardInterrupt:
             console.print("interrupted twice: stopped at once; files on disk are complete")
             raise typer.Exit(130) from None
-    if not rank.writes:  # the other ranks stay quiet unless they fail
-        raise typer.Exit(result.exit_code)
-    for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+
+
+def _report(result: Any, json_: bool) -> None:
+    """Warnings, then run.json or the summary table, how the run ended and the report
+    command."""
     from pydantic import ValidationError
 
+    from bigbench.cli.summary import print_summary
+
+    console = err_console()
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     try:
         if json_:
             print_json(result.record)
@@ -121,7 +135,6 @@ def train(
     if result.run_dir is not None:
         console.print(f"figures: bigbench report {shlex.quote(str(result.run_dir))}",
                       soft_wrap=True, highlight=False, markup=False)
-    raise typer.Exit(result.exit_code)
 
 
 def _distributed_overrides(nproc_per_node: int | None, nnodes: int | None,
