@@ -55,11 +55,6 @@ class LoadedVariant:
     float_twin: BuiltModel | None = None
 
 
-def model_config(args: dict[str, Any]) -> Any:
-    """The registry config of resolved model arguments (``{"name": ..., **args}``)."""
-    return config_from_args(args)
-
-
 def example_input(info: DataInfo, batch: int = 2) -> torch.Tensor:
     """A small input of the data's shape (tokens or floats), for tracing."""
     shape = (batch, *info.sample_shape)
@@ -157,7 +152,7 @@ def load_variant(folder: Path) -> LoadedVariant:
     if not weights.is_file():
         raise CheckpointError(f"{folder}: the weights file {weights.name} is missing")
     info = info_from(document["data"])
-    built = build_model(model_config(document["model"]), info)
+    built = build_model(config_from_args(document["model"]), info)
     recipe, kind = document["recipe"], document.get("format", "safetensors")
     tensors, metadata = _read_tensors(weights)
     if kind == "safetensors":
@@ -167,7 +162,7 @@ def load_variant(folder: Path) -> LoadedVariant:
     elif kind == "safetensors+torchao":
         from bigbench.optimize.quantize import load_quantized_state
 
-        twin = build_model(model_config(document["model"]), info)
+        twin = build_model(config_from_args(document["model"]), info)
         load_quantized_state(built.module, tensors, metadata)
         return LoadedVariant(built, info, recipe, float_twin=twin)
     elif kind == "safetensors+pt2e":
@@ -176,7 +171,7 @@ def load_variant(folder: Path) -> LoadedVariant:
         ranges = {k[len(RANGES_PREFIX):]: v for k, v in tensors.items()
                   if k.startswith(RANGES_PREFIX)}
         state = {k: v for k, v in tensors.items() if not k.startswith(RANGES_PREFIX)}
-        twin = build_model(model_config(document["model"]), info)
+        twin = build_model(config_from_args(document["model"]), info)
         quantized = rebuild_static(twin.module, example_input(info), ranges, state)
         return LoadedVariant(dataclasses.replace(built, module=quantized), info, recipe,
                              needs_compile=True, float_twin=twin)

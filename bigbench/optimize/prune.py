@@ -24,7 +24,7 @@ from torch.nn.utils import prune
 from bigbench.data.info import DataInfo
 from bigbench.errors import ConfigError
 from bigbench.models import BuiltModel, build_model
-from bigbench.models.registry import MODELS
+from bigbench.models.build import config_from_args
 
 #: Layers whose weights unstructured pruning considers.
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.RNNBase)
@@ -134,15 +134,9 @@ def prune_structured(built: BuiltModel, info: DataInfo, amount: float) -> BuiltM
     hidden_keep = [_keep(_l1_rows(linear.weight), amount) for linear in linears[:-1]]
     args = {k: v for k, v in built.args.items() if k != "name"}
     args.update(channels=[len(k) for k in conv_keep], hidden=[len(k) for k in hidden_keep])
-    spec_class = MODELS.get(built.name).config_class
-    smaller = build_model(spec_class(name=built.name, **_declared(spec_class, args)), info)
+    smaller = build_model(config_from_args({**args, "name": built.name}), info)
     _copy_slices(module, smaller.module, conv_keep, hidden_keep)
     return smaller
-
-
-def _declared(spec_class: type, args: dict[str, Any]) -> dict[str, Any]:
-    """The resolved arguments the config class declares (resolved extras are dropped)."""
-    return {k: v for k, v in args.items() if k in spec_class.model_fields and k != "name"}
 
 
 @torch.no_grad()
