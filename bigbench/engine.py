@@ -129,6 +129,9 @@ class StepEngine:
         on_eval: Evaluates the model after the current step (may set the stop reason).
         skip_non_finite: Count steps whose loss is NaN/inf as skipped instead of stopping (the
             step function must then not apply their update).
+        sum_over_ranks: In a distributed job, sums a tensor over the ranks (an all-reduce
+            every rank issues at the same log interval): the interval loss is then the job's,
+            so a NaN on any rank stops every rank after the same step.
         start: State to continue from (a resumed run).
     """
 
@@ -142,6 +145,7 @@ class StepEngine:
                  eval_every: int | None = None,
                  on_eval: Callable[[], None] = lambda: None,
                  skip_non_finite: bool = False,
+                 sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  start: EngineState | None = None) -> None:
         self.step_fn = step_fn
         self.meter = meter
@@ -156,6 +160,7 @@ class StepEngine:
         self.eval_every = eval_every
         self.on_eval = on_eval
         self.skip_non_finite = skip_non_finite
+        self.sum_over_ranks = sum_over_ranks
         self.state = start or EngineState()
         self._checkpoint_due = False
         self._eval_due = False
@@ -300,6 +305,16 @@ class StepEngine:
             self.state.skipped_steps += self._interval_steps - int(finite)
             loss = float(self._loss_sum.item()) / finite if finite else math.nan
             self._finite = None
+        elif self.sum_over_ranks is not None:
+            import torch
+
+            # Every rank ran the same steps in the interval: sum(losses) / sum(steps) is the
+            # mean loss of the job's global batches. Still the interval's one sync.
+            packed = torch.stack([self._loss_sum.reshape(()).float(),
+                                  self._loss_sum.new_tensor(float(self._interval_steps),
+                                                            dtype=torch.float32)])
+            packed = self.sum_over_ranks(packed)
+            loss = float((packed[0] / packed[1]).item())
         else:
             loss = float((self._loss_sum / self._interval_steps).item())  # the one sync
         now = self.meter.clock()

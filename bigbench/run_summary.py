@@ -111,16 +111,31 @@ def _job_rows(record: RunRecord | Mapping[str, Any], rows: list[tuple[str, str]]
            ("job throughput", f"{job['samples_per_s']:,.1f} samples/s (all ranks' samples / "
                               "the slowest rank's window)" if job.get("samples_per_s")
             else "n/a (no rank measured a step)")]
+    out.append(("gradient all-reduce", _communication(job)))
     energy = job.get("energy") or {}
     if energy.get("total_j") is not None:
-        out.append(("job energy", f"{energy['total_j']:,.1f} J, "
-                                  f"{energy.get('j_per_sample') or 0:.4g} J/sample "
-                                  "(each device counted once)"))
+        per_sample = energy.get("j_per_sample")
+        out.append(("job energy", f"{energy['total_j']:,.1f} J"
+                    + (f", {per_sample:.4g} J/sample" if per_sample is not None else "")
+                    + " (each device counted once)"))
     else:
         why = (energy.get("reasons") or {}).get("total_j") or energy.get("reason") or \
             "not measured"
         out.append(("job energy", f"n/a ({why})"))
     return out
+
+
+def _communication(job: Mapping[str, Any]) -> str:
+    """The time per step with a gradient all-reduce in flight, and its share of the step."""
+    per_step, share = job.get("communication_per_step_s"), job.get("communication_share")
+    if per_step is None:
+        why = (job.get("reasons") or {}).get("communication_per_step_s") or \
+            "not recorded by this version of bigbench"
+        return f"n/a ({why})"
+    text = f"{per_step * 1e3:.3g} ms per step in flight"
+    if share is not None:
+        text += f" ({share:.0%} of the step; it overlaps the backward pass)"
+    return text
 
 
 def _eval_rows(ev: Evaluation) -> list[tuple[str, str]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bigbench.config.schema import ExperimentConfig
+from bigbench.distributed.group import Collectives
 from bigbench.distributed.strategy import ShardedLoad, is_sharded, saved_state
 from bigbench.errors import OutputError
 from bigbench.interrupt import StopRequest
@@ -75,10 +76,11 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
     record = start_record(facts)
     writer.write_record(record)
     loggers = _start_loggers(config, writer, workload, energy)
-    agreed = _agreed_stop(stop, workload, rank)
+    agreed, collectives = _agreement(stop, rank)
     try:
         loop = TrainingLoop(workload, _loop_settings(config, energy), writer, meter, energy,
-                            agreed, callbacks or TrainCallbacks(), restored, started_at, loggers)
+                            agreed, callbacks or TrainCallbacks(), restored, started_at, loggers,
+                            collectives)
         energy.start()
         try:
             _measure_idle(config, loop, stop)
@@ -86,10 +88,15 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
         finally:
             energy.stop()
         record_error = _finish(record, facts, loop, energy)
-        if rank.world_size > 1:
+        if rank.world_size > 1 and loop.ended_alone:
+            _say_figures_not_gathered(record, loop, rank)
+        elif rank.world_size > 1:
             _job_figures_or_why(record, config, workload, loop, rank, agreed)
+        # FSDP's weights are gathered by a collective: not once the ranks have parted.
+        ranks_together = rank.world_size == 1 or not (loop.ended_alone
+                                                      or "distributed_error" in record)
         write_error = _write_results(writer, record, energy, workload, loop,
-                                     config.output.save_weights)
+                                     config.output.save_weights, ranks_together)
     finally:
         # After run.json, so a tracker never costs it; and also when something escaped (a
         # second Ctrl-C, an exit from a callback), so every tracker still closes its files and
@@ -103,18 +110,31 @@ def run_training(config: ExperimentConfig, *, out: Path | None, stop: StopReques
     return TrainResult(writer.run_dir, record, exit_code, _warnings(record) + logger_warnings)
 
 
-def _agreed_stop(stop: StopRequest, workload: Workload, rank: Rank) -> Any:
-    """The stop the training loop polls: this process's own, or (several ranks) the ranks'
-    agreement on it, so every rank ends after the same step."""
+def _agreement(stop: StopRequest, rank: Rank) -> tuple[Any, Collectives | None]:
+    """The stop the training loop polls and the collectives it decides with: for a single
+    process its own stop and none; for several ranks the ranks' agreement on the stop (every
+    rank ends after the same step) and the collectives that make the loss and evaluation the
+    job's (a NaN or a reached target stops every rank together)."""
     if rank.world_size == 1:
-        return stop
-    import torch
-
+        return stop, None
     from bigbench.distributed.group import AgreedStop
 
-    # gloo reduces CPU tensors, nccl CUDA ones: the flag lives where the backend works.
-    flag_device = workload.device if workload.device.type == "cuda" else torch.device("cpu")
-    return AgreedStop(stop, flag_device)
+    return AgreedStop(stop), Collectives(rank)
+
+
+def _say_figures_not_gathered(record: dict[str, Any], loop: TrainingLoop, rank: Rank) -> None:
+    """This rank's loop ended on its own (an exception, out of memory, a write error, a
+    second Ctrl-C): the other ranks are not at the same point, so no collective is issued —
+    they fail in their next one once this process exits, and the launcher ends the job."""
+    record["distributed_error"] = {
+        "world_size": rank.world_size,
+        "error": f"rank {rank.rank}'s training loop ended on its own "
+                 f"({loop.state.stop_reason}: "
+                 f"{loop.state.stop_detail or (loop.error or {}).get('message', '')}"[:400]
+                 + "), not at a step the ranks agreed on (its own failure, or a failed "
+                 "collective after another rank's): the job's figures were not gathered"}
+    if record.get("status") == "completed":
+        record["status"] = "failed"
 
 
 def _job_figures_or_why(record: dict[str, Any], config: ExperimentConfig, workload: Workload,
@@ -138,41 +158,47 @@ def _add_job_figures(record: dict[str, Any], config: ExperimentConfig, workload:
     Every rank takes part in the gather, whatever happened to its own record, so none waits
     for a rank that skipped it.
     """
-    from bigbench.distributed.aggregate import RankSummary, combine
-    from bigbench.distributed.env import host_name
+    from bigbench.distributed.aggregate import RankSummary, combine, rank_summary
+    from bigbench.distributed.env import host_name, job_shape
     from bigbench.distributed.group import gather_to_rank0
 
     try:
         throughput, memory = record["throughput"], record.get("memory") or {}
-        summary: RankSummary | None = RankSummary(
-            rank=rank.rank, local_rank=rank.local_rank, host=host_name(),
-            device=str(workload.device), samples=throughput["measured_samples"],
-            steps=throughput["measured_steps"], time_s=throughput["measured_time_s"],
-            step_time_s=throughput["step_time_s"], durations_s=loop.durations_s(),
+        reasons: dict[str, str] = {}
+        if workload.communication is None:
+            reasons["communication_per_step_s"] = (
+                "not measured under fsdp: its gathers and reduce-scatters run inside "
+                "fully_shard with no hook to time them (ddp's gradient all-reduce is timed)")
+        summary: RankSummary | None = rank_summary(
+            rank, host=host_name(), device=str(workload.device),
+            samples=throughput["measured_samples"], steps=throughput["measured_steps"],
+            time_s=throughput["measured_time_s"], durations_s=loop.durations_s(),
             peak_memory_bytes=memory.get("device_peak_allocated_bytes")
             or memory.get("host_peak_rss_bytes"),
-            energy_devices=list((record.get("energy") or {}).get("devices") or []))
+            energy_devices=list((record.get("energy") or {}).get("devices") or []),
+            reasons=reasons, communication_s=workload.communication.per_step_s()
+            if workload.communication else None)
     except Exception:  # this rank's record is broken; the others still report theirs
         summary = None
     summaries = gather_to_rank0(summary, rank)
     if summaries is None:
         return
     dist = config.distributed
+    nnodes, per_node = job_shape(rank.world_size)
     reported = [s for s in summaries if s is not None]
+    job = combine(reported)
+    shape_unknown = "the launcher's environment does not say (an uneven or unknown layout)"
+    for figure, value in (("nnodes", nnodes), ("nproc_per_node", per_node)):
+        if value is None:
+            job.setdefault("reasons", {})[figure] = shape_unknown
     record["distributed"] = {
-        **combine(reported), "world_size": rank.world_size,
+        **job, "world_size": rank.world_size,
         "strategy": dist.strategy, "backend": _backend_in_use(),
-        "nnodes": dist.nnodes, "nproc_per_node": dist.nproc_per_node,
+        "nnodes": nnodes, "nproc_per_node": per_node,
         "batch_size_per_rank": config.train.batch_size,
         "global_batch_size": config.train.batch_size * rank.world_size,
         "missing_ranks": [i for i, s in enumerate(summaries) if s is None],
-        # Not separable from the step times: DDP overlaps the gradient all-reduce with the
-        # backward pass (FSDP its gathers with compute), so null with why, not a guess.
-        "communication_s": None,
     }
-    record["distributed"].setdefault("reasons", {})["communication_s"] = (
-        "not separated from compute: the gradient all-reduce overlaps the backward pass "
-        "(FSDP's gathers overlap compute); a torch.profiler trace shows it")
 
 
 def _backend_in_use() -> str | None:
@@ -225,6 +251,9 @@ def _restore(workload: Workload, resume: ResumeInfo | None, threads: int | None)
         torch.set_num_threads(int(state["threads"]))
         workload.performance["threads"] = torch.get_num_threads()
     durations = state["durations"].tolist() if "durations" in state else []
+    by_rank = state.get("durations_by_rank")
+    if by_rank is not None and workload.batcher is not None:
+        durations = by_rank[workload.batcher.rank].tolist()  # this rank's own
     return Restored(position, state.get("segments", []), durations, state.get("last_eval"),
                     state.get("target"))
 
@@ -300,12 +329,13 @@ def _finish(record: dict[str, Any], facts: RunFacts, loop: TrainingLoop,
 
 
 def _write_results(writer: RunWriter, record: dict[str, Any], energy: EnergyMonitor,
-                   workload: Workload, loop: TrainingLoop, save_weights: bool
-                   ) -> OutputError | None:
+                   workload: Workload, loop: TrainingLoop, save_weights: bool,
+                   ranks_together: bool = True) -> OutputError | None:
     """power.csv, the weights and run.json: each attempted on its own, run.json always last.
 
     The weights are written when training ended as planned or was interrupted (not after a
-    NaN loss, out of memory or a bug in the loop). Returns the first write error, if any.
+    NaN loss, out of memory or a bug in the loop), and sharded weights only while every rank
+    can still join their gather (``ranks_together``). Returns the first write error, if any.
     """
     files, errors = record["files"], []
 
@@ -325,7 +355,7 @@ def _write_results(writer: RunWriter, record: dict[str, Any], energy: EnergyMoni
     attempt("power", lambda: writer.write_power_csv(power_rows(energy), loop.meter.origin))
     trained = loop.error is None and \
         loop.state.stop_reason in (None, "interrupted", "target_reached")
-    if save_weights and trained:
+    if save_weights and trained and (ranks_together or not is_sharded(workload.model)):
         # FSDP: every rank gathers the whole weights (a collective); rank 0 writes them.
         attempt("weights", lambda: writer.save_weights(saved_state(workload.model, None)[0]))
     if errors and record.get("error") is None:

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from bigbench.checkpoint import TrainingPosition
+from bigbench.distributed.group import Collectives
 from bigbench.distributed.strategy import saved_state
 from bigbench.engine import EngineState, LogEvent, StepEngine, train_phases
 from bigbench.errors import OutputError
@@ -119,12 +120,15 @@ class TrainingLoop:
     def __init__(self, workload: Workload, settings: LoopSettings, writer: RunWriter,
                  meter: Meter, energy: EnergyMonitor, stop: StopRequest,
                  callbacks: TrainCallbacks, restored: Restored, started_at: str,
-                 loggers: RunLoggers | None = None) -> None:
+                 loggers: RunLoggers | None = None,
+                 collectives: Collectives | None = None) -> None:
         self.workload, self.settings, self.writer = workload, settings, writer
+        self.collectives = collectives
         self.loggers = loggers or RunLoggers()
         self.meter, self.energy, self.callbacks = meter, energy, callbacks
         self.restored, self.started_at = restored, started_at
-        self.timer = StepTimer(workload.device, clock=meter.clock)
+        self.timer = StepTimer(workload.device, clock=meter.clock,
+                               follower=workload.communication)
         position = restored.position
         self.epoch = position.epoch if position else 0
         self.first_step_in_epoch = position.step_in_epoch if position else 0
@@ -137,6 +141,9 @@ class TrainingLoop:
                                     restored_evaluations(restored.target_state, target)) \
             if target is not None else None
         self.error: dict[str, Any] | None = None
+        #: True when the loop ended by an exception (out of memory, a write error, a bug, a
+        #: second Ctrl-C): a decision of this process alone, which other ranks did not share.
+        self.ended_alone = False
         self.first_step_at: float | None = None
         start = restored.engine_state()
         self.checkpoint_step = self.segment_from = start.step
@@ -153,7 +160,8 @@ class TrainingLoop:
             should_stop=lambda: stop.requested, checkpoint_every=settings.checkpoint_every,
             on_checkpoint=self.save_checkpoint, eval_every=settings.eval_every,
             on_eval=lambda: self._evaluate(self.epoch),
-            skip_non_finite=workload.skip_non_finite, start=start)
+            skip_non_finite=workload.skip_non_finite,
+            sum_over_ranks=collectives.sum if collectives is not None else None, start=start)
 
     def _enough_power_samples(self) -> bool:
         """The measured window, closed segments and the running one, has enough samples."""
@@ -171,27 +179,35 @@ class TrainingLoop:
         The caller writes run.json in every case, then re-raises what this returns (a full
         disk, or a bug), so a crash never leaves the run without its record.
         """
-        state = self.engine.state
         try:
             self.workload.model.train()
             self._epochs()
-        except KeyboardInterrupt:
+        except BaseException as exc:  # every way out is recorded; run.json comes next
+            self.ended_alone = True
+            return self._ended_by(exc)
+        return None
+
+    def _ended_by(self, exc: BaseException) -> BaseException | None:
+        """Turn the exception that ended the loop into the stop reason and error record;
+        returns it when the caller must re-raise it once run.json is written."""
+        state = self.engine.state
+        if isinstance(exc, KeyboardInterrupt):
             state.stop_reason = "interrupted"
             state.stop_detail = f"stopped by a second signal during step {state.step + 1}"
-        except torch.cuda.OutOfMemoryError as exc:
+            return None
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
             self._out_of_memory(exc)
-        except OutputError as exc:  # disk full or unwritable: keep what is on disk, say so
+            return None
+        if isinstance(exc, OutputError):  # disk full or unwritable: keep what is on disk
             state.stop_reason, state.stop_detail = "write_error", exc.problems[0]
             self.error = {"type": "write_error", "message": exc.problems[0]}
             return exc
-        except BaseException as exc:  # a bug, a runtime failure or an exit
-            # (SystemExit from a library, say): recorded, then re-raised by the caller once
-            # run.json is written and the loggers are finished.
-            state.stop_reason = "error"
-            self.error = {"type": type(exc).__name__, "message": str(exc),
-                          "traceback": traceback.format_exc()}
-            return exc
-        return None
+        # A bug, a runtime failure or an exit (SystemExit from a library, say): recorded,
+        # then re-raised by the caller once run.json is written and the loggers are finished.
+        state.stop_reason = "error"
+        self.error = {"type": type(exc).__name__, "message": str(exc),
+                      "traceback": "".join(traceback.format_exception(exc))}
+        return exc
 
     def _epochs(self) -> None:
         workload, engine = self.workload, self.engine
@@ -228,7 +244,8 @@ class TrainingLoop:
         if data is None or data.test is None:
             return
         with self.meter.window("eval"):
-            metrics = evaluate(self.workload, data.test, self.settings.eval_batch_size)
+            metrics = evaluate(self.workload, data.test, self.settings.eval_batch_size,
+                               self.collectives)
         # A diverged model evaluates to NaN/inf: that is a finding, stored as null with why.
         diverged = {k: v for k, v in metrics.items() if not math.isfinite(v)}
         self.last_eval = {**{k: None if k in diverged else v for k, v in metrics.items()},
@@ -297,6 +314,14 @@ class TrainingLoop:
         """Every measured step's duration, this run's earlier processes included."""
         return self.restored.prior_durations_s + self.timer.durations_s
 
+    def _durations_by_rank(self) -> list[torch.Tensor] | None:
+        """Every rank's measured step durations so far, s (None: a single process)."""
+        if self.collectives is None:
+            return None
+        gathered = self.collectives.gather(self.durations_s())
+        return None if gathered is None else \
+            [torch.tensor(d, dtype=torch.float64) for d in gathered]
+
     def save_checkpoint(self) -> None:
         """Save everything --resume needs to continue bit-identically from this step."""
         state, w = self.engine.state, self.workload
@@ -308,6 +333,9 @@ class TrainingLoop:
             epochs_done=self.epochs_done, samples=state.samples,
             last_finite_loss=state.last_finite_loss, skipped_steps=state.skipped_steps), extra={
             "durations": torch.tensor(self.durations_s(), dtype=torch.float64),
+            # Each rank resumes with its own earlier step times (gathered: a collective every
+            # rank joins, as every rank checkpoints after the same step).
+            "durations_by_rank": self._durations_by_rank(),
             "segments": self.segments(), "last_eval": self.last_eval,
             "target": checkpoint_state(self.prior_cost, training_cost(self.meter, self.energy),
                                        self.target),

@@ -146,6 +146,8 @@ def _job(world: int, rate: float, j: float | None = None) -> dict:
     record["distributed"] = {
         "world_size": world, "samples": 80 * world, "time_s": 80 * world / rate,
         "samples_per_s": rate, "step_time_s": _times(0.02), "global_batch_size": 8 * world,
+        "communication_share": 0.25 if world == 2 else None,
+        "reasons": {} if world == 2 else {"communication_share": "not measured under fsdp"},
         "energy": {**record["energy"], "reason": "host cpu RAPL: absent" if not j else None}}
     return record
 
@@ -175,8 +177,11 @@ def test_speedup_and_efficiency_from_run_json_figures() -> None:
                for s in sizes)
     assert scaling.scaling_notes("cuda", sizes, 8) == []
     cells = scaling.rows(_section(sizes))
-    assert cells[1] == ["2", "16", "180", "1.80×", "90%", "0.550 mJ", "20.00 ms", "ok"]
+    assert cells[1] == ["2", "16", "180", "1.80×", "90%", "0.550 mJ", "20.00 ms", "25%", "ok"]
     assert cells[2][5] == "1.500 J" and cells[0][5] == "500.000 mJ"
+    # One rank has no all-reduce; a job that did not time it says why in a note.
+    assert cells[0][7] == "—" and cells[2][7] == "n/a"
+    assert "all-reduce n/a: not measured under fsdp" in scaling.footnotes(_section(sizes))
 
 
 def test_energy_not_measured_is_null_with_one_reason_for_all_sizes() -> None:

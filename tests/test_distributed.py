@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,8 +61,8 @@ def test_rank_from_the_launchers_environment() -> None:
     assert rank_from_env({}) == (SINGLE, None)
     assert rank_from_env({"RANK": "1", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) == \
         (Rank(1, 4, 1), "torchrun")
-    assert rank_from_env({"SLURM_PROCID": "3", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1"}) == \
-        (Rank(3, 8, 1), "slurm")
+    assert rank_from_env({"SLURM_PROCID": "3", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1",
+                          "SLURM_STEP_ID": "0"}) == (Rank(3, 8, 1), "slurm")
     assert rank_from_env({"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}) == (SINGLE, None)
     with pytest.raises(ConfigError, match="not a place in a job"):
         rank_from_env({"RANK": "4", "WORLD_SIZE": "4", "LOCAL_RANK": "0"})
@@ -99,6 +100,12 @@ def test_a_two_rank_job_writes_one_run_with_job_figures(two_rank_run) -> None:
     assert job["samples_per_s"] == pytest.approx(job["samples"] / slowest)
     # No energy meter in tests: null with the reason, never 0.
     assert job["energy"]["total_j"] is None
+    # DDP's gradient all-reduce, timed by its communication hook: in flight for part of
+    # each step (it overlaps the backward pass, so a share, never more than the step).
+    for figures in (job, *job["ranks"]):
+        assert 0 < figures["communication_per_step_s"] < job["step_time_s"]["max"]
+        assert 0 < figures["communication_share"] < 1
+    assert (job["nnodes"], job["nproc_per_node"]) == (1, 2)
     assert stdout.count("bigbench train — ddp") == 1  # only rank 0 prints
     assert "job throughput" in stdout
 
@@ -123,6 +130,15 @@ def test_two_ranks_reach_the_weights_of_one_rank_with_twice_the_batch(template, 
     assert a.keys() == b.keys()
     for key in a:
         assert (a[key] - b[key]).abs().max().item() < 1e-5, key
+    # The logged loss is the job's (summed over the ranks), and each rank evaluates half
+    # the test split: both equal the single rank's.
+    logs = [[json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+            for run in (two, one)]
+    losses = [[e["loss"] for e in log if e["event"] == "train"] for log in logs]
+    assert len(losses[0]) == 2 and losses[0] == pytest.approx(losses[1], abs=1e-5)
+    evals = [[e for e in log if e["event"] == "eval"][-1] for log in logs]
+    assert evals[0]["loss"] == pytest.approx(evals[1]["loss"], abs=1e-5)
+    assert evals[0]["accuracy"] == evals[1]["accuracy"]
 
 
 def test_refusals_before_anything_starts(tmp_path) -> None:
@@ -232,12 +248,22 @@ def test_ctrl_c_stops_every_rank_and_the_job_resumes(strategy, tmp_path) -> None
     # Another world size would give every rank other samples: refused, nothing changed.
     refused = _bigbench("train", "--resume", out, "--nproc-per-node", 1, "--force")
     assert refused.returncode == 2 and "trained by 2 rank(s)" in refused.stderr
+    # Each rank's own step times so far, for each rank to resume with.
+    import torch
+
+    own = torch.load(out / "checkpoint" / "state.pt", weights_only=True)["durations_by_rank"]
+    assert len(own) == 2 and len(own[0]) == len(own[1]) > 0
+    assert not torch.equal(own[0], own[1])
     resumed = _bigbench("train", "--resume", out)
     assert resumed.returncode == 0, resumed.stderr
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "completed" and record["progress"]["steps"] == 400
-    assert record["distributed"]["world_size"] == 2 and len(record["segments"]) == 2
-    assert record["distributed"]["strategy"] == strategy
+    job = record["distributed"]
+    assert job["world_size"] == 2 and len(record["segments"]) == 2
+    assert job["strategy"] == strategy
+    if strategy == "ddp":  # the communication figures cover the resumed process's steps
+        assert all(0 < row["communication_steps"] < 400 - stopped_at + 1
+                   for row in job["ranks"])
 
 
 def test_fsdp_shards_and_reaches_the_weights_of_ddp(tmp_path, two_rank_run) -> None:
@@ -250,6 +276,8 @@ def test_fsdp_shards_and_reaches_the_weights_of_ddp(tmp_path, two_rank_run) -> N
     assert result.returncode == 0, result.stderr
     record = json.loads((out / "run.json").read_text())
     assert record["distributed"]["strategy"] == "fsdp"
+    assert record["distributed"]["communication_per_step_s"] is None
+    assert "fsdp" in record["distributed"]["reasons"]["communication_per_step_s"]
     assert record["flops"]["train_step_per_sample"] == \
         two_rank_run[1]["flops"]["train_step_per_sample"]
     a, b = load_file(out / "model.safetensors"), load_file(two_rank_run[0] / "model.safetensors")
@@ -270,17 +298,18 @@ def test_torchrun_itself_starts_the_job(tmp_path) -> None:
                             cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr
     job = json.loads((out / "run.json").read_text())["distributed"]
-    assert job["world_size"] == 2 and job["communication_s"] is None
-    assert "overlaps" in job["reasons"]["communication_s"]
+    assert job["world_size"] == 2 and (job["nnodes"], job["nproc_per_node"]) == (1, 2)
+    assert job["communication_per_step_s"] > 0
 
 
 def test_fsdp_shards_a_transformer_with_tied_weights(tmp_path) -> None:
     """GPT: its blocks are sharded one by one; the tied embedding and head stay one tensor
-    with the root, and the saved weights load back into a plain model."""
+    with the root, and the saved weights load back into a plain model. The evaluation
+    shards are of unequal batch counts."""
     config = tmp_path / "gpt.yaml"
     config.write_text("name: g\nmodel: {name: gpt, size: tiny}\n"
                       "data: {name: corpus, vocab_size: 32, order: 2, context: 32, size: 512, "
-                      "test_size: 64}\ntrain: {max_steps: 4, batch_size: 4, warmup_steps: 1, "
+                      "test_size: 65}\ntrain: {max_steps: 4, batch_size: 4, warmup_steps: 1, "
                       "log_every: 2, optimizer: {name: adamw, lr: 0.003}}\ndevice: cpu\n"
                       "distributed: {strategy: fsdp}\n")
     out = tmp_path / "run"
@@ -288,6 +317,10 @@ def test_fsdp_shards_a_transformer_with_tied_weights(tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     weights = load_file(out / "model.safetensors")
     assert (weights["wte.weight"] == weights["lm_head.weight"]).all()
+    # 65 test windows: rank 0 evaluates 33 (9 batches), rank 1 32 (8) and one forward more,
+    # which every FSDP forward needs from every rank; the job's evaluation covers all 65.
+    evaluation = json.loads((out / "run.json").read_text())["eval"]
+    assert evaluation["samples"] == 65 and evaluation["loss"] > 0
     # Refused where a rank's own decision would desynchronise the ranks.
     refused = _bigbench("train", config, "--nproc-per-node", 2, "--set",
                         "train.on_nan=skip_step", "--out", tmp_path / "never")
@@ -296,3 +329,30 @@ def test_fsdp_shards_a_transformer_with_tied_weights(tmp_path) -> None:
         "error: train.on_nan: skip_step is not supported with several ranks: a rank skipping "
         "its update would skip the gradient all-reduce the others wait in; use on_nan: stop"]
     assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize("fault_rank", [0, 1])
+def test_a_rank_that_raises_alone_ends_the_job_with_its_error(fault_rank, tmp_path) -> None:
+    """One rank's step raises: that rank issues no further collective (the others are not at
+    the same point), writes what it can and exits; the others fail in their next collective.
+    The job ends well inside distributed.timeout_s, and run.json says what happened."""
+    config = tmp_path / "cnn.yaml"
+    config.write_text(CNN.replace("BATCH", "8").replace("max_steps: 6", "max_steps: 40")
+                      + "distributed: {timeout_s: 120}\n")
+    out = tmp_path / "run"
+    env = {**os.environ, "BIGBENCH_FAULT_RANK": str(fault_rank), "BIGBENCH_FAULT_STEP": "4"}
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node",
+                             "2", str(ROOT / "tests" / "rank_fault.py"), "train", str(config),
+                             "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=240, env=env)
+    assert result.returncode != 0
+    assert time.monotonic() - started < 100  # not the 120 s collective timeout
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "failed" and record["stop_reason"] == "error"
+    if fault_rank == 0:
+        assert "injected fault at step 4" in record["error"]["message"]
+        assert "ended on its own" in record["distributed_error"]["error"]
+    else:  # rank 0 learns of it from its next collective
+        assert "injected fault at step 4" in result.stderr
+    assert "distributed" not in record

@@ -27,7 +27,8 @@ class FakeClock:
 
 
 def _engine(clock: FakeClock, total: int, warmup: int, log_every: int = 10,
-            step_s: float = 0.05, losses=None, should_stop=lambda: False):
+            step_s: float = 0.05, losses=None, should_stop=lambda: False,
+            sum_over_ranks=None):
     meter = Meter(CPU, null_monitor("test"), clock=clock)
     timer = StepTimer(CPU, clock=clock)
     calls = []
@@ -40,7 +41,8 @@ def _engine(clock: FakeClock, total: int, warmup: int, log_every: int = 10,
         return torch.tensor(value)
 
     engine = StepEngine(step, meter, timer, phases=train_phases(total, warmup),
-                        log_every=log_every, on_log=logs.append, should_stop=should_stop)
+                        log_every=log_every, on_log=logs.append, should_stop=should_stop,
+                        sum_over_ranks=sum_over_ranks)
     return engine, meter, timer, calls, logs
 
 
@@ -100,6 +102,25 @@ def test_non_finite_loss_stops_with_the_last_finite_loss() -> None:
     assert engine.state.stop_reason == "non_finite_loss"
     assert len(calls) == 10 and engine.state.last_finite_loss == 1.0
     assert "step 10" in engine.state.stop_detail
+
+
+def test_with_several_ranks_the_logged_loss_and_a_nan_stop_are_the_jobs() -> None:
+    """The interval's (loss sum, steps) is summed over the ranks: the logged loss is the
+    job's mean, and a NaN on another rank stops this one at the same log interval."""
+    clock = FakeClock()
+    other_rank = iter([torch.tensor([5 * 3.0, 5.0]), torch.tensor([math.nan, 5.0])])
+    seen = []
+
+    def sum_over_ranks(packed: torch.Tensor) -> torch.Tensor:
+        seen.append(packed.clone())
+        return packed + next(other_rank)
+
+    engine, _, _, calls, logs = _engine(clock, total=20, warmup=0, log_every=5,
+                                        sum_over_ranks=sum_over_ranks)
+    engine.run(_batches(20), epoch=0)
+    assert seen[0].tolist() == [5.0, 5.0]  # this rank's sum of five losses of 1, five steps
+    assert logs[0].loss == pytest.approx((5 + 15) / 10)
+    assert engine.state.stop_reason == "non_finite_loss" and len(calls) == 10
 
 
 def test_stop_request_ends_after_the_current_step() -> None:

@@ -141,8 +141,7 @@ def test_gpt_learns_the_corpus_down_to_its_entropy_floor(cli, write_config, tmp_
         untrained = build_model(cfg.model, data.info).module.eval()(x)
         a, b = models[0](x), models[1](x)
     assert torch.equal(a, b) and not torch.allclose(a, untrained)
-    metrics = LANGUAGE_MODELING.evaluate(models[0], sequential_batches(data.test, 64),
-                                         len(data.test), None)
+    metrics = LANGUAGE_MODELING.evaluate(models[0], sequential_batches(data.test, 64), None)
     assert metrics["loss"] == pytest.approx(ev["loss"], rel=1e-5)
     assert metrics["accuracy"] == pytest.approx(ev["accuracy"], abs=1 / (200 * WINDOW))
 

@@ -107,7 +107,7 @@ def script(monkeypatch: pytest.MonkeyPatch, rig: Rig, values: Iterable[float],
     """Evaluations return ``values`` of ``metric`` in turn, each taking EVAL_S."""
     remaining = iter(values)
 
-    def evaluate(workload, split, batch_size):  # noqa: ANN001, ANN202
+    def evaluate(workload, split, batch_size, collectives=None):  # noqa: ANN001, ANN202
         rig.advance(EVAL_S)
         return {"accuracy": 0.1, "loss": 2.0, metric: next(remaining)}
 

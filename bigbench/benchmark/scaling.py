@@ -12,12 +12,14 @@ step times, and J/sample with every device counted once. From them:
 
 bench.json's ``scaling`` section is rewritten after every size, so an interrupted run keeps the
 sizes measured so far. A first Ctrl-C or SIGTERM is passed on to the running job (its ranks
-stop after the same step and write an ``interrupted`` run.json); a second one ends the job at
-once. Choices that do not fit one training job per size are refused before anything runs.
+stop after the same step and write an ``interrupted`` run.json); a second one ends the job and
+every process it started within seconds. Choices that do not fit one training job per size are
+refused before anything runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -50,7 +52,7 @@ NOT_FOR_SCALING = ("model_from", "find_max_batch", "power_limits", "sm_clocks", 
 
 #: Table headers (console and Markdown).
 HEADERS = ["ranks", "global batch", "samples/s", "speed-up", "efficiency", "J/sample",
-           "step p50", "status"]
+           "step p50", "all-reduce", "status"]
 
 _NO_BASELINE = "no 1-rank job among the world sizes: add 1 to them"
 
@@ -286,14 +288,19 @@ def job_figures(record: Mapping[str, Any]) -> dict[str, Any]:
     the single process's ``throughput`` and ``energy``.
 
     Keys: ``samples``, ``time_s``, ``samples_per_s``, ``step_time_s``, ``global_batch_size``
-    (None when run.json does not say), ``energy`` (the energy section), ``reasons``.
+    (None when run.json does not say), ``communication_share``, ``energy`` (the energy
+    section), ``reasons``.
     """
     job = record.get("distributed")
     if job:
+        reasons = dict(job.get("reasons") or {})
+        if job.get("communication_share") is None:
+            reasons.setdefault("communication_share", "not recorded in the job's run.json")
         return {"samples": job.get("samples"), "time_s": job.get("time_s"),
                 "samples_per_s": job.get("samples_per_s"), "step_time_s": job.get("step_time_s"),
                 "global_batch_size": job.get("global_batch_size"),
-                "energy": job.get("energy") or {}, "reasons": dict(job.get("reasons") or {})}
+                "communication_share": job.get("communication_share"),
+                "energy": job.get("energy") or {}, "reasons": reasons}
     throughput = record.get("throughput") or {}
     return {"samples": throughput.get("measured_samples"),
             "time_s": throughput.get("measured_time_s"),
@@ -301,13 +308,15 @@ def job_figures(record: Mapping[str, Any]) -> dict[str, Any]:
             "step_time_s": throughput.get("step_time_s"),
             "global_batch_size": ((record.get("config") or {}).get("train") or {})
             .get("batch_size"),
+            "communication_share": None,
             "energy": record.get("energy") or {},
-            "reasons": {k: v for k, v in (throughput.get("reasons") or {}).items()
-                        if k == "samples_per_s"}}
+            "reasons": {**{k: v for k, v in (throughput.get("reasons") or {}).items()
+                           if k == "samples_per_s"},
+                        "communication_share": "one rank: no gradient all-reduce"}}
 
 
-_FIGURES = ("samples", "time_s", "samples_per_s", "step_time_s", "energy_status",
-            "j_per_sample", "j_per_sample_uncertainty", "energy_quality")
+_FIGURES = ("samples", "time_s", "samples_per_s", "step_time_s", "communication_share",
+            "energy_status", "j_per_sample", "j_per_sample_uncertainty", "energy_quality")
 _ENERGY_MARKS = ("low", "invalid")
 
 
@@ -338,6 +347,7 @@ def size_entry(world_size: int, batch_size: int, record: Mapping[str, Any] | Non
     energy = figures["energy"]
     entry.update(samples=figures["samples"], time_s=figures["time_s"],
                  samples_per_s=figures["samples_per_s"], step_time_s=figures["step_time_s"],
+                 communication_share=figures["communication_share"],
                  energy_status=energy.get("status"), j_per_sample=energy.get("j_per_sample"),
                  j_per_sample_uncertainty=energy.get("j_per_sample_uncertainty"),
                  energy_quality=energy.get("quality"),
@@ -446,12 +456,57 @@ def _outcome(record: dict[str, Any] | None, returncode: int, stopped: bool, log:
     return "failed", (text or _last_line(log) or f"exit code {returncode}")[:500]
 
 
-def _kill(child: subprocess.Popen[bytes]) -> None:
-    """End the job and every process it started (its own process group) at once."""
+def _alive(procs: list[Any], timeout_s: float) -> list[Any]:
+    """Those of ``procs`` (psutil processes) still running after up to ``timeout_s``. A zombie
+    counts as ended: an orphan waits for init to reap it, and in a container that may never
+    happen."""
+    import psutil
+
+    def running(proc: Any) -> bool:
+        try:
+            return proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    deadline = time.monotonic() + timeout_s
+    procs = [p for p in procs if running(p)]
+    while procs and time.monotonic() < deadline:
+        time.sleep(0.05)
+        procs = [p for p in procs if running(p)]
+    return procs
+
+
+def _kill(child: subprocess.Popen[bytes], grace_s: float = 3.0) -> None:
+    """End the job and every process it started: SIGTERM to all, SIGKILL to what is left
+    after ``grace_s``.
+
+    torchelastic's workers start sessions of their own, so the job's process group does not
+    hold them: the whole process tree is collected, before anything is signalled (a worker
+    whose parent died first is out of the tree's reach).
+    """
+    import psutil
+
     try:
+        tree = psutil.Process(child.pid).children(recursive=True)
+    except psutil.Error:
+        tree = []
+    child.terminate()
+    for proc in tree:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    deadline = time.monotonic() + grace_s
+    alive = _alive(tree, grace_s)
+    try:
+        child.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        child.kill()
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    _alive(alive, grace_s)
+    # Last, whatever is still in the job's own process group (started after the snapshot).
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     child.wait()
 
 
@@ -462,7 +517,7 @@ def run_size(session: ScalingSession, world_size: int,
 
     The job runs in its own process group: a stop (``should_stop()``) is passed to it as one
     SIGINT (its ranks stop after the same step); a KeyboardInterrupt here (a second signal)
-    kills the group and is raised again.
+    ends its whole process tree (:func:`_kill`) and is raised again.
     """
     folder = session.out_dir / "scaling"
     run_dir, log = folder / f"n{world_size}", folder / f"n{world_size}.log"
@@ -593,6 +648,8 @@ def rows(scaling: Scaling | Mapping[str, Any]) -> list[list[str]]:
             "n/a" if s.speedup is None else f"{s.speedup:.2f}×",
             "n/a" if s.efficiency is None else f"{s.efficiency:.0%}",
             energy, "n/a" if p50 is None else f"{p50 * 1000:.2f} ms",
+            "—" if s.world_size == 1 else "n/a" if s.communication_share is None
+            else f"{s.communication_share:.0%}",
             s.status + (" *" if s.shares_cores else "")])
     return out
 
@@ -610,6 +667,9 @@ def footnotes(scaling: Scaling | Mapping[str, Any]) -> list[str]:
             notes[f"J/sample n/a: {s.reasons.get('j_per_sample', 'not measured')}"] = None
         elif s.status == "ok" and s.energy_status == "partial":
             notes[f"J/sample (partial) leaves out {s.energy_reason or 'some meters'}"] = None
+        if s.status == "ok" and s.world_size > 1 and s.communication_share is None:
+            notes["all-reduce n/a: " + s.reasons.get("communication_share", "not measured")] = \
+                None
         if s.status == "ok" and s.speedup is None and \
                 s.reasons.get("speedup") != _NO_BASELINE:
             notes[f"speed-up n/a: {s.reasons.get('speedup', 'not measured')}"] = None
@@ -618,6 +678,9 @@ def footnotes(scaling: Scaling | Mapping[str, Any]) -> list[str]:
                   + (f": {s.error}" if s.error else f" (see {s.run_dir})")] = None
     notes["efficiency = samples/s ÷ (ranks × samples/s of 1 rank); samples/s = all ranks' "
           "samples ÷ the slowest rank's measured window"] = None
+    if any(s.world_size > 1 and s.communication_share is not None for s in typed.sizes):
+        notes["all-reduce: share of the step time with a gradient all-reduce in flight (it "
+              "overlaps the backward pass)"] = None
     return list(notes)
 
 

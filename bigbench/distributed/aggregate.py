@@ -45,6 +45,11 @@ class RankSummary:
             run.json's ``energy.devices`` (``key``, ``kind``, ``name``, ``energy_j`` in J,
             ``uncertainty_j`` in J, ``method``, ``measured``, ``quality``, ``reason`` …).
         reasons: Why a null figure of this rank is null (e.g. ``peak_memory_bytes``).
+        communication_per_step_s: Mean time per measured step with a gradient all-reduce in
+            flight, s (:mod:`bigbench.distributed.communication`); None: not measured.
+        communication_share: That time over the steps' duration (0-1; it overlaps compute).
+        communication_steps: The measured steps those figures cover: this process's (a resumed
+            run's earlier processes are not timed again); None: not measured.
     """
 
     rank: int
@@ -59,22 +64,66 @@ class RankSummary:
     peak_memory_bytes: int | None
     energy_devices: list[dict[str, Any]]
     reasons: dict[str, str] = field(default_factory=dict)
+    communication_per_step_s: float | None = None
+    communication_share: float | None = None
+    communication_steps: int | None = None
 
 
 def rank_summary(place: Rank, *, host: str, device: str, samples: int, steps: int,
                  time_s: float, durations_s: list[float], peak_memory_bytes: int | None,
                  energy_devices: list[dict[str, Any]],
-                 reasons: dict[str, str] | None = None) -> RankSummary:
+                 reasons: dict[str, str] | None = None,
+                 communication_s: list[float] | None = None) -> RankSummary:
     """This rank's :class:`RankSummary`, its step-time percentiles computed from
     ``durations_s`` (s) and its energy entries copied (the summary must not change when the
-    monitor's own dictionaries do)."""
+    monitor's own dictionaries do).
+
+    Args:
+        communication_s: Each measured step's time with a gradient all-reduce in flight, s,
+            for this process's last ``len(communication_s)`` steps of ``durations_s`` (a
+            resumed run times its own steps only); None: not measured (the reason is in
+            ``reasons["communication_per_step_s"]``).
+    """
     durations = [float(d) for d in durations_s]
+    reasons = dict(reasons or {})
+    per_step, share = communication_figures(communication_s, durations, reasons)
     return RankSummary(rank=place.rank, local_rank=place.local_rank, host=host, device=device,
                        samples=int(samples), steps=int(steps), time_s=float(time_s),
                        step_time_s=summarize_durations(durations), durations_s=durations,
                        peak_memory_bytes=peak_memory_bytes,
-                       energy_devices=copy.deepcopy(energy_devices),
-                       reasons=dict(reasons or {}))
+                       energy_devices=copy.deepcopy(energy_devices), reasons=reasons,
+                       communication_per_step_s=per_step, communication_share=share,
+                       communication_steps=len(communication_s)
+                       if per_step is not None and communication_s else None)
+
+
+def communication_figures(communication_s: list[float | None] | None,
+                          durations_s: list[float], reasons: dict[str, str]
+                          ) -> tuple[float | None, float | None]:
+    """(mean s per step, share of the steps' time) of the gradient communication; None with
+    the reason added to ``reasons`` where there is nothing to compute them from (a step
+    timed as None: its buckets never reached the communication hook)."""
+    if communication_s is None:
+        reasons.setdefault("communication_per_step_s", "not measured")
+    elif not communication_s:
+        reasons["communication_per_step_s"] = "no measured step was timed in this process"
+    elif None in communication_s:
+        reasons["communication_per_step_s"] = (
+            f"{communication_s.count(None)} of {len(communication_s)} measured steps never "
+            "called DDP's communication hook (a compiled or Python reducer), so it was not "
+            "timed")
+        communication_s = []
+    if communication_s is None or not communication_s:
+        reasons["communication_share"] = reasons["communication_per_step_s"]
+        return None, None
+    timed = [float(c) for c in communication_s if c is not None]
+    steps = durations_s[-len(timed):]
+    per_step = math.fsum(timed) / len(timed)
+    total = math.fsum(steps)
+    if total <= 0 or len(steps) != len(timed):
+        reasons["communication_share"] = "the steps' durations do not match the timed steps"
+        return per_step, None
+    return per_step, math.fsum(timed) / total
 
 
 def device_identity(host: str, entry: dict[str, Any]) -> tuple[str, str]:
@@ -216,7 +265,24 @@ def _rank_entry(summary: RankSummary, devices: list[dict[str, Any]],
             "peak_memory_bytes": summary.peak_memory_bytes,
             "energy_j": energy, "energy_uncertainty_j": bound,
             "energy_devices": [device_identity(d["host"], d)[1] for d in devices],
+            "communication_per_step_s": summary.communication_per_step_s,
+            "communication_share": summary.communication_share,
+            "communication_steps": summary.communication_steps,
             "reasons": reasons}
+
+
+def _every_rank(summaries: list[RankSummary], figure: str, reasons: dict[str, str]
+                ) -> list[float]:
+    """Every rank's value of ``figure``; empty (with the reason) when any rank lacks it, so a
+    mean over the ranks never silently leaves some out."""
+    missing = [s for s in summaries if getattr(s, figure) is None]
+    if not missing:
+        return [getattr(s, figure) for s in summaries]
+    first = missing[0]
+    reasons[figure] = (f"rank {first.rank}: {first.reasons.get(figure, 'not measured')}"
+                       if len(missing) < len(summaries) else
+                       first.reasons.get(figure, "no rank measured it"))
+    return []
 
 
 def combine(summaries: list[RankSummary]) -> dict[str, Any]:
@@ -225,7 +291,9 @@ def combine(summaries: list[RankSummary]) -> dict[str, Any]:
     Keys: ``world_size``; ``hosts`` (``host``, ``ranks``: how many, ``rank_ids``);
     ``samples`` (all ranks); ``time_s`` (the slowest rank's measured window, s);
     ``slowest_rank``; ``samples_per_s`` (samples / time_s); ``step_time_s`` (percentiles of
-    all ranks' pooled step durations, s); ``energy`` (``status``, ``reason``, ``total_j``,
+    all ranks' pooled step durations, s); ``communication_per_step_s`` and
+    ``communication_share`` (the ranks' means: time per step with a gradient all-reduce in
+    flight, s, and its share of the step time); ``energy`` (``status``, ``reason``, ``total_j``,
     ``uncertainty_j``, ``j_per_sample``, ``j_per_sample_uncertainty``, ``samples_per_j``,
     ``avg_power_w``, ``quality``, ``devices`` — each entry with its ``host`` and the ``rank``
     it was taken from — ``dropped_duplicates``, ``reasons``); ``ranks`` (one row per rank,
@@ -256,10 +324,14 @@ def combine(summaries: list[RankSummary]) -> dict[str, Any]:
         elsewhere = [d["key"] for d in energy["dropped_duplicates"]
                      if d["rank"] == summary.rank]
         rows.append(_rank_entry(summary, by_rank.get(summary.rank, []), elsewhere))
+    per_step = _every_rank(ordered, "communication_per_step_s", reasons)
+    shares = _every_rank(ordered, "communication_share", reasons)
     out: dict[str, Any] = {
         "world_size": len(ordered), "hosts": hosts, "samples": samples, "time_s": time_s,
         "slowest_rank": slowest.rank, "samples_per_s": rate,
         "step_time_s": summarize_durations([d for s in ordered for d in s.durations_s]),
+        "communication_per_step_s": math.fsum(per_step) / len(per_step) if per_step else None,
+        "communication_share": math.fsum(shares) / len(shares) if shares else None,
         "energy": energy, "ranks": rows,
     }
     if reasons:

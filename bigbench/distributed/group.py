@@ -56,9 +56,64 @@ def process_group(rank: Rank, backend: str, timeout_s: float,
                             timeout=datetime.timedelta(seconds=timeout_s),
                             device_id=device if device.type == "cuda" else None)
     try:
+        cpu_group()  # now, so a gloo problem under nccl shows before training, not at step 1
         yield
     finally:
+        forget_cpu_group()
         dist.destroy_process_group()
+
+
+class Collectives:
+    """The few collectives the training loop itself issues, on the job's process group.
+
+    Every rank calls each method at the same point of its loop (the engine's log interval,
+    an evaluation), which is what makes the ranks' decisions common ones: the loss that
+    decides a NaN stop and the metrics that decide a target are the job's, not one rank's.
+
+    Args:
+        rank: This process's place in the job.
+    """
+
+    def __init__(self, rank: Rank) -> None:
+        self.rank = rank
+
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` summed over the ranks, in place (on the backend's device); returned."""
+        import torch.distributed as dist
+
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+
+    def gather(self, value: Any) -> list[Any] | None:
+        """Every rank's ``value`` on rank 0, in rank order (None on the other ranks)."""
+        return gather_to_rank0(value, self.rank)
+
+
+_CPU_GROUP: Any = None
+
+
+def cpu_group() -> Any:
+    """A gloo group of every rank, for small host-side agreements (stop flags).
+
+    On gloo that is the job's group itself. Under nccl a flag on the GPU would make each
+    per-step poll a device synchronisation (``.item()`` waits for the stream), so flags go
+    over a gloo group on the CPU instead, created once, by every rank as it joins the job
+    (:func:`process_group`): an nccl job needs gloo's TCP connections between its hosts too.
+    """
+    global _CPU_GROUP
+    import torch.distributed as dist
+
+    if dist.get_backend() == "gloo":
+        return None  # the default group
+    if _CPU_GROUP is None:
+        _CPU_GROUP = dist.new_group(backend="gloo")
+    return _CPU_GROUP
+
+
+def forget_cpu_group() -> None:
+    """Drop the gloo group (the process group it belongs to is being destroyed)."""
+    global _CPU_GROUP
+    _CPU_GROUP = None
 
 
 class AgreedStop:
@@ -67,16 +122,15 @@ class AgreedStop:
     Each poll starts an all-reduce (MAX) of this rank's own stop flag and returns the result
     of the previous poll's, which has long arrived: no rank waits for it, and because every
     rank polls once per step (the engine does), every rank sees a stop at the same step — one
-    step after the first rank asked.
+    step after the first rank asked. The flag is a CPU tensor on a gloo group
+    (:func:`cpu_group`), so polling never synchronises a GPU.
 
     Args:
         local: This process's stop request (its signal handlers).
-        device: Where the flag lives (the backend's device: CUDA for nccl, CPU for gloo).
     """
 
-    def __init__(self, local: Any, device: torch.device) -> None:
+    def __init__(self, local: Any) -> None:
         self.local = local
-        self._device = device
         self._pending: tuple[Any, torch.Tensor] | None = None
         self._agreed = False
 
@@ -91,8 +145,9 @@ class AgreedStop:
             work, flag = self._pending
             work.wait()
             self._agreed = bool(flag.item())
-        flag = torch.tensor([1 if self.local.requested else 0], device=self._device)
-        self._pending = (dist.all_reduce(flag, op=dist.ReduceOp.MAX, async_op=True), flag)
+        flag = torch.tensor([1 if self.local.requested else 0], dtype=torch.int64)
+        self._pending = (dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=cpu_group(),
+                                         async_op=True), flag)
         return self._agreed
 
     @property

@@ -11,12 +11,20 @@ from __future__ import annotations
 import time
 from array import array
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import torch
 
 Clock = Callable[[], float]
+
+
+class StepMarks(Protocol):
+    """Something timed per step alongside the steps themselves (see ``follower``)."""
+
+    def start(self) -> None: ...
+    def step_done(self) -> None: ...
+    def flush(self) -> None: ...
 
 
 class StepTimer:
@@ -25,9 +33,13 @@ class StepTimer:
     Args:
         device: The device the steps run on.
         clock: Host clock in seconds (injectable for tests).
+        follower: Told of every start, step end and flush too, so it times the same steps
+            (e.g. the gradient communication inside them).
     """
 
-    def __init__(self, device: torch.device, clock: Clock = time.perf_counter) -> None:
+    def __init__(self, device: torch.device, clock: Clock = time.perf_counter,
+                 follower: StepMarks | None = None) -> None:
+        self._follower = follower
         self._cuda = device.type == "cuda"
         self._clock = clock
         self._durations = array("d")
@@ -37,10 +49,14 @@ class StepTimer:
     def start(self) -> None:
         """Mark the start of a contiguous run of steps (call right after a device sync)."""
         self.flush()
+        if self._follower is not None:
+            self._follower.start()
         self._last = self._event() if self._cuda else self._clock()
 
     def step_done(self) -> None:
         """Mark the end of one step."""
+        if self._follower is not None:
+            self._follower.step_done()
         if self._cuda:
             self._pending.append(self._event())
         else:
@@ -50,6 +66,8 @@ class StepTimer:
 
     def flush(self) -> None:
         """Convert recorded CUDA events to durations. Call only after the device was synced."""
+        if self._follower is not None:
+            self._follower.flush()
         if not self._pending:
             return
         previous = self._last

@@ -69,8 +69,7 @@ def evaluate(variant: Variant, test: Split, batch_size: int, info: DataInfo
     """
     module = runnable(variant).module
     module.eval()
-    metrics = task_for(info).evaluate(module, sequential_batches(test, batch_size), len(test),
-                                      None)
+    metrics = task_for(info).evaluate(module, sequential_batches(test, batch_size), None)
     reasons = {k: f"the metric is {v} (the model's outputs are not finite or overflow)"
                for k, v in metrics.items() if not math.isfinite(v)}
     return {k: (None if k in reasons else v) for k, v in metrics.items()}, reasons

@@ -266,6 +266,9 @@ class ScalingSize(Section):
                                      "(1 = perfect scaling).")
     step_time_s: StepTimes | None = field("Percentiles of all ranks' measured step durations "
                                           "pooled, s (null: not measured).")
+    communication_share: float | None = field(
+        "The ranks' mean share of the step time with a gradient all-reduce in flight, 0-1 "
+        "(ddp; null with the reason: one rank, fsdp, or not measured).", None)
     energy_status: EnergyStatus | None = field("The job's energy status: measured, partial or "
                                                "unavailable (null: not measured).")
     j_per_sample: float | None = field("The job's energy over all samples (every device "

@@ -418,6 +418,13 @@ class DistributedRank(Section):
                                    "shared device counts under one rank only).")
     energy_uncertainty_j: float | None = field("Half-width of energy_j's bound, J.")
     energy_devices: list[str] = field("Keys of the devices counted under this rank.")
+    communication_per_step_s: float | None = field(
+        "Mean time per measured step with a gradient all-reduce in flight, s.", None)
+    communication_share: float | None = field(
+        "communication time over the measured steps' time (0-1).", None)
+    communication_steps: int | None = field(
+        "Measured steps the communication figures cover: this process's (after --resume, "
+        "the earlier processes' steps are not timed again).", None)
 
 
 class Distributed(Section):
@@ -440,16 +447,20 @@ class Distributed(Section):
     global_batch_size: int | None = field("Samples per optimizer step over all ranks.", None)
     missing_ranks: list[int] = field("Ranks whose figures could not be built (their own "
                                      "record failed).", default_factory=list)
-    communication_s: float | None = field(
-        "Time in gradient communication, s; null with the reason where it cannot be separated "
-        "from compute.", None)
+    communication_per_step_s: float | None = field(
+        "Mean over the ranks of the time per measured step with a gradient all-reduce in "
+        "flight, s (ddp; it overlaps the backward pass and includes waiting for the slowest "
+        "rank); null with the reason under fsdp.", None)
+    communication_share: float | None = field(
+        "Mean over the ranks of that time over their step time (0-1).", None)
 
 
 class DistributedError(Part):
     """Why a distributed run has no job figures (a rank failed or left the job)."""
 
     world_size: int = field("Ranks in the job.")
-    error: str = field("The error the gather of the ranks' figures met.")
+    error: str = field("The error the gather of the ranks' figures met, or why this rank did "
+                       "not gather them (its loop ended on its own).")
 
 
 class RunRecord(Part):

@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from bigbench import devices
 from bigbench.data import build_data
 from bigbench.data.info import DataInfo
 from bigbench.data.tensors import Batcher, Dataset
+from bigbench.distributed.communication import GradientCommTimer, time_gradient_communication
 from bigbench.distributed.strategy import wrap
 from bigbench.errors import ConfigError
 from bigbench.models import BuiltModel, build_model
@@ -53,6 +55,8 @@ class Workload:
         batcher: This rank's shard of shuffled training batches (None without data).
         total_steps: Planned optimizer steps; planned_epochs: epochs they span.
         performance: Runtime settings in force, for run.json's ``performance`` section.
+        communication: Times the gradient all-reduce of each measured step (DDP with several
+            ranks; None otherwise).
     """
 
     device: torch.device
@@ -73,6 +77,7 @@ class Workload:
     total_steps: int = 0
     planned_epochs: int = 0
     performance: dict[str, Any] = field(default_factory=dict)
+    communication: GradientCommTimer | None = None
 
     @property
     def model(self) -> nn.Module:
@@ -175,6 +180,8 @@ def build_workload(config: ExperimentConfig, rank: Rank = SINGLE) -> Workload:
     channels_last = _channels_last_for(config, built, rank)
     _place(built.module, device, channels_last)
     runnable = wrap(built.module, device, rank, config.distributed.strategy)
+    communication = time_gradient_communication(runnable, device) \
+        if isinstance(runnable, DistributedDataParallel) else None
     precision = Precision(train.precision)
     optimizer = build_optimizer(train.optimizer, built.module.parameters())
     workload = Workload(
@@ -184,7 +191,8 @@ def build_workload(config: ExperimentConfig, rank: Rank = SINGLE) -> Workload:
         optimizer=optimizer, schedule=build_schedule(train.schedule, optimizer, total_steps),
         scaler=precision.grad_scaler(device), grad_clip=train.grad_clip,
         skip_non_finite=train.on_nan == "skip_step", data=dataset, batcher=batcher,
-        total_steps=total_steps, planned_epochs=planned_epochs, performance=performance)
+        total_steps=total_steps, planned_epochs=planned_epochs, performance=performance,
+        communication=communication)
     performance.update(channels_last=channels_last, precision=precision.name,
                        grad_scaler=workload.scaler is not None, compile=train.compile,
                        optimizer_foreach=optimizer.defaults.get("foreach"))
@@ -207,20 +215,29 @@ def check_distributed(config: ExperimentConfig, rank: Rank) -> None:
 
 
 def rank_device(device: torch.device, rank: Rank) -> torch.device:
-    """The device of this rank: on CUDA the GPU of its local rank (``cuda:LOCAL_RANK``).
+    """The device of this rank: on CUDA the GPU of its local rank (``cuda:LOCAL_RANK``); a task
+    of an ``srun`` step that sees a single GPU (``--gpus-per-task 1``) takes that one.
 
     Raises:
         DeviceError: fewer GPUs on this node than ranks.
     """
     if rank.world_size == 1 or device.type != "cuda":
         return device
+    from bigbench.distributed.env import rank_from_env
     from bigbench.errors import DeviceError
 
     count = torch.cuda.device_count()
-    if rank.local_rank >= count:
+    local = rank.local_rank
+    if count == 1 and rank_from_env()[1] == "slurm":
+        # srun --gpus-per-task 1 (or a CUDA_VISIBLE_DEVICES set per task) shows each task only
+        # its own GPU, as cuda:0, whatever its local rank. Any other count is read as the
+        # node's GPUs, all visible to every task (as torchrun's workers see them): there a
+        # local rank beyond them is a shortage, refused below, since two ranks would share one.
+        local = 0
+    if local >= count:
         raise DeviceError(f"rank {rank.rank} needs cuda:{rank.local_rank} but this node has "
                           f"{count} GPU(s); lower --nproc-per-node to {count} or fewer")
-    return torch.device("cuda", rank.local_rank)
+    return torch.device("cuda", local)
 
 
 def workload_from_module(built: BuiltModel, info: DataInfo, device: torch.device, *,

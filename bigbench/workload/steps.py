@@ -19,8 +19,10 @@ from torch import nn
 
 from bigbench.data.tensors import Split, sequential_batches
 from bigbench.devices import synchronize
+from bigbench.distributed.strategy import is_sharded
 
 if TYPE_CHECKING:
+    from bigbench.distributed.group import Collectives
     from bigbench.workload.build import Workload
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -257,14 +259,45 @@ def _meta_twin(workload: Workload, samples: int) -> tuple[Workload, Batch]:
     return twin, (inputs, targets)
 
 
-def evaluate(workload: Workload, split: Split, batch_size: int) -> dict[str, float]:
-    """The task's metrics on ``split`` (model in eval mode for the pass, then back to train)."""
-    workload.model.eval()
+def evaluate(workload: Workload, split: Split, batch_size: int,
+             collectives: Collectives | None = None) -> dict[str, float]:
+    """The task's metrics on ``split`` (model in eval mode for the pass, then back to train).
+
+    In a distributed job (``collectives``) each rank evaluates its own contiguous 1/N of the
+    split and the sums are added over the ranks: every rank gets the job's metrics (so the
+    ranks take a target decision together) for a 1/N share of the work.
+    """
+    model, task, amp = workload.model, workload.task, workload.precision.autocast_dtype
+    model.eval()
     try:
-        return workload.task.evaluate(workload.model, sequential_batches(split, batch_size),
-                                      len(split), workload.precision.autocast_dtype)
+        if collectives is None or collectives.rank.world_size == 1:
+            return task.evaluate(model, sequential_batches(split, batch_size), amp)
+        place = collectives.rank
+        own = eval_shard(len(split), place.rank, place.world_size)
+        shard = Split(split.x[own], split.y[own])
+        sums = task.evaluation_sums(model, sequential_batches(shard, batch_size), amp)
+        if is_sharded(model):
+            # Each FSDP forward gathers the weights with every rank: all ranks must run as
+            # many forwards, so a rank whose shard has one batch fewer runs one more and
+            # discards it.
+            largest = eval_shard(len(split), 0, place.world_size).stop
+            for _ in range(_batches(largest, batch_size) - _batches(len(shard), batch_size)):
+                task.evaluation_sums(model, [(split.x[:1], split.y[:1])], amp)
+        return task.metrics_from_sums(collectives.sum(sums).tolist())
     finally:
-        workload.model.train()
+        model.train()
+
+
+def _batches(samples: int, batch_size: int) -> int:
+    return -(-samples // batch_size)
+
+
+def eval_shard(samples: int, rank: int, world_size: int) -> slice:
+    """Rank ``rank``'s contiguous share of ``samples`` evaluation samples; the shares differ
+    by at most one sample, the first ones being the larger."""
+    base, extra = divmod(samples, world_size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (1 if rank < extra else 0))
 
 
 def eager_step_time(workload: Workload, batch: Batch, steps: int = 5) -> float:

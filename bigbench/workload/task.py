@@ -39,9 +39,17 @@ class Task(Protocol):
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The training loss of one batch (a scalar tensor, not synchronised)."""
 
-    def evaluate(self, model: nn.Module, batches: Iterable[Batch], samples: int,
+    def evaluate(self, model: nn.Module, batches: Iterable[Batch],
                  amp_dtype: torch.dtype | None) -> dict[str, float]:
-        """Every metric over ``batches`` (``samples`` in all), with one host sync at the end."""
+        """Every metric over ``batches``, with one host sync at the end."""
+
+    def evaluation_sums(self, model: nn.Module, batches: Iterable[Batch],
+                        amp_dtype: torch.dtype | None) -> torch.Tensor:
+        """The sums the metrics derive from, as one float64 tensor on the model's device (no
+        host sync): sums of several shards add up to the sums of their union."""
+
+    def metrics_from_sums(self, sums: list[float]) -> dict[str, float]:
+        """Every metric from :meth:`evaluation_sums` (over one or several shards)."""
 
     def synthetic_targets(self, count: int, info: DataInfo, generator: torch.Generator | None,
                           device: torch.device) -> torch.Tensor:
@@ -63,22 +71,32 @@ class Classification:
 
         return functional.cross_entropy(outputs, targets)
 
-    def evaluate(self, model: nn.Module, batches: Iterable[Batch], samples: int,
+    def evaluate(self, model: nn.Module, batches: Iterable[Batch],
                  amp_dtype: torch.dtype | None) -> dict[str, float]:
         """Accuracy and mean cross-entropy; sums stay on the device until the end."""
+        return self.metrics_from_sums(self.evaluation_sums(model, batches, amp_dtype).tolist())
+
+    def evaluation_sums(self, model: nn.Module, batches: Iterable[Batch],
+                        amp_dtype: torch.dtype | None) -> torch.Tensor:
+        """(correct predictions, summed cross-entropy in nats, samples)."""
         import torch
         from torch.nn import functional
 
         device = module_device(model)
-        correct = torch.zeros((), dtype=torch.long, device=device)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        sums = torch.zeros(3, dtype=torch.float64, device=device)
         with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype,
                                                     enabled=amp_dtype is not None):
             for inputs, labels in batches:
                 logits = model(inputs).float()
-                loss_sum += functional.cross_entropy(logits, labels, reduction="sum").double()
-                correct += (logits.argmax(dim=1) == labels).sum()
-        return {"accuracy": correct.item() / samples, "loss": loss_sum.item() / samples}
+                sums[0] += (logits.argmax(dim=1) == labels).sum()
+                sums[1] += functional.cross_entropy(logits, labels, reduction="sum").double()
+                sums[2] += labels.shape[0]
+        return sums
+
+    def metrics_from_sums(self, sums: list[float]) -> dict[str, float]:
+        """Accuracy (fraction) and mean cross-entropy (nats/sample)."""
+        correct, loss_sum, samples = sums
+        return {"accuracy": correct / samples, "loss": loss_sum / samples}
 
     def synthetic_targets(self, count: int, info: DataInfo, generator: torch.Generator | None,
                           device: torch.device) -> torch.Tensor:
@@ -115,29 +133,36 @@ class LanguageModeling:
         return functional.cross_entropy(outputs.reshape(-1, outputs.shape[-1]),
                                         targets.reshape(-1))
 
-    def evaluate(self, model: nn.Module, batches: Iterable[Batch], samples: int,
+    def evaluate(self, model: nn.Module, batches: Iterable[Batch],
                  amp_dtype: torch.dtype | None) -> dict[str, float]:
         """Loss per token, perplexity, bits per token, top-1 accuracy; one sync at the end."""
+        return self.metrics_from_sums(self.evaluation_sums(model, batches, amp_dtype).tolist())
+
+    def evaluation_sums(self, model: nn.Module, batches: Iterable[Batch],
+                        amp_dtype: torch.dtype | None) -> torch.Tensor:
+        """(correct next tokens, summed cross-entropy in nats, tokens)."""
         import torch
         from torch.nn import functional
 
         device = module_device(model)
-        correct = torch.zeros((), dtype=torch.long, device=device)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        tokens = 0
+        sums = torch.zeros(3, dtype=torch.float64, device=device)
         with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype,
                                                     enabled=amp_dtype is not None):
             for inputs, targets in batches:
                 logits = model(inputs).float()
-                flat = logits.reshape(-1, logits.shape[-1])
-                loss_sum += functional.cross_entropy(flat, targets.reshape(-1),
-                                                     reduction="sum").double()
-                correct += (flat.argmax(dim=1) == targets.reshape(-1)).sum()
-                tokens += targets.numel()
-        loss = loss_sum.item() / tokens
+                flat, expected = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+                sums[0] += (flat.argmax(dim=1) == expected).sum()
+                sums[1] += functional.cross_entropy(flat, expected, reduction="sum").double()
+                sums[2] += expected.numel()
+        return sums
+
+    def metrics_from_sums(self, sums: list[float]) -> dict[str, float]:
+        """Loss (nats/token), perplexity, bits per token and top-1 accuracy (fraction)."""
+        correct, loss_sum, tokens = sums
+        loss = loss_sum / tokens
         # exp overflows past 709 nats; a NaN loss stays NaN (and is reported null with why).
         return {"loss": loss, "perplexity": math.inf if loss > 709 else math.exp(loss),
-                "bits_per_token": loss / math.log(2), "accuracy": correct.item() / tokens}
+                "bits_per_token": loss / math.log(2), "accuracy": correct / tokens}
 
     def synthetic_targets(self, count: int, info: DataInfo, generator: torch.Generator | None,
                           device: torch.device) -> torch.Tensor:
