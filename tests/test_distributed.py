@@ -356,3 +356,81 @@ def test_a_rank_that_raises_alone_ends_the_job_with_its_error(fault_rank, tmp_pa
     else:  # rank 0 learns of it from its next collective
         assert "injected fault at step 4" in result.stderr
     assert "distributed" not in record
+
+
+def test_two_nodes_rendezvous_at_node_0(tmp_path, two_rank_run) -> None:
+    """Two launchers, one per "node" (here on one host), meet at node 0's endpoint: one job of
+    2 ranks, one run directory written by rank 0, the same weights as 2 ranks on one node."""
+    config = tmp_path / "cnn.yaml"
+    config.write_text(CNN.replace("BATCH", "8"))
+    port = _free_port()
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "bigbench", "train", str(config), "--nproc-per-node", "1",
+            "--nnodes", "2", "--rdzv-endpoint", f"127.0.0.1:{port}", "--out", str(out)]
+    node1 = subprocess.Popen([*args, "--node-rank", "1"], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        node0 = subprocess.run([*args, "--node-rank", "0"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=240)
+        node1.communicate(timeout=60)
+    finally:
+        if node1.poll() is None:
+            node1.kill()
+    assert node0.returncode == 0 and node1.returncode == 0, node0.stderr
+    job = json.loads((out / "run.json").read_text())["distributed"]
+    assert (job["world_size"], job["nnodes"], job["nproc_per_node"]) == (2, 2, 1)
+    a, b = load_file(out / "model.safetensors"), load_file(two_rank_run[0] / "model.safetensors")
+    for key in b:
+        assert (a[key] - b[key]).abs().max().item() < 1e-6, key
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _slurm_env(task: int, port: int) -> dict[str, str]:
+    """What srun sets for task ``task`` of a 2-task step on one node (torchrun's variables
+    removed, in case the tests run under it), with the rendezvous port."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env.update(SLURM_PROCID=str(task), SLURM_LOCALID=str(task), SLURM_STEP_ID="0",
+               SLURM_STEP_NUM_TASKS="2", SLURM_NTASKS="2", SLURM_STEP_NUM_NODES="1",
+               SLURM_STEP_TASKS_PER_NODE="2", SLURM_LAUNCH_NODE_IPADDR="127.0.0.1",
+               MASTER_PORT=str(port))
+    return env
+
+
+def test_srun_tasks_form_one_job_and_a_batch_script_is_one_process(tmp_path,
+                                                                   two_rank_run) -> None:
+    """Two processes with the variables of an srun step are ranks 0 and 1 of one job; the
+    same variables without a step id (a batch script's) make a single process."""
+    config = tmp_path / "cnn.yaml"
+    config.write_text(CNN.replace("BATCH", "8"))
+    out = tmp_path / "srun"
+    port = _free_port()
+    tasks = [subprocess.Popen([sys.executable, "-m", "bigbench", "train", str(config), "--out",
+                               str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=_slurm_env(task, port))
+             for task in (0, 1)]
+    try:
+        outputs = [task.communicate(timeout=240) for task in tasks]
+    finally:
+        for task in tasks:
+            if task.poll() is None:
+                task.kill()
+    assert [t.returncode for t in tasks] == [0, 0], outputs[0][1]
+    assert outputs[1] == ("", "")  # rank 1 stays quiet
+    job = json.loads((out / "run.json").read_text())["distributed"]
+    assert (job["world_size"], job["nnodes"], job["nproc_per_node"]) == (2, 1, 2)
+    a, b = load_file(out / "model.safetensors"), load_file(two_rank_run[0] / "model.safetensors")
+    for key in b:
+        assert (a[key] - b[key]).abs().max().item() < 1e-6, key
+    batch = _slurm_env(1, port)
+    del batch["SLURM_STEP_ID"]
+    single = subprocess.run([sys.executable, "-m", "bigbench", "train", str(config), "--out",
+                             str(tmp_path / "batch")], cwd=ROOT, capture_output=True, text=True,
+                            timeout=240, env=batch)
+    assert single.returncode == 0, single.stderr
+    assert "distributed" not in json.loads((tmp_path / "batch" / "run.json").read_text())
