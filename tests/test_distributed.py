@@ -434,3 +434,20 @@ def test_srun_tasks_form_one_job_and_a_batch_script_is_one_process(tmp_path,
                             timeout=240, env=batch)
     assert single.returncode == 0, single.stderr
     assert "distributed" not in json.loads((tmp_path / "batch" / "run.json").read_text())
+
+
+def test_fsdp_clips_by_the_global_norm_as_ddp_does(tmp_path) -> None:
+    """train.grad_clip under FSDP: the norm is over the whole model, not a rank's shard, so the
+    clipped steps (every step clips at 0.01) reach DDP's weights."""
+    runs = {}
+    for strategy in ("ddp", "fsdp"):
+        config = tmp_path / f"{strategy}.yaml"
+        config.write_text(CNN.replace("BATCH", "8").replace("log_every: 3", "log_every: 3\n"
+                                                            "  grad_clip: 0.01")
+                          + f"distributed: {{strategy: {strategy}}}\n")
+        runs[strategy] = tmp_path / strategy
+        result = _bigbench("train", config, "--nproc-per-node", 2, "--out", runs[strategy])
+        assert result.returncode == 0, result.stderr
+    a, b = (load_file(runs[s] / "model.safetensors") for s in ("ddp", "fsdp"))
+    for key in a:
+        assert (a[key] - b[key]).abs().max().item() < 1e-6, key
