@@ -21,7 +21,7 @@ Torch-free: the tracker only reads window totals from the meter and the energy m
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -118,6 +118,24 @@ class TrainingCost:
 
 #: Nothing trained yet.
 NO_COST = TrainingCost(0.0, 0.0, None, 0.0)
+
+
+def job_cost(ranks: Sequence[TrainingCost]) -> TrainingCost:
+    """A distributed job's training cost from every rank's (in rank order).
+
+    Time is the slowest rank's (the job has reached a step once its slowest rank has).
+    Energy is the ranks' sum: each rank meters its own GPU and only local rank 0 a host's CPU
+    packages, so no device is in two ranks' figures. Unknown (with the first rank's reason)
+    when any rank's is.
+    """
+    times = [r.time_s for r in ranks]
+    time_s = None if None in times else max(times)  # type: ignore[type-var]
+    missing = next(((i, r) for i, r in enumerate(ranks) if r.energy_j is None), None)
+    if missing is not None:
+        return TrainingCost(time_s, None, f"rank {missing[0]}: {missing[1].reason}")
+    bounds = [r.uncertainty_j for r in ranks]
+    return TrainingCost(time_s, math.fsum(r.energy_j for r in ranks), None,  # type: ignore[misc]
+                        None if None in bounds else math.fsum(bounds))  # type: ignore[arg-type]
 
 
 def training_cost(meter: Meter, monitor: EnergyMonitor) -> TrainingCost:

@@ -7,6 +7,7 @@ inside measurement windows; then run.json is written whatever happened.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -178,19 +179,26 @@ def _add_job_figures(record: dict[str, Any], config: ExperimentConfig, workload:
             energy_devices=list((record.get("energy") or {}).get("devices") or []),
             reasons=reasons, communication_s=workload.communication.per_step_s()
             if workload.communication else None)
+        summary = dataclasses.replace(summary, ranks_on_node=job_shape(rank.world_size)[1])
     except Exception:  # this rank's record is broken; the others still report theirs
         summary = None
     summaries = gather_to_rank0(summary, rank)
     if summaries is None:
         return
     dist = config.distributed
-    nnodes, per_node = job_shape(rank.world_size)
     reported = [s for s in summaries if s is not None]
     job = combine(reported)
-    shape_unknown = "the launcher's environment does not say (an uneven or unknown layout)"
-    for figure, value in (("nnodes", nnodes), ("nproc_per_node", per_node)):
-        if value is None:
-            job.setdefault("reasons", {})[figure] = shape_unknown
+    nnodes, per_node = job_shape(rank.world_size)
+    reasons = {}
+    if nnodes is None:
+        reasons["nnodes"] = "the launcher's environment does not say"
+    layout = {s.ranks_on_node for s in reported}
+    per_node = layout.pop() if len(layout) == 1 else None
+    if per_node is None:
+        reasons["nproc_per_node"] = "the launcher's environment does not say" \
+            if not layout else "the nodes run different numbers of ranks"
+    if reasons:
+        job.setdefault("reasons", {}).update(reasons)
     record["distributed"] = {
         **job, "world_size": rank.world_size,
         "strategy": dist.strategy, "backend": _backend_in_use(),
@@ -251,9 +259,12 @@ def _restore(workload: Workload, resume: ResumeInfo | None, threads: int | None)
         torch.set_num_threads(int(state["threads"]))
         workload.performance["threads"] = torch.get_num_threads()
     durations = state["durations"].tolist() if "durations" in state else []
+    rank = workload.batcher.rank if workload.batcher is not None else 0
     by_rank = state.get("durations_by_rank")
-    if by_rank is not None and workload.batcher is not None:
-        durations = by_rank[workload.batcher.rank].tolist()  # this rank's own
+    if by_rank is not None:
+        durations = by_rank[rank].tolist()  # this rank's own
+    elif rank > 0:
+        durations = []  # "durations" are rank 0's: never reported as another rank's
     return Restored(position, state.get("segments", []), durations, state.get("last_eval"),
                     state.get("target"))
 

@@ -8,6 +8,7 @@ engine's stop reason plus an error record, so run.json can always be written.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import time
@@ -34,7 +35,9 @@ from bigbench.run_writer import RunWriter
 from bigbench.target import (
     Target,
     TargetTracker,
+    TrainingCost,
     checkpoint_state,
+    job_cost,
     prior_cost,
     restored_evaluations,
     training_cost,
@@ -112,6 +115,11 @@ class LoopSettings:
     eval_every: int | None = None
     target: Target | None = None
     stop_at_target: bool = False
+
+
+#: The most step durations a checkpoint gathers from all ranks (8 bytes each: 32 MiB); past
+#: it, ranks other than 0 resume without their earlier step times.
+MAX_GATHERED_DURATIONS = 4 * 1024 * 1024
 
 
 class TrainingLoop:
@@ -267,8 +275,8 @@ class TrainingLoop:
         tracker, state = self.target, self.engine.state
         if tracker is None or self.last_eval is None:
             return
-        entry = tracker.record(state.step, state.samples, self.last_eval,
-                               training_cost(self.meter, self.energy))
+        entry = tracker.record(state.step, state.samples * self._ranks, self.last_eval,
+                               self._training_cost())
         first = tracker.first_reached
         if not self.settings.stop_at_target or first is None or state.stop_reason is not None:
             return
@@ -294,6 +302,10 @@ class TrainingLoop:
         self.callbacks.on_step(step)
 
     def _log(self, event: LogEvent) -> None:
+        if self._ranks > 1 and event.samples_per_s is not None:
+            # The loss is the job's (summed over the ranks); so is the rate: the gradient
+            # all-reduce keeps the ranks in step, so the job does N times this rank's samples.
+            event = dataclasses.replace(event, samples_per_s=event.samples_per_s * self._ranks)
         optimizer = self.workload.optimizer
         entry = {"event": "train", "time_s": self.meter.elapsed_s(),
                  "step": event.step, "epoch": event.epoch,
@@ -314,11 +326,26 @@ class TrainingLoop:
         """Every measured step's duration, this run's earlier processes included."""
         return self.restored.prior_durations_s + self.timer.durations_s
 
+    @property
+    def _ranks(self) -> int:
+        return self.collectives.rank.world_size if self.collectives is not None else 1
+
+    def _training_cost(self) -> TrainingCost:
+        """The training time and energy so far: this process's, or in a distributed job the
+        job's (a collective: called at evaluations and checkpoints, which every rank reaches
+        after the same step)."""
+        own = training_cost(self.meter, self.energy)
+        return own if self.collectives is None else job_cost(self.collectives.all_gather(own))
+
     def _durations_by_rank(self) -> list[torch.Tensor] | None:
-        """Every rank's measured step durations so far, s (None: a single process)."""
-        if self.collectives is None:
+        """Every rank's measured step durations so far, s (None: a single process, or more
+        than :data:`MAX_GATHERED_DURATIONS` of them: every rank ran as many steps, so all
+        ranks take the same decision without asking each other)."""
+        durations = self.durations_s()
+        if self.collectives is None or \
+                len(durations) * self._ranks > MAX_GATHERED_DURATIONS:
             return None
-        gathered = self.collectives.gather(self.durations_s())
+        gathered = self.collectives.gather(durations)
         return None if gathered is None else \
             [torch.tensor(d, dtype=torch.float64) for d in gathered]
 
@@ -337,7 +364,7 @@ class TrainingLoop:
             # rank joins, as every rank checkpoints after the same step).
             "durations_by_rank": self._durations_by_rank(),
             "segments": self.segments(), "last_eval": self.last_eval,
-            "target": checkpoint_state(self.prior_cost, training_cost(self.meter, self.energy),
+            "target": checkpoint_state(self.prior_cost, self._training_cost(),
                                        self.target),
             "scaler": w.scaler.state_dict() if w.scaler is not None else None,
             "threads": torch.get_num_threads(),

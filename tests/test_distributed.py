@@ -289,17 +289,24 @@ def test_fsdp_shards_and_reaches_the_weights_of_ddp(tmp_path, two_rank_run) -> N
 
 
 def test_torchrun_itself_starts_the_job(tmp_path) -> None:
-    """``torchrun -m bigbench train``: bigbench reads the ranks torchrun set."""
+    """``torchrun -m bigbench train``: bigbench reads the ranks torchrun set; a target is
+    reached by the job."""
     config = tmp_path / "cnn.yaml"
     config.write_text(CNN.replace("BATCH", "8"))
     out = tmp_path / "run"
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node",
-                             "2", "-m", "bigbench", "train", str(config), "--out", str(out)],
+                             "2", "-m", "bigbench", "train", str(config), "--out", str(out),
+                             "--set", "train.eval_every=3", "--set", "train.target_accuracy=0.01"],
                             cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr
-    job = json.loads((out / "run.json").read_text())["distributed"]
+    record = json.loads((out / "run.json").read_text())
+    job = record["distributed"]
     assert job["world_size"] == 2 and (job["nnodes"], job["nproc_per_node"]) == (1, 2)
     assert job["communication_per_step_s"] > 0
+    # The target's figures are the job's: both ranks' samples (3 steps × 2 × 8).
+    target = record["target"]
+    assert target["steps_to_target"] == 3 and target["samples_to_target"] == 48
+    assert target["time_to_target_s"] > 0
 
 
 def test_fsdp_shards_a_transformer_with_tied_weights(tmp_path) -> None:
@@ -427,6 +434,13 @@ def test_srun_tasks_form_one_job_and_a_batch_script_is_one_process(tmp_path,
     a, b = load_file(out / "model.safetensors"), load_file(two_rank_run[0] / "model.safetensors")
     for key in b:
         assert (a[key] - b[key]).abs().max().item() < 1e-6, key
+    # Under srun the step sets the ranks: a --nproc-per-node that disagrees is a mistake.
+    refused = subprocess.run([sys.executable, "-m", "bigbench", "train", str(config),
+                              "--nproc-per-node", "4", "--out", str(tmp_path / "never")],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120,
+                             env=_slurm_env(0, port))
+    assert refused.returncode == 2 and "rank 0 of 2" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
     batch = _slurm_env(1, port)
     del batch["SLURM_STEP_ID"]
     single = subprocess.run([sys.executable, "-m", "bigbench", "train", str(config), "--out",

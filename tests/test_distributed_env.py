@@ -128,7 +128,7 @@ def test_an_unknown_shape_is_none() -> None:
 
 @pytest.fixture
 def no_launcher(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in {*TORCHRUN, *SRUN}:
+    for name in {*TORCHRUN, *SRUN, "SLURM_GPUS_PER_TASK"}:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -159,6 +159,10 @@ def test_an_srun_task_that_sees_its_own_gpu_takes_it(no_launcher: pytest.MonkeyP
     for name, value in SRUN.items():
         no_launcher.setenv(name, value)
     _gpus(no_launcher, 1)
+    # Without --gpus-per-task the one GPU is the node's: two tasks would share it.
+    with pytest.raises(DeviceError, match="needs cuda:2 but this node has 1 GPU"):
+        rank_device(torch.device("cuda"), Rank(6, 8, 2))
+    no_launcher.setenv("SLURM_GPUS_PER_TASK", "1")
     assert rank_device(torch.device("cuda"), Rank(6, 8, 2)) == torch.device("cuda", 0)
     _gpus(no_launcher, 2)  # two visible GPUs are the node's: local rank 3 has none of its own
     with pytest.raises(DeviceError, match="needs cuda:3 but this node has 2 GPU"):

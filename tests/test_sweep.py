@@ -425,8 +425,12 @@ def test_a_real_cpu_sweep_to_a_target_with_metered_energy(cli, tmp_path,
         pytest.skip("train.target_accuracy is not in this bigbench yet")
     live = LivePowercap(tmp_path / "powercap", {"intel-rapl:0": 40.0}, period_s=0.002).start()
     monkeypatch.setenv(rapl.ROOT_ENV, str(tmp_path / "powercap"))
-    config = _write(tmp_path, TINY.replace("  log_every: 4\n", "  log_every: 4\n  eval_every: "
-                                           "2\n  target_accuracy: 0.01\n")
+    # The target is reached at the first evaluation: its windows (12 steps, tens of ms) must
+    # span several of the fake counter's updates even on a loaded machine, where the thread
+    # that advances it can stall for milliseconds.
+    config = _write(tmp_path, TINY.replace("max_steps: 6", "max_steps: 24")
+                    .replace("  log_every: 4\n", "  log_every: 4\n  eval_every: 12\n"
+                             "  target_accuracy: 0.01\n")
                     + "sweep: {batch_sizes: [8, 16]}\n")
     try:
         result = cli("sweep", config, "--out", tmp_path / "sweep")

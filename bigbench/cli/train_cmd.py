@@ -75,9 +75,17 @@ def train(
         check_out_dir(out)  # fail before any expensive work
     from bigbench.distributed.env import rank_from_env
 
-    rank, _ = rank_from_env()
+    rank, launcher = rank_from_env()
     if rank.world_size == 1 and cfg.distributed.world_size > 1:
         _launch(cfg, out, resume, json_)
+    if rank.world_size > 1 and cfg.distributed.world_size not in (1, rank.world_size):
+        from bigbench.errors import ConfigError
+
+        raise ConfigError(f"{launcher} started this process as rank {rank.rank} of "
+                          f"{rank.world_size}, but the config asks for "
+                          f"{cfg.distributed.world_size} ranks (nproc_per_node × nnodes): "
+                          f"under {launcher} the launcher sets the ranks; drop "
+                          "--nproc-per-node / --nnodes")
 
     result = _train_here(cfg, rank, out, resume_info)
     if rank.writes:  # the other ranks stay quiet unless they fail

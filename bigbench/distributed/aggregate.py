@@ -50,6 +50,7 @@ class RankSummary:
         communication_share: That time over the steps' duration (0-1; it overlaps compute).
         communication_steps: The measured steps those figures cover: this process's (a resumed
             run's earlier processes are not timed again); None: not measured.
+        ranks_on_node: Ranks on this rank's node, as its launcher says (None: it does not).
     """
 
     rank: int
@@ -67,6 +68,7 @@ class RankSummary:
     communication_per_step_s: float | None = None
     communication_share: float | None = None
     communication_steps: int | None = None
+    ranks_on_node: int | None = None
 
 
 def rank_summary(place: Rank, *, host: str, device: str, samples: int, steps: int,

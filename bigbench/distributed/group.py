@@ -56,7 +56,9 @@ def process_group(rank: Rank, backend: str, timeout_s: float,
                             timeout=datetime.timedelta(seconds=timeout_s),
                             device_id=device if device.type == "cuda" else None)
     try:
-        cpu_group()  # now, so a gloo problem under nccl shows before training, not at step 1
+        # Now, so a gloo problem under nccl shows before training, not at step 1; with the
+        # job's timeout (a new group's default would be torch's 30 minutes).
+        cpu_group(datetime.timedelta(seconds=timeout_s))
         yield
     finally:
         forget_cpu_group()
@@ -84,6 +86,14 @@ class Collectives:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
 
+    def all_gather(self, value: Any) -> list[Any]:
+        """Every rank's ``value`` on every rank, in rank order (picklable values)."""
+        import torch.distributed as dist
+
+        gathered: list[Any] = [None] * self.rank.world_size
+        dist.all_gather_object(gathered, value)
+        return gathered
+
     def gather(self, value: Any) -> list[Any] | None:
         """Every rank's ``value`` on rank 0, in rank order (None on the other ranks)."""
         return gather_to_rank0(value, self.rank)
@@ -92,13 +102,16 @@ class Collectives:
 _CPU_GROUP: Any = None
 
 
-def cpu_group() -> Any:
+def cpu_group(timeout: datetime.timedelta | None = None) -> Any:
     """A gloo group of every rank, for small host-side agreements (stop flags).
 
     On gloo that is the job's group itself. Under nccl a flag on the GPU would make each
     per-step poll a device synchronisation (``.item()`` waits for the stream), so flags go
     over a gloo group on the CPU instead, created once, by every rank as it joins the job
     (:func:`process_group`): an nccl job needs gloo's TCP connections between its hosts too.
+
+    Args:
+        timeout: Its collectives' timeout, used when it is created (the job's ``timeout_s``).
     """
     global _CPU_GROUP
     import torch.distributed as dist
@@ -106,7 +119,7 @@ def cpu_group() -> Any:
     if dist.get_backend() == "gloo":
         return None  # the default group
     if _CPU_GROUP is None:
-        _CPU_GROUP = dist.new_group(backend="gloo")
+        _CPU_GROUP = dist.new_group(backend="gloo", timeout=timeout)
     return _CPU_GROUP
 
 

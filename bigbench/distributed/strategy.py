@@ -25,10 +25,14 @@ def wrap(module: nn.Module, device: torch.device, rank: Rank, strategy: str) -> 
     if rank.world_size == 1:
         return module
     if strategy == "fsdp":
-        from torch.distributed.fsdp import fully_shard
-
         from bigbench.errors import ConfigError
 
+        try:
+            from torch.distributed.fsdp import fully_shard
+        except ImportError:
+            raise ConfigError(f"distributed.strategy fsdp needs PyTorch's fully_shard (FSDP2, "
+                              f"torch 2.6 or later); this torch is {torch.__version__}: use "
+                              "strategy: ddp, or a newer torch") from None
         try:
             for block in shard_units(module):
                 fully_shard(block)
@@ -68,8 +72,10 @@ def shard_units(module: nn.Module) -> list[nn.Module]:
 def is_sharded(module: nn.Module) -> bool:
     """Whether ``fully_shard`` sharded the module (its class becomes an FSDPModule; its
     parameters can be unsharded views between a forward and the next reshard)."""
-    from torch.distributed.fsdp import FSDPModule
-
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # a torch without FSDP2 shards nothing
+        return False
     return isinstance(module, FSDPModule)
 
 

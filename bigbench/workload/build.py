@@ -8,6 +8,7 @@ distilled one), so every command measures through the same step builder.
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -216,7 +217,7 @@ def check_distributed(config: ExperimentConfig, rank: Rank) -> None:
 
 def rank_device(device: torch.device, rank: Rank) -> torch.device:
     """The device of this rank: on CUDA the GPU of its local rank (``cuda:LOCAL_RANK``); a task
-    of an ``srun`` step that sees a single GPU (``--gpus-per-task 1``) takes that one.
+    of an ``srun --gpus-per-task 1`` step takes the one GPU it sees.
 
     Raises:
         DeviceError: fewer GPUs on this node than ranks.
@@ -228,11 +229,12 @@ def rank_device(device: torch.device, rank: Rank) -> torch.device:
 
     count = torch.cuda.device_count()
     local = rank.local_rank
-    if count == 1 and rank_from_env()[1] == "slurm":
-        # srun --gpus-per-task 1 (or a CUDA_VISIBLE_DEVICES set per task) shows each task only
-        # its own GPU, as cuda:0, whatever its local rank. Any other count is read as the
-        # node's GPUs, all visible to every task (as torchrun's workers see them): there a
-        # local rank beyond them is a shortage, refused below, since two ranks would share one.
+    if count == 1 and os.environ.get("SLURM_GPUS_PER_TASK") == "1" and \
+            rank_from_env()[1] == "slurm":
+        # srun --gpus-per-task 1 shows each task only its own GPU, as cuda:0, whatever its
+        # local rank. Otherwise the visible GPUs are read as the node's, seen by every task
+        # (as torchrun's workers see them): a local rank beyond them is a shortage, refused
+        # below, since two ranks would share a GPU.
         local = 0
     if local >= count:
         raise DeviceError(f"rank {rank.rank} needs cuda:{rank.local_rank} but this node has "
