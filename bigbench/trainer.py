@@ -7,7 +7,6 @@ inside measurement windows; then run.json is written whatever happened.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -178,8 +177,7 @@ def _add_job_figures(record: dict[str, Any], config: ExperimentConfig, workload:
             or memory.get("host_peak_rss_bytes"),
             energy_devices=list((record.get("energy") or {}).get("devices") or []),
             reasons=reasons, communication_s=workload.communication.per_step_s()
-            if workload.communication else None)
-        summary = dataclasses.replace(summary, ranks_on_node=job_shape(rank.world_size)[1])
+            if workload.communication else None, ranks_on_node=job_shape(rank.world_size)[1])
     except Exception:  # this rank's record is broken; the others still report theirs
         summary = None
     summaries = gather_to_rank0(summary, rank)
@@ -188,17 +186,7 @@ def _add_job_figures(record: dict[str, Any], config: ExperimentConfig, workload:
     dist = config.distributed
     reported = [s for s in summaries if s is not None]
     job = combine(reported)
-    nnodes, per_node = job_shape(rank.world_size)
-    reasons = {}
-    if nnodes is None:
-        reasons["nnodes"] = "the launcher's environment does not say"
-    layout = {s.ranks_on_node for s in reported}
-    per_node = layout.pop() if len(layout) == 1 else None
-    if per_node is None:
-        reasons["nproc_per_node"] = "the launcher's environment does not say" \
-            if not layout else "the nodes run different numbers of ranks"
-    if reasons:
-        job.setdefault("reasons", {}).update(reasons)
+    nnodes, per_node = _job_shape(job, reported, rank.world_size)
     record["distributed"] = {
         **job, "world_size": rank.world_size,
         "strategy": dist.strategy, "backend": _backend_in_use(),
@@ -207,6 +195,24 @@ def _add_job_figures(record: dict[str, Any], config: ExperimentConfig, workload:
         "global_batch_size": config.train.batch_size * rank.world_size,
         "missing_ranks": [i for i, s in enumerate(summaries) if s is None],
     }
+
+
+def _job_shape(job: dict[str, Any], reported: list[Any], world_size: int
+               ) -> tuple[int | None, int | None]:
+    """(nodes, ranks per node) as the launcher tells, each None with its reason added to
+    ``job["reasons"]``: ranks per node only when every rank's node runs as many."""
+    from bigbench.distributed.env import job_shape
+
+    nnodes = job_shape(world_size)[0]
+    layout = {s.ranks_on_node for s in reported}
+    per_node = layout.pop() if len(layout) == 1 else None
+    unknown = "the launcher's environment does not say"
+    if nnodes is None:
+        job.setdefault("reasons", {})["nnodes"] = unknown
+    if per_node is None:
+        job.setdefault("reasons", {})["nproc_per_node"] = \
+            "the nodes run different numbers of ranks" if layout else unknown
+    return nnodes, per_node
 
 
 def _backend_in_use() -> str | None:

@@ -75,7 +75,8 @@ def rank_summary(place: Rank, *, host: str, device: str, samples: int, steps: in
                  time_s: float, durations_s: list[float], peak_memory_bytes: int | None,
                  energy_devices: list[dict[str, Any]],
                  reasons: dict[str, str] | None = None,
-                 communication_s: list[float] | None = None) -> RankSummary:
+                 communication_s: list[float | None] | None = None,
+                 ranks_on_node: int | None = None) -> RankSummary:
     """This rank's :class:`RankSummary`, its step-time percentiles computed from
     ``durations_s`` (s) and its energy entries copied (the summary must not change when the
     monitor's own dictionaries do).
@@ -85,6 +86,7 @@ def rank_summary(place: Rank, *, host: str, device: str, samples: int, steps: in
             for this process's last ``len(communication_s)`` steps of ``durations_s`` (a
             resumed run times its own steps only); None: not measured (the reason is in
             ``reasons["communication_per_step_s"]``).
+        ranks_on_node: Ranks on this rank's node, as its launcher says (None: it does not).
     """
     durations = [float(d) for d in durations_s]
     reasons = dict(reasons or {})
@@ -96,7 +98,8 @@ def rank_summary(place: Rank, *, host: str, device: str, samples: int, steps: in
                        energy_devices=copy.deepcopy(energy_devices), reasons=reasons,
                        communication_per_step_s=per_step, communication_share=share,
                        communication_steps=len(communication_s)
-                       if per_step is not None and communication_s else None)
+                       if per_step is not None and communication_s else None,
+                       ranks_on_node=ranks_on_node)
 
 
 def communication_figures(communication_s: list[float | None] | None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 from collections.abc import Iterator
 from typing import Any
 
@@ -62,6 +63,11 @@ def process_group(rank: Rank, backend: str, timeout_s: float,
         yield
     finally:
         forget_cpu_group()
+        # The objects that hold the group (FSDP's device mesh, DDP's reducer) are freed now,
+        # while the interpreter is whole: freed during its shutdown instead, gloo's threads
+        # can abort the process after a successful run ("terminate called without an active
+        # exception").
+        gc.collect()
         dist.destroy_process_group()
 
 
