@@ -160,7 +160,6 @@ def _add_job_figures(record: dict[str, Any], config: ExperimentConfig, workload:
     """
     from bigbench.distributed.aggregate import RankSummary, combine, rank_summary
     from bigbench.distributed.env import host_name, job_shape
-    from bigbench.distributed.group import gather_to_rank0
 
     try:
         throughput, memory = record["throughput"], record.get("memory") or {}
@@ -180,7 +179,8 @@ def _add_job_figures(record: dict[str, Any], config: ExperimentConfig, workload:
             if workload.communication else None, ranks_on_node=job_shape(rank.world_size)[1])
     except Exception:  # this rank's record is broken; the others still report theirs
         summary = None
-    summaries = gather_to_rank0(summary, rank)
+    assert loop.collectives is not None  # a job of several ranks
+    summaries = loop.collectives.gather(summary)
     if summaries is None:
         return
     dist = config.distributed

@@ -109,26 +109,26 @@ def communication_figures(communication_s: list[float | None] | None,
     the reason added to ``reasons`` where there is nothing to compute them from (a step
     timed as None: its buckets never reached the communication hook)."""
     if communication_s is None:
-        reasons.setdefault("communication_per_step_s", "not measured")
+        why = reasons.get("communication_per_step_s", "not measured")
     elif not communication_s:
-        reasons["communication_per_step_s"] = "no measured step was timed in this process"
+        why = "no measured step was timed in this process"
     elif None in communication_s:
-        reasons["communication_per_step_s"] = (
-            f"{communication_s.count(None)} of {len(communication_s)} measured steps never "
-            "called DDP's communication hook (a compiled or Python reducer), so it was not "
-            "timed")
-        communication_s = []
-    if communication_s is None or not communication_s:
-        reasons["communication_share"] = reasons["communication_per_step_s"]
+        why = (f"{communication_s.count(None)} of {len(communication_s)} measured steps never "
+               "called DDP's communication hook (a compiled or Python reducer), so it was not "
+               "timed")
+    else:
+        why = None
+    if why is not None:
+        reasons["communication_per_step_s"] = reasons["communication_share"] = why
         return None, None
-    timed = [float(c) for c in communication_s if c is not None]
+    timed = [float(c) for c in communication_s]  # type: ignore[union-attr, arg-type]
+    total_s = math.fsum(timed)
     steps = durations_s[-len(timed):]
-    per_step = math.fsum(timed) / len(timed)
-    total = math.fsum(steps)
-    if total <= 0 or len(steps) != len(timed):
+    step_s = math.fsum(steps)
+    if step_s <= 0 or len(steps) != len(timed):
         reasons["communication_share"] = "the steps' durations do not match the timed steps"
-        return per_step, None
-    return per_step, math.fsum(timed) / total
+        return total_s / len(timed), None
+    return total_s / len(timed), total_s / step_s
 
 
 def device_identity(host: str, entry: dict[str, Any]) -> tuple[str, str]:

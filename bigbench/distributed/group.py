@@ -102,7 +102,12 @@ class Collectives:
 
     def gather(self, value: Any) -> list[Any] | None:
         """Every rank's ``value`` on rank 0, in rank order (None on the other ranks)."""
-        return gather_to_rank0(value, self.rank)
+        import torch.distributed as dist
+
+        gathered: list[Any] | None = [None] * self.rank.world_size if self.rank.rank == 0 \
+            else None
+        dist.gather_object(value, gathered, dst=0)
+        return gathered
 
 
 _CPU_GROUP: Any = None
@@ -179,14 +184,3 @@ class AgreedStop:
         if self._pending is not None:
             self._pending[0].wait()
             self._pending = None
-
-
-def gather_to_rank0(value: Any, rank: Rank) -> list[Any] | None:
-    """Every rank's ``value`` on rank 0 (in rank order); None on the other ranks."""
-    if rank.world_size == 1:
-        return [value]
-    import torch.distributed as dist
-
-    gathered: list[Any] | None = [None] * rank.world_size if rank.rank == 0 else None
-    dist.gather_object(value, gathered, dst=0)
-    return gathered
